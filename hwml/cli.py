@@ -1,0 +1,247 @@
+"""The ``hwml`` command line: a thin face over the same API the notebooks use.
+
+    hwml describe --net vgg16 --batch 64 [--format table|csv|json]
+    hwml describe --list
+    hwml profile calibrate|layers|nets|net-layers [--out DIR] [--device cuda] ...
+    hwml fit --data DATASET --out MODEL.json
+    hwml predict --model MODEL.json --net NAME --batch B
+    hwml optimize ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
+    return i, n
+
+
+# ---------------------------------------------------------------------- describe
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    from hwml import zoo
+
+    if args.list:
+        for name in zoo.names():
+            e = zoo.ZOO[name]
+            mark = " (survey Table 2)" if e.table2 else ""
+            print(f"{name:16s} {e.channels}x{e.image_size}x{e.image_size}  {e.source}{mark}")
+        return 0
+    if not args.net:
+        print("hwml describe: give --net NAME (or --list)", file=sys.stderr)
+        return 2
+    net = zoo.describe_net(args.net, args.batch, dtype_bytes=args.dtype_bytes, weights=False)
+    table = net.table()
+    totals = net.totals()
+    if args.format == "json":
+        json.dump({"network": net.name, "batch": net.batch, "input_shape": list(net.input_shape),
+                   "totals": totals, "layers": table.to_dict(orient="records")},
+                  sys.stdout, indent=1, default=float)
+        print()
+    elif args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+    else:
+        cols = ["index", "name", "kind", "out_shape", "flops", "params", "output_bytes"]
+        view = table[cols].copy()
+        view["flops"] = view["flops"].map(lambda v: f"{v / 1e6:,.1f}M")
+        view["params"] = view["params"].map(lambda v: f"{v / 1e3:,.1f}k")
+        view["output_bytes"] = view["output_bytes"].map(lambda v: f"{v / 2**20:,.2f}MiB")
+        print(view.to_string(index=False))
+        print(f"\n{net.name} batch {net.batch}: {int(totals['layers'])} layers, "
+              f"{totals['params'] / 1e6:.2f} M params, {totals['flops'] / 1e9:.2f} GFLOPs "
+              f"({totals['macs'] / 1e9:.2f} GMACs), activations {totals['activation_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+# ---------------------------------------------------------------------- profile
+
+
+def _open(args: argparse.Namespace):
+    from hwml.hardware import open_device
+
+    return open_device(args.device, power=not args.no_power)
+
+
+def _out_folder(args: argparse.Namespace, device: Any) -> Path:
+    from hwml.data import data_root, slugify
+
+    if args.out:
+        return Path(args.out)
+    name = device.info.get("gpu_name") if device.is_cuda else f"cpu-{device.info.get('cpu')}"
+    return data_root() / slugify(str(name))
+
+
+def _opts(args: argparse.Namespace):
+    from hwml.profile import SweepOptions
+
+    return SweepOptions(dtype=args.dtype, power=not args.no_power, periods=args.periods,
+                        budget_ms=args.budget_ms, graph=args.graph, shard=args.shard,
+                        progress=not args.no_progress)
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from hwml import profile, zoo
+
+    device = _open(args)
+    folder = _out_folder(args, device)
+    command = "hwml " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    quick = args.what != "calibrate"
+    cal = profile.calibrate(device, quick=quick)
+    if quick:  # a sweep records the counter period and idle power, not the ceilings
+        cal = {k: cal[k] for k in ("counter_update_period_s", "idle_power_w")}
+    print(f"device {device.info.get('gpu_name') or device.info.get('device_name')}; "
+          f"counter period {cal['counter_update_period_s']:.4f} s; "
+          f"idle power {cal['idle_power_w']:.1f} W; output {folder}", file=sys.stderr)
+    opts = _opts(args)
+    if args.what == "calibrate":
+        from hwml.data import update_provenance
+
+        begun = profile._begin(folder, device, opts, command, cal, "calibrate")
+        update_provenance(folder, begun["facts"], begun["run"])
+        profile.write_dataset_readme(folder)
+        print(json.dumps(cal, indent=1, default=float))
+        return 0
+    nets = zoo.names() if args.nets == ["all"] else args.nets
+    for n in nets:
+        zoo.input_shape(n)
+    if args.what == "layers":
+        items: list = []
+        for kind in args.kinds:
+            count = args.samples.get(kind, args.samples.get("*", 0))
+            items += [("sample", layer) for layer in
+                      profile.sample_layers(kind, count, args.seed)] if count else []
+        if args.zoo_batches:
+            zoo_kinds = [k for k in args.kinds]
+            if "maxpool2d" in zoo_kinds or "avgpool2d" in zoo_kinds:
+                zoo_kinds += ["maxpool2d", "avgpool2d"]
+            if "add" in zoo_kinds:
+                zoo_kinds += ["mul", "concat"]
+            items += profile.zoo_layers(nets, args.zoo_batches, kinds=zoo_kinds)
+        n = profile.sweep_layers(folder, device, items, opts, command=command, calibration=cal,
+                                 table="repeats" if args.repeat > 1 else "layers",
+                                 repeat=args.repeat)
+    elif args.what == "nets":
+        n = profile.sweep_networks(folder, device, nets, args.batches, opts, command=command,
+                                   calibration=cal)
+    else:
+        n = profile.sweep_net_layers(folder, device, nets, args.batches, opts, command=command,
+                                     calibration=cal)
+    print(f"{n} rows written to {folder}", file=sys.stderr)
+    return 0
+
+
+def _samples(text: str) -> dict[str, int]:
+    """``1500`` (every kind) or ``conv2d=1500,linear=400``."""
+    out: dict[str, int] = {}
+    for part in _names(text):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[k] = int(v)
+        else:
+            out["*"] = int(part)
+    return out
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hwml`` command."""
+    p = argparse.ArgumentParser(prog="hwml", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("describe", help="per-layer table of a zoo network")
+    d.add_argument("--net", help="zoo network name (see --list)")
+    d.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    d.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    d.add_argument("--dtype-bytes", type=int, default=4, help="bytes per element (4 = fp32)")
+    d.add_argument("--list", action="store_true", help="list the zoo")
+    d.set_defaults(func=_cmd_describe)
+
+    pr = sub.add_parser("profile", help="measure layers and networks on a device")
+    pr.add_argument("what", choices=("calibrate", "layers", "nets", "net-layers"))
+    pr.add_argument("--out", help="dataset folder (default data/<gpu name>)")
+    pr.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
+    pr.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    pr.add_argument("--kinds", type=_names, default=["conv2d", "linear", "maxpool2d", "avgpool2d"],
+                    help="layer kinds to sample (layers)")
+    pr.add_argument("--samples", type=_samples, default={"*": 100},
+                    help="random configurations per kind: N or kind=N,... (layers; default 100)")
+    pr.add_argument("--seed", type=int, default=0, help="sampling seed")
+    pr.add_argument("--zoo-batches", type=_ints, default=[],
+                    help="also measure every distinct zoo layer at these batch sizes (layers)")
+    pr.add_argument("--nets", type=_names, default=["all"], help="zoo networks (default all)")
+    pr.add_argument("--batches", type=_ints, default=[1, 16, 64, 128],
+                    help="batch sizes (nets, net-layers)")
+    pr.add_argument("--repeat", type=int, default=1,
+                    help="measure each layer R times into repeats.csv (layers; noise floor)")
+    pr.add_argument("--no-power", action="store_true", help="runtime only")
+    pr.add_argument("--periods", type=int, default=3, help="counter updates per power window")
+    pr.add_argument("--budget-ms", type=float, default=100.0, help="timed-repeat budget per row")
+    pr.add_argument("--graph", action="store_true", help="also time CUDA-graph replay")
+    pr.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: this process's share")
+    pr.add_argument("--no-progress", action="store_true")
+    pr.set_defaults(func=_cmd_profile)
+
+    for extra in _extra_commands():
+        extra(sub)
+    return p
+
+
+def _extra_commands() -> list:
+    """Sub-commands contributed by the predictor and optimizer packages."""
+    out = []
+    for mod_name in ("hwml.predict.cli", "hwml.optimize_cli"):
+        try:
+            mod = __import__(mod_name, fromlist=["register"])
+        except ImportError:
+            continue
+        out.append(mod.register)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hwml`` console script."""
+    from hwml.describe import UnsupportedLayerError
+    from hwml.hardware import DeviceUnavailableError
+    from hwml.zoo import UnknownNetworkError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UnknownNetworkError, UnsupportedLayerError, DeviceUnavailableError, ValueError) as err:
+        print(f"hwml {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

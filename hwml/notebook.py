@@ -1,0 +1,394 @@
+"""Helpers for the book's notebooks: validated parameters and a provenance footer.
+
+A chapter notebook opens with a papermill ``parameters`` cell of typed, commented
+assignments and validates them in the very next cell; its last cell shows where the
+page's numbers came from::
+
+    quick: bool = False  # few samples, for CI
+    seed: int = 0  # seeds every stochastic step
+
+    from hwml.notebook import load_config, show_provenance
+    config = load_config(globals())
+    ...
+    show_provenance(config)
+
+papermill only *warns* about a parameter the notebook does not declare and injects it
+anyway; :func:`load_config` turns that into an error that names the parameter, and
+rejects ill-typed values (``seed = "3"``) the same way.
+
+Nothing heavy is imported at module level: ``torch`` is imported by
+:func:`collect_provenance` only, and ``IPython`` only to display.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import datetime
+import importlib.metadata
+import platform
+import subprocess
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import hwml
+
+__all__ = [
+    "ParameterError",
+    "collect_provenance",
+    "injected_parameter_names",
+    "load_config",
+    "provenance_markdown",
+    "show_provenance",
+]
+
+T = TypeVar("T")
+
+#: The first line of the cell papermill injects (papermill's Python translator).
+INJECTED_HEADER = "# Parameters"
+
+#: Names a parameters cell may annotate, resolved when annotations are strings.
+_ANNOTATION_NAMES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "str": str,
+    "None": None,
+    "Optional": typing.Optional,
+    "Literal": typing.Literal,
+    "tuple": tuple,
+}
+
+
+class ParameterError(TypeError):
+    """A notebook parameter is unknown, missing or of the wrong type."""
+
+
+def load_config(
+    namespace: Mapping[str, Any],
+    cls: type[T] | None = None,
+    *,
+    injected: typing.Iterable[str] | None = None,
+) -> T:
+    """Validate a notebook's parameters into a frozen dataclass.
+
+    Args:
+        namespace: The notebook's global namespace, ``globals()``, after the
+            ``parameters`` cell (and papermill's injected cell) ran.
+        cls: A frozen dataclass whose fields are the parameters. ``None`` (the usual
+            case) builds one, named ``Parameters``, from the annotated assignments of
+            the parameters cell (``namespace["__annotations__"]``), in their order.
+        injected: Names papermill injected. ``None`` finds them in IPython's input
+            history (``namespace["In"]``): the last cell whose first line is
+            ``# Parameters``. Outside IPython there is none.
+
+    Returns:
+        An instance of ``cls`` holding the namespace's values; a ``float`` field
+        given an ``int`` holds it as ``float``, a ``tuple`` field given a list holds
+        a tuple.
+
+    Raises:
+        ParameterError: An injected name is not a field; a field has no value in
+            the namespace and no default; a value does not match its field's type
+            (``bool`` is not accepted for ``int`` or ``float``). The message names
+            the parameter.
+        TypeError: ``cls`` is not a frozen dataclass, or a field's type is not one
+            of ``int``, ``float``, ``bool``, ``str``, ``Literal[...]``,
+            ``tuple[X, ...]`` or an optional (``X | None``) of those.
+    """
+    if cls is None:
+        cls = _dataclass_from_annotations(namespace)  # type: ignore[assignment]
+    assert cls is not None
+    if not (dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+        raise TypeError(f"{cls!r} is not a frozen dataclass (use @dataclass(frozen=True))")
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+
+    given = set(injected_parameter_names(namespace) if injected is None else injected)
+    unknown = sorted(given - set(names))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(n) for n in unknown)} injected by papermill; "
+            f"this notebook takes: {', '.join(names) or '(none)'}"
+        )
+
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for field in fields:
+        if field.name in namespace:
+            value = namespace[field.name]
+        elif field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            raise ParameterError(
+                f"parameter {field.name!r} has no value: define it in the parameters cell"
+            )
+        values[field.name] = _check(field.name, value, hints[field.name])
+    return cls(**values)
+
+
+def injected_parameter_names(namespace: Mapping[str, Any]) -> list[str]:
+    """Names assigned by the cell papermill injected, from IPython's input history.
+
+    Args:
+        namespace: The notebook's globals; its ``In`` list (IPython's history) is
+            read, or the running IPython shell's when ``In`` is absent.
+
+    Returns:
+        The assigned names in order; empty when no injected cell ran (an interactive
+        session, plain Python).
+    """
+    history = namespace.get("In")
+    if history is None:
+        history = _ipython_history()
+    for source in reversed(list(history or [])):
+        if isinstance(source, str) and source.lstrip().startswith(INJECTED_HEADER):
+            return _assigned_names(source)
+    return []
+
+
+def _ipython_history() -> list[str]:
+    ipython_module = sys.modules.get("IPython")
+    if ipython_module is None:
+        return []
+    shell = ipython_module.get_ipython()
+    return list(shell.user_ns.get("In", [])) if shell is not None else []
+
+
+def _assigned_names(source: str) -> list[str]:
+    names: list[str] = []
+    for node in ast.parse(source).body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id not in names:
+                names.append(target.id)
+    return names
+
+
+def _dataclass_from_annotations(namespace: Mapping[str, Any]) -> type:
+    annotations = namespace.get("__annotations__") or {}
+    if not annotations:
+        raise ParameterError(
+            "the parameters cell declares no typed parameters "
+            "(write them as `name: type = value  # comment`)"
+        )
+    fields = [(name, _resolve(name, tp)) for name, tp in annotations.items()]
+    return dataclasses.make_dataclass("Parameters", fields, frozen=True)
+
+
+def _resolve(name: str, annotation: Any) -> Any:
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, {"__builtins__": {}}, dict(_ANNOTATION_NAMES))  # noqa: S307
+    except Exception as error:
+        raise TypeError(f"parameter {name!r}: cannot read annotation {annotation!r}") from error
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
+def _check(name: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` (normalised) if it matches ``tp``, else raise ParameterError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check(name, value, arg)
+            except ParameterError:
+                pass
+        raise _mismatch(name, value, tp)
+    if origin is typing.Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise _mismatch(name, value, tp)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise _mismatch(name, value, tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check(name, item, args[0]) for item in value)
+        if args and len(args) == len(value):
+            return tuple(_check(name, item, a) for item, a in zip(value, args, strict=True))
+        raise _mismatch(name, value, tp)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _mismatch(name, value, tp)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _mismatch(name, value, tp)
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise _mismatch(name, value, tp)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _mismatch(name, value, tp)
+    raise TypeError(
+        f"parameter {name!r}: unsupported type {_type_name(tp)} (use int, float, bool, str, "
+        "Literal[...], tuple[X, ...] or X | None)"
+    )
+
+
+def _mismatch(name: str, value: Any, tp: Any) -> ParameterError:
+    return ParameterError(
+        f"parameter {name!r} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+    )
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def _repo_root() -> Path:
+    """The checkout that holds this package (found from the package, never the cwd)."""
+    return Path(hwml.__file__).resolve().parent.parent
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=_repo_root(),
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
+def _git_commit() -> str:
+    commit = _git("rev-parse", "--short=12", "HEAD")
+    if not commit:
+        return "unknown (not a git checkout)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return f"{commit} (with uncommitted changes)" if dirty else commit
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _gpu_name() -> str:
+    try:
+        import torch  # noqa: PLC0415 (imported here only: heavy)
+    except ImportError:
+        return "none (torch not installed)"
+    if not torch.cuda.is_available():
+        return "none visible"
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return ", ".join(names)
+
+
+def collect_provenance(config: Any = None) -> dict[str, str]:
+    """Where and how the current page was computed.
+
+    Args:
+        config: The notebook's config (a dataclass from :func:`load_config`), shown
+            as its parameter values; ``None`` leaves that row out.
+
+    Returns:
+        Ordered rows, label -> value: hwml version, git commit of the checkout,
+        torch, Python, platform, CPU, visible GPUs, date (UTC) and, with ``config``,
+        the parameters.
+    """
+    rows = {
+        "hwml": hwml.__version__,
+        "git commit": _git_commit(),
+        "torch": _version("torch"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "CPU": _cpu_name(),
+        "GPU": _gpu_name(),
+        "date (UTC)": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if config is not None:
+        values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+        rows["parameters"] = ", ".join(f"{k}={v!r}" for k, v in dict(values).items())
+    return rows
+
+
+def _table(rows: Mapping[str, Any], header: tuple[str, str]) -> str:
+    def cell(text: Any) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"| {header[0]} | {header[1]} |", "| --- | --- |"]
+    lines += [f"| {cell(key)} | {cell(value)} |" for key, value in rows.items()]
+    return "\n".join(lines)
+
+
+def provenance_markdown(
+    config: Any = None,
+    datasets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
+    """The provenance section as Markdown (what :func:`show_provenance` displays).
+
+    Args:
+        config: The notebook's config, see :func:`collect_provenance`.
+        datasets: Dataset name -> that dataset's provenance mapping (GPU, driver,
+            CUDA, torch, power limit, date ...), one table each, in order. A single
+            flat provenance mapping is accepted too and titled ``data``.
+
+    Returns:
+        Markdown: a bold title, a table for this page's run and one per dataset.
+    """
+    parts = [
+        "**Provenance.** This page was computed with:",
+        _table(collect_provenance(config), ("item", "value")),
+    ]
+    if datasets:
+        if not all(isinstance(v, Mapping) for v in datasets.values()):
+            datasets = {"data": datasets}
+        for name, provenance in datasets.items():
+            parts.append(f"Measurements in `{name}` were taken with:")
+            parts.append(_table(provenance, ("item", "value")))
+    return "\n\n".join(parts)
+
+
+def show_provenance(
+    config: Any = None,
+    datasets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """Display the provenance section; the last cell of every chapter calls it.
+
+    Args:
+        config: The notebook's config, see :func:`collect_provenance`.
+        datasets: Dataset name -> provenance mapping, see :func:`provenance_markdown`.
+    """
+    from IPython.display import Markdown, display  # noqa: PLC0415
+
+    display(Markdown(provenance_markdown(config, datasets)))

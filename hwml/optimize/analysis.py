@@ -1,0 +1,208 @@
+"""Analysis of search histories: convergence curves, speed-ups, Pareto fronts.
+
+These turn the history tables of :func:`hwml.optimize.search.minimize` into what the
+survey's figures show: best feasible objective against evaluations or time, averaged over
+seeds with a confidence band (Figure 4), and Pareto fronts of two objectives (Figure 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t as student_t
+
+__all__ = [
+    "best_so_far",
+    "evals_to_reach",
+    "hypervolume_2d",
+    "mean_band",
+    "on_grid",
+    "pareto_front",
+    "pareto_rows",
+]
+
+RUN_KEYS = ["method", "seed"]
+
+
+def best_so_far(history: pd.DataFrame, feasible_only: bool = True) -> pd.DataFrame:
+    """Best objective found so far after each evaluation, per run.
+
+    Args:
+        history: one or more concatenated history tables (a run is a ``(method, seed)``
+            pair).
+        feasible_only: count only successful evaluations that met the budgets
+            (``feasible`` column); otherwise every successful one.
+
+    Returns:
+        Frame with ``method``, ``seed``, ``iteration``, ``cumulative_time_s`` (s) and
+        ``best_objective`` (NaN until the run's first counted evaluation), sorted by run
+        and iteration.
+    """
+    frame = history.sort_values([*RUN_KEYS, "iteration"]).reset_index(drop=True)
+    counted = (frame["status"] == "ok") & np.isfinite(frame["objective"].to_numpy(dtype=float))
+    if feasible_only:
+        counted &= frame["feasible"].astype(bool)
+    value = frame["objective"].where(counted, np.inf)
+    best = value.groupby([frame[k] for k in RUN_KEYS], sort=False).cummin()
+    out = frame[[*RUN_KEYS, "iteration", "cumulative_time_s"]].copy()
+    out["best_objective"] = best.replace(np.inf, np.nan).to_numpy()
+    return out
+
+
+def on_grid(curves: pd.DataFrame, grid: Sequence[float] | np.ndarray, x: str = "cumulative_time_s") -> pd.DataFrame:
+    """Resample best-so-far curves onto a common grid, as step functions.
+
+    The value at grid point ``g`` is the best objective of the last evaluation with
+    ``x <= g`` (NaN before the first). Runs are thus forward-filled past their end.
+
+    Args:
+        curves: output of :func:`best_so_far`.
+        grid: increasing grid values, in the unit of ``x``.
+        x: ``"iteration"`` or ``"cumulative_time_s"`` (s).
+
+    Returns:
+        Frame with ``method``, ``seed``, ``x`` (the grid) and ``best_objective``.
+    """
+    grid = np.asarray(grid, dtype=float)
+    parts = []
+    for (method, seed), run in curves.groupby(RUN_KEYS, sort=True):
+        run = run.sort_values(x)
+        xs = run[x].to_numpy(dtype=float)
+        ys = run["best_objective"].to_numpy(dtype=float)
+        idx = np.searchsorted(xs, grid, side="right") - 1
+        values = np.where(idx >= 0, ys[np.clip(idx, 0, None)], np.nan)
+        parts.append(pd.DataFrame({"method": method, "seed": seed, x: grid, "best_objective": values}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*RUN_KEYS, x, "best_objective"])
+
+
+def mean_band(
+    curves: pd.DataFrame,
+    x: str = "iteration",
+    grid: Sequence[float] | np.ndarray | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Mean best-so-far curve over seeds with a Student-t confidence band, per method.
+
+    Args:
+        curves: output of :func:`best_so_far` for many runs.
+        x: ``"iteration"`` or ``"cumulative_time_s"`` (s).
+        grid: common grid of ``x``; default: every ``x`` value any run has.
+        confidence: confidence level of the band, e.g. 0.95.
+
+    Returns:
+        Frame with ``method``, ``x``, ``mean``, ``std``, ``n`` (seeds with a value at
+        that point; runs without a feasible point yet are left out), ``lower`` and
+        ``upper`` (NaN where ``n < 2``).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if grid is None:
+        grid = np.unique(curves[x].to_numpy(dtype=float))
+    sampled = on_grid(curves, grid, x)
+    groups = sampled.groupby(["method", x], sort=True)["best_objective"]
+    out = groups.agg(mean="mean", std="std", n="count").reset_index()
+    n = out["n"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = student_t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * out["std"] / np.sqrt(n)
+    half = half.where(n >= 2)
+    out["lower"] = out["mean"] - half
+    out["upper"] = out["mean"] + half
+    return out
+
+
+def evals_to_reach(curves: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Evaluations and time each run needed to reach ``best_objective <= threshold``.
+
+    A near-optimal threshold is typically ``optimum + tolerance`` (HyperPower measures
+    how fast each method reaches the near-optimal region).
+
+    Args:
+        curves: output of :func:`best_so_far`.
+        threshold: objective level, in the objective's unit.
+
+    Returns:
+        Frame with ``method``, ``seed``, ``reached`` (bool), ``evals`` (iteration at which
+        it was first reached, NaN if never) and ``time_s`` (cumulative time then, s).
+    """
+    rows = []
+    for (method, seed), run in curves.groupby(RUN_KEYS, sort=True):
+        run = run.sort_values("iteration")
+        hit = run["best_objective"].to_numpy(dtype=float) <= threshold
+        if hit.any():
+            first = run.iloc[int(np.argmax(hit))]
+            rows.append((method, seed, True, float(first["iteration"]), float(first["cumulative_time_s"])))
+        else:
+            rows.append((method, seed, False, np.nan, np.nan))
+    return pd.DataFrame(rows, columns=[*RUN_KEYS, "reached", "evals", "time_s"])
+
+
+def pareto_front(points: np.ndarray) -> np.ndarray:
+    """Non-dominated points of two objectives, both minimized.
+
+    A point is dominated if another is no worse in both objectives and better in one.
+    Exact duplicates of a non-dominated point are all kept; rows with NaN are never on
+    the front.
+
+    Args:
+        points: shape ``(n, 2)``.
+
+    Returns:
+        Boolean mask of shape ``(n,)``.
+    """
+    p = np.asarray(points, dtype=float)
+    if p.ndim != 2 or p.shape[1] != 2:
+        raise ValueError(f"points must have shape (n, 2), got {p.shape}")
+    mask = np.zeros(len(p), dtype=bool)
+    valid = np.flatnonzero(np.all(np.isfinite(p), axis=1))
+    order = valid[np.lexsort((p[valid, 1], p[valid, 0]))]
+    best_y, best_x = np.inf, np.nan
+    for i in order:
+        x, y = p[i]
+        if y < best_y:
+            mask[i] = True
+            best_y, best_x = y, x
+        elif y == best_y and x == best_x:
+            mask[i] = True
+    return mask
+
+
+def pareto_rows(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows of ``frame`` on the Pareto front of columns ``x`` and ``y`` (both minimized).
+
+    Args:
+        frame: any table, e.g. a history filtered to successful evaluations.
+        x: first objective column.
+        y: second objective column.
+
+    Returns:
+        The non-dominated rows, sorted by ``x``.
+    """
+    mask = pareto_front(frame[[x, y]].to_numpy(dtype=float))
+    return frame.loc[mask].sort_values([x, y])
+
+
+def hypervolume_2d(points: np.ndarray, reference: Sequence[float]) -> float:
+    """Area dominated by a set of points and bounded by a reference point (minimization).
+
+    Only points strictly better than the reference in both objectives contribute.
+
+    Args:
+        points: shape ``(n, 2)``.
+        reference: ``(r_x, r_y)``, worse than every point of interest, in the objectives'
+            units.
+
+    Returns:
+        The hypervolume, in the product of the two objectives' units.
+    """
+    p = np.asarray(points, dtype=float).reshape(-1, 2)
+    rx, ry = (float(v) for v in reference)
+    p = p[np.all(np.isfinite(p), axis=1) & (p[:, 0] < rx) & (p[:, 1] < ry)]
+    if len(p) == 0:
+        return 0.0
+    front = p[pareto_front(p)]
+    front = front[np.lexsort((front[:, 1], front[:, 0]))]
+    front = np.unique(front, axis=0)
+    xs = np.append(front[:, 0], rx)
+    return float(np.sum((xs[1:] - xs[:-1]) * (ry - front[:, 1])))

@@ -1,0 +1,192 @@
+"""The network zoo: the survey's Table-2 networks and modern reference networks.
+
+Every entry builds a fresh ``nn.Module`` with random weights (a network's cost does not
+depend on its weight values) and knows the input size of its paper. Names are lower case;
+:func:`names` lists them and :func:`get` builds one.
+
+Table-2 networks (NeuralPower, Cai et al. 2017):
+
+* ``vgg16``: torchvision VGG-16, 224x224.
+* ``alexnet``: torchvision AlexNet (the single-tower variant of "One weird trick"), 224x224.
+* ``nin``: Network in Network, the ImageNet model of Lin et al. 2014 (Caffe model zoo
+  definition): four blocks of a spatial convolution followed by two 1x1 "cccp"
+  convolutions, max pooling between blocks, global average pooling over 1000 maps;
+  224x224 input, Caffe's ceil-mode pooling.
+* ``overfeat``: OverFeat "fast" (Sermanet et al. 2014, table 1): 231x231 input, five
+  convolutions (96-11x11/4, 256-5x5, 512-3x3, 1024-3x3, 1024-3x3), three max pools,
+  fully connected 3072, 4096, 1000.
+* ``cifar10_6conv``: the six-convolution CIFAR-10 network used in the NeuralPower
+  evaluation. Its paper gives no layer table, so hwml uses the common VGG-style reading
+  of the name: three stages of two 3x3 convolutions (64, 128, 256 filters, padding 1,
+  ReLU) each followed by 2x2 max pooling, then fully connected 1024 and 10; 32x32 input.
+
+Modern networks: torchvision ``resnet18``, ``resnet50``, ``mobilenet_v2``,
+``efficientnet_b0`` and ``densenet121``, all at 224x224.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hwml.describe import Network, describe
+
+__all__ = ["ZooEntry", "ZOO", "TABLE2", "names", "get", "input_shape", "describe_net",
+           "UnknownNetworkError"]
+
+
+class UnknownNetworkError(KeyError):
+    """Raised for a network name that is not in the zoo."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A zoo network: how to build it and the input size of its paper.
+
+    Attributes:
+        name: Zoo name.
+        build: Returns a fresh module with random weights.
+        image_size: Input height and width in pixels.
+        channels: Input channels.
+        source: Where the definition comes from.
+        table2: Whether the survey's Table 2 reports it.
+    """
+
+    name: str
+    build: Callable[[], nn.Module]
+    image_size: int
+    channels: int = 3
+    source: str = ""
+    table2: bool = False
+
+
+def _nin() -> nn.Module:
+    def block(cin: int, cout: int, k: int, s: int, p: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, k, s, p), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 1), nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 1), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(
+        *block(3, 96, 11, 4, 0), nn.MaxPool2d(3, 2, ceil_mode=True),
+        *block(96, 256, 5, 1, 2), nn.MaxPool2d(3, 2, ceil_mode=True),
+        *block(256, 384, 3, 1, 1), nn.MaxPool2d(3, 2, ceil_mode=True),
+        nn.Dropout(0.5),
+        nn.Conv2d(384, 1024, 3, 1, 1), nn.ReLU(inplace=True),
+        nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
+        nn.Conv2d(1024, 1000, 1), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+
+
+def _overfeat() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 96, 11, 4), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+        nn.Conv2d(96, 256, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+        nn.Conv2d(256, 512, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(512, 1024, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(1024, 1024, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+        nn.Flatten(),
+        nn.Linear(1024 * 6 * 6, 3072), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(3072, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(4096, 1000),
+    )
+
+
+def _cifar10_6conv() -> nn.Module:
+    layers: list[nn.Module] = []
+    cin = 3
+    for cout in (64, 128, 256):
+        layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                   nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
+                   nn.MaxPool2d(2, 2)]
+        cin = cout
+    layers += [nn.Flatten(), nn.Linear(256 * 4 * 4, 1024), nn.ReLU(inplace=True),
+               nn.Linear(1024, 10)]
+    return nn.Sequential(*layers)
+
+
+def _tv(name: str) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None)
+
+    return build
+
+
+ZOO: dict[str, ZooEntry] = {
+    e.name: e
+    for e in [
+        ZooEntry("vgg16", _tv("vgg16"), 224, source="torchvision.models.vgg16", table2=True),
+        ZooEntry("alexnet", _tv("alexnet"), 224, source="torchvision.models.alexnet", table2=True),
+        ZooEntry("nin", _nin, 224, source="Lin et al. 2014, Caffe ImageNet model", table2=True),
+        ZooEntry("overfeat", _overfeat, 231, source="Sermanet et al. 2014, fast model",
+                 table2=True),
+        ZooEntry("cifar10_6conv", _cifar10_6conv, 32,
+                 source="VGG-style 6-conv CIFAR-10 network (see module docstring)", table2=True),
+        ZooEntry("resnet18", _tv("resnet18"), 224, source="torchvision.models.resnet18"),
+        ZooEntry("resnet50", _tv("resnet50"), 224, source="torchvision.models.resnet50"),
+        ZooEntry("mobilenet_v2", _tv("mobilenet_v2"), 224, source="torchvision.models.mobilenet_v2"),
+        ZooEntry("efficientnet_b0", _tv("efficientnet_b0"), 224,
+                 source="torchvision.models.efficientnet_b0"),
+        ZooEntry("densenet121", _tv("densenet121"), 224, source="torchvision.models.densenet121"),
+    ]
+}
+
+#: The networks of the survey's Table 2, in its order.
+TABLE2: tuple[str, ...] = tuple(n for n, e in ZOO.items() if e.table2)
+
+
+def names() -> list[str]:
+    """Every zoo network name, Table-2 networks first."""
+    return list(ZOO)
+
+
+def _entry(name: str) -> ZooEntry:
+    try:
+        return ZOO[name]
+    except KeyError:
+        raise UnknownNetworkError(
+            f"unknown network {name!r}; the zoo has: {', '.join(ZOO)}"
+        ) from None
+
+
+def get(name: str) -> nn.Module:
+    """Build zoo network ``name`` with random weights, in eval mode.
+
+    Raises:
+        UnknownNetworkError: naming the network and listing the zoo.
+    """
+    return _entry(name).build().eval()
+
+
+def input_shape(name: str, batch: int = 1) -> tuple[int, int, int, int]:
+    """The input shape of zoo network ``name`` at ``batch``: (N, C, H, W)."""
+    e = _entry(name)
+    if not isinstance(batch, int) or batch <= 0:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    return (batch, e.channels, e.image_size, e.image_size)
+
+
+def describe_net(name: str, batch: int = 1, dtype_bytes: int = 4, weights: bool = True) -> Network:
+    """Describe zoo network ``name`` at ``batch`` (see :func:`hwml.describe.describe`).
+
+    Args:
+        name: Zoo network name.
+        batch: Batch size.
+        dtype_bytes: Bytes per element for the byte features.
+        weights: When False the module is built on the meta device: describing is then
+            instant, but ``Network.runnable`` layers cannot run on data.
+    """
+    shape = input_shape(name, batch)
+    if weights:
+        return describe(get(name), shape, name=name, dtype_bytes=dtype_bytes)
+    with torch.device("meta"):
+        module = get(name)
+    return describe(module, shape, name=name, dtype_bytes=dtype_bytes)

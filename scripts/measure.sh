@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Measure every dataset of the book on this machine's GPUs (used by `make measure`).
+#
+#   scripts/measure.sh [OUT_DIR] [PHASE ...]
+#
+# OUT_DIR defaults to data/<gpu name>. PHASES (default: all, in this order):
+#   calibrate  matrix-product and copy ceilings, counter period, idle power
+#   samples    random layer configurations with runtime and power   -> layers.csv
+#   zoo        every distinct layer of every zoo network, batch 1/16/64 -> layers.csv
+#   repeats    a few layers per kind measured 5 times (noise floor) -> repeats.csv
+#   nets       zoo networks, fp32 and fp16, batch 1/16/64/128        -> nets.csv
+#   netlayers  every layer of every zoo network timed in place        -> net_layers.csv
+# Sweeps are resumable: rerun the same command after an interruption. With several GPUs
+# (of one model) each sweep is split across them, one process per GPU.
+# Environment: PY (python, default python3), SAMPLES_SCALE (fraction of the sample
+# counts, default 1, for a quick smoke run).
+set -euo pipefail
+PY=${PY:-python3}
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ "${NGPU:-0}" -eq 0 ]; then
+  echo "measure.sh: no NVIDIA GPU found (nvidia-smi -L); nothing to measure" >&2
+  exit 1
+fi
+OUT=${1:-}
+shift || true
+if [ -z "$OUT" ]; then
+  OUT=data/$($PY -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))')
+fi
+PHASES=${*:-calibrate samples zoo repeats nets netlayers}
+S=${SAMPLES_SCALE:-1}
+n() { $PY -c "print(max(1, round($1 * $S)))"; }
+
+sharded() {  # run "hwml profile ..." once per GPU, each on its share of the rows
+  local pids=()
+  for ((i = 0; i < NGPU; i++)); do
+    CUDA_VISIBLE_DEVICES=$i $PY -m hwml profile "$@" --out "$OUT" --device cuda \
+      --shard "$i/$NGPU" --no-progress &
+    pids+=($!)
+  done
+  local rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
+}
+
+for phase in $PHASES; do
+  echo "== $phase ($NGPU GPU) $(date -u +%FT%TZ)" >&2
+  case $phase in
+    calibrate) CUDA_VISIBLE_DEVICES=0 $PY -m hwml profile calibrate --out "$OUT" ;;
+    samples) sharded layers --budget-ms 50 --kinds conv2d,linear,maxpool2d,avgpool2d,batchnorm2d,activation,add \
+               --samples "conv2d=$(n 1000),linear=$(n 380),maxpool2d=$(n 180),avgpool2d=$(n 180),batchnorm2d=$(n 80),activation=$(n 80),add=$(n 80)" ;;
+    zoo) sharded layers --budget-ms 50 --samples 0 --zoo-batches 1,16,64 \
+               --kinds conv2d,linear,maxpool2d,avgpool2d,batchnorm2d,activation,add ;;
+    repeats) sharded layers --budget-ms 50 --repeat 5 --seed 1 --kinds conv2d,linear,maxpool2d,activation \
+               --samples "$(n 12)" ;;
+    nets) sharded nets --batches 1,16,64,128 --dtype float32
+          sharded nets --batches 1,16,64,128 --dtype float16 ;;
+    netlayers) sharded net-layers --no-power --budget-ms 50 --batches 1,16,64,128 --dtype float32
+               sharded net-layers --no-power --budget-ms 50 --batches 64 --dtype float16 ;;
+    *) echo "measure.sh: unknown phase $phase" >&2; exit 2 ;;
+  esac
+done
+echo "== done $(date -u +%FT%TZ): $OUT" >&2
