@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: test reproduce unit notebooks book book-quick offline-check measure lint clean help
 
@@ -20,6 +21,47 @@ $(STAMP): requirements.lock pyproject.toml
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# ---- notebooks and the book (book/chapters.yml lists them; book/build.py runs them)
+
+# Unit tests, every notebook in quick mode, the book (warnings are errors), offline check.
+# Chromium first, so that the unit tests of the offline checker run in a real browser too.
+test: $(STAMP) $(CHROMIUM)
+	$(MAKE) unit
+	$(MAKE) book-quick
+	$(MAKE) offline-check
+
+# Measure anew where there is a GPU, run every notebook in full mode, build the book.
+reproduce: $(STAMP)
+	@if nvidia-smi -L >/dev/null 2>&1; then $(MAKE) measure; \
+	else echo "no GPU found (nvidia-smi -L): the book is rebuilt from the data in data/"; fi
+	$(MAKE) notebooks
+	$(MAKE) book
+
+measure: $(STAMP)
+	@echo "TODO: measure every dataset under data/ on this GPU (not written yet)"
+
+# Run every notebook (full mode) into book/_executed/.
+notebooks: $(STAMP)
+	$(PY) book/build.py run
+
+# Render book/_build/html from the executed notebooks (no execution).
+book: $(STAMP)
+	$(PY) book/build.py html
+
+# Quick mode: run every notebook with quick=True, then render.
+book-quick: $(STAMP)
+	$(PY) book/build.py all --quick
+
+# Open every page of the built book in headless Chromium; fail on any remote request.
+# Screenshots of the pages go to /tmp/hwml-book/.
+offline-check: $(STAMP) $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(PY) book/check_offline.py --screenshots /tmp/hwml-book
+
+# Debian's Chromium (CI runs on a clean machine, as root).
+$(CHROMIUM):
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hwml tests book

@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import datetime
 import importlib.metadata
+import json
+import os
 import platform
-import subprocess
 import sys
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import hwml
+from hwml import data
 
 __all__ = [
     "ParameterError",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: What a page's provenance may name: dataset folders, or their provenance mappings.
+Datasets = Mapping[str, Mapping[str, Any]] | Mapping[str, Any] | Sequence[str | os.PathLike[str]]
 
 #: The first line of the cell papermill injects (papermill's Python translator).
 INJECTED_HEADER = "# Parameters"
@@ -258,34 +262,6 @@ def _mismatch(name: str, value: Any, tp: Any) -> ParameterError:
 # --------------------------------------------------------------------------- provenance
 
 
-def _repo_root() -> Path:
-    """The checkout that holds this package (found from the package, never the cwd)."""
-    return Path(hwml.__file__).resolve().parent.parent
-
-
-def _git(*args: str) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=_repo_root(),
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip()
-
-
-def _git_commit() -> str:
-    commit = _git("rev-parse", "--short=12", "HEAD")
-    if not commit:
-        return "unknown (not a git checkout)"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return f"{commit} (with uncommitted changes)" if dirty else commit
-
-
 def _version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
@@ -328,13 +304,13 @@ def collect_provenance(config: Any = None) -> dict[str, str]:
     """
     rows = {
         "hwml": hwml.__version__,
-        "git commit": _git_commit(),
+        "git commit": data.git_commit() or "unknown (not a git checkout)",
         "torch": _version("torch"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "CPU": _cpu_name(),
         "GPU": _gpu_name(),
-        "date (UTC)": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "date (UTC)": data.now_iso(),
     }
     if config is not None:
         values = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
@@ -351,17 +327,45 @@ def _table(rows: Mapping[str, Any], header: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
-def provenance_markdown(
-    config: Any = None,
-    datasets: Mapping[str, Mapping[str, Any]] | None = None,
-) -> str:
+def _dataset_rows(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """Table rows of one dataset's provenance; a run log shows its count and last run."""
+    rows: dict[str, Any] = {}
+    for key, value in provenance.items():
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            rows[key] = f"{len(value)} (the last one below)"
+            rows.update({f"{key}, last: {k}": _compact(v) for k, v in value[-1].items()})
+        else:
+            rows[key] = _compact(value)
+    return rows
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, default=str, separators=(", ", ": "))
+    return str(value)
+
+
+def _named_datasets(datasets: Datasets | None) -> dict[str, Mapping[str, Any]]:
+    if not datasets:
+        return {}
+    if isinstance(datasets, str | os.PathLike):
+        datasets = [datasets]
+    if isinstance(datasets, Mapping):
+        if all(isinstance(v, Mapping) for v in datasets.values()):
+            return dict(datasets)
+        return {"data": datasets}
+    return {Path(name).name: data.read_provenance(name) for name in datasets}
+
+
+def provenance_markdown(config: Any = None, datasets: Datasets | None = None) -> str:
     """The provenance section as Markdown (what :func:`show_provenance` displays).
 
     Args:
         config: The notebook's config, see :func:`collect_provenance`.
-        datasets: Dataset name -> that dataset's provenance mapping (GPU, driver,
-            CUDA, torch, power limit, date ...), one table each, in order. A single
-            flat provenance mapping is accepted too and titled ``data``.
+        datasets: The data the page read: dataset folders (names under ``data/`` or
+            paths), whose ``provenance.json`` is read; or dataset name -> provenance
+            mapping (GPU, driver, CUDA, torch, power limit, runs ...); or one flat
+            provenance mapping, titled ``data``. One table each, in order.
 
     Returns:
         Markdown: a bold title, a table for this page's run and one per dataset.
@@ -370,24 +374,18 @@ def provenance_markdown(
         "**Provenance.** This page was computed with:",
         _table(collect_provenance(config), ("item", "value")),
     ]
-    if datasets:
-        if not all(isinstance(v, Mapping) for v in datasets.values()):
-            datasets = {"data": datasets}
-        for name, provenance in datasets.items():
-            parts.append(f"Measurements in `{name}` were taken with:")
-            parts.append(_table(provenance, ("item", "value")))
+    for name, provenance in _named_datasets(datasets).items():
+        parts.append(f"Measurements in `{name}` were taken with:")
+        parts.append(_table(_dataset_rows(provenance), ("item", "value")))
     return "\n\n".join(parts)
 
 
-def show_provenance(
-    config: Any = None,
-    datasets: Mapping[str, Mapping[str, Any]] | None = None,
-) -> None:
+def show_provenance(config: Any = None, datasets: Datasets | None = None) -> None:
     """Display the provenance section; the last cell of every chapter calls it.
 
     Args:
         config: The notebook's config, see :func:`collect_provenance`.
-        datasets: Dataset name -> provenance mapping, see :func:`provenance_markdown`.
+        datasets: The data the page read, see :func:`provenance_markdown`.
     """
     from IPython.display import Markdown, display  # noqa: PLC0415
 

@@ -1,0 +1,253 @@
+"""Tests of hwml.notebook: parameter validation and the provenance footer."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from typing import Literal
+
+import nbformat
+import pytest
+
+import hwml
+from hwml import notebook
+from hwml.notebook import ParameterError, load_config
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    quick: bool = False
+    seed: int = 0
+    budget_w: float = 150.0
+    device: str = "cuda"
+    limit_mb: int | None = None
+    mode: Literal["time", "energy"] = "time"
+    seeds: tuple[int, ...] = (0, 1)
+
+
+def test_values_from_namespace_and_defaults() -> None:
+    config = load_config({"quick": True, "seed": 3, "budget_w": 200}, Config, injected=[])
+    assert config == Config(quick=True, seed=3, budget_w=200.0)
+    assert isinstance(config.budget_w, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 4  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("quick", 1),
+        ("quick", "True"),
+        ("seed", True),
+        ("seed", 1.5),
+        ("seed", "3"),
+        ("budget_w", False),
+        ("budget_w", "150"),
+        ("device", 0),
+        ("limit_mb", 1.0),
+        ("mode", "power"),
+        ("seeds", [0, "1"]),
+        ("seeds", 3),
+    ],
+)
+def test_ill_typed_value_fails_naming_the_field(name: str, value: object) -> None:
+    with pytest.raises(ParameterError, match=rf"parameter '{name}' must be"):
+        load_config({name: value}, Config, injected=[])
+
+
+def test_optional_literal_and_tuple_accept_their_values() -> None:
+    config = load_config(
+        {"limit_mb": None, "mode": "energy", "seeds": [4, 5, 6]}, Config, injected=[]
+    )
+    assert config.limit_mb is None and config.mode == "energy" and config.seeds == (4, 5, 6)
+    assert load_config({"limit_mb": 512}, Config, injected=[]).limit_mb == 512
+
+
+def test_unknown_injected_parameter_fails_naming_it() -> None:
+    with pytest.raises(
+        ParameterError, match=r"unknown parameters 'sede', 'speed'.*takes: quick, seed"
+    ):
+        load_config({"seed": 1, "sede": 2}, Config, injected=["seed", "sede", "speed"])
+
+
+def test_injected_names_come_from_the_last_papermill_cell_in_history() -> None:
+    history = [
+        "",
+        "quick: bool = False  # for CI\nseed: int = 0",
+        "# Parameters\nseed = 1\n",
+        "# Parameters\nquick = True\nbatch_size = 64\nseed: int = 2\n",
+        "config = load_config(globals())",
+    ]
+    assert notebook.injected_parameter_names({"In": history}) == ["quick", "batch_size", "seed"]
+    with pytest.raises(ParameterError, match="'batch_size'"):
+        load_config({"In": history, "quick": True, "seed": 2}, Config)
+    assert notebook.injected_parameter_names({"In": ["x = 1"]}) == []
+    assert notebook.injected_parameter_names({}) == []
+
+
+def test_config_built_from_the_parameters_cell_annotations() -> None:
+    namespace = {
+        "__annotations__": {"quick": bool, "n_layers": "int", "tag": "str | None"},
+        "quick": True,
+        "n_layers": 8,
+        "tag": None,
+        "In": ["# Parameters\nquick = True\n"],
+    }
+    config = load_config(namespace)
+    assert type(config).__name__ == "Parameters"
+    assert dataclasses.astuple(config) == (True, 8, None)
+    with pytest.raises(ParameterError, match="parameter 'n_layers' must be int"):
+        load_config({**namespace, "n_layers": "8"})
+    with pytest.raises(ParameterError, match="unknown parameter 'depth'"):
+        load_config({**namespace, "In": ["# Parameters\ndepth = 3\n"]})
+    with pytest.raises(ParameterError, match="no typed parameters"):
+        load_config({"quick": True})
+
+
+def test_missing_value_and_bad_classes() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class NoDefault:
+        seed: int
+
+    with pytest.raises(ParameterError, match="parameter 'seed' has no value"):
+        load_config({}, NoDefault, injected=[])
+
+    @dataclasses.dataclass
+    class NotFrozen:
+        seed: int = 0
+
+    with pytest.raises(TypeError, match="not a frozen dataclass"):
+        load_config({}, NotFrozen, injected=[])
+
+    @dataclasses.dataclass(frozen=True)
+    class Unsupported:
+        sizes: list = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError, match="parameter 'sizes': unsupported type"):
+        load_config({}, Unsupported, injected=[])
+
+
+def test_provenance_rows() -> None:
+    rows = notebook.collect_provenance(Config(seed=7))
+    assert rows["hwml"] == hwml.__version__
+    assert rows["python"].count(".") == 2
+    assert rows["git commit"] and "unknown" not in rows["git commit"]  # tests run in a checkout
+    assert rows["parameters"].startswith("quick=False, seed=7, budget_w=150.0")
+    assert {"torch", "platform", "CPU", "GPU", "date (UTC)"} <= set(rows)
+
+
+def test_provenance_markdown_tables_for_datasets() -> None:
+    text = notebook.provenance_markdown(
+        None, {"layers": {"gpu_name": "NVIDIA H100 | SXM", "driver": "550.54"}}
+    )
+    assert text.startswith("**Provenance.**")
+    assert "| git commit |" in text and "parameters" not in text
+    assert "Measurements in `layers`" in text
+    assert "| gpu_name | NVIDIA H100 \\| SXM |" in text
+    flat = notebook.provenance_markdown(None, {"gpu_name": "H100", "driver": "550"})
+    assert "Measurements in `data`" in flat and "| driver | 550 |" in flat
+
+
+def test_provenance_of_dataset_folders(tmp_path) -> None:
+    folder = tmp_path / "h100-layers"
+    folder.mkdir()
+    (folder / "provenance.json").write_text(
+        json.dumps(
+            {
+                "gpu_name": "NVIDIA H100",
+                "power_limit_w": 700,
+                "runs": [{"date": "2026-01-01", "idle_power_w": 60.5}, {"date": "2026-01-02"}],
+            }
+        )
+    )
+    for datasets in ([folder], str(folder)):
+        text = notebook.provenance_markdown(None, datasets)
+        assert "Measurements in `h100-layers`" in text
+        assert "| gpu_name | NVIDIA H100 |" in text and "| power_limit_w | 700 |" in text
+        assert "| runs | 2 (the last one below) |" in text
+        assert "| runs, last: date | 2026-01-02 |" in text and "idle_power_w" not in text
+
+
+def test_show_provenance_displays_markdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    assert notebook.show_provenance(Config()) is None
+    [markdown] = shown
+    assert isinstance(markdown, IPython.display.Markdown)
+    assert "| hwml | " in markdown.data
+
+
+def test_import_is_light() -> None:
+    code = "import sys, hwml.notebook; print(sorted({'torch', 'IPython'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------- a real papermill run
+
+
+@pytest.fixture
+def kernel(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec that runs this interpreter, first on JUPYTER_PATH."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / "hwml-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "hwml test", "language": "python"})
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(root))
+    return "hwml-test"
+
+
+@pytest.fixture
+def tiny_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "quick: bool = False  # few samples, for CI\nseed: int = 0  # the seed",
+            metadata={"tags": ["parameters"]},
+        ),
+        nbformat.v4.new_code_cell(
+            "from hwml.notebook import load_config\nconfig = load_config(globals())\nprint(config)"
+        ),
+    ]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _run(path, parameters, kernel):
+    import papermill
+
+    out = path.with_name("out.ipynb")
+    papermill.execute_notebook(
+        str(path),
+        str(out),
+        parameters=parameters,
+        kernel_name=kernel,
+        language="python",
+        progress_bar=False,
+    )
+    return nbformat.read(out, as_version=4)
+
+
+@pytest.mark.slow
+def test_papermill_run_validates_parameters(tiny_notebook, kernel) -> None:
+    import papermill
+
+    executed = _run(tiny_notebook, {"quick": True, "seed": 5}, kernel)
+    assert "Parameters(quick=True, seed=5)" in executed.cells[-1].outputs[0]["text"]
+
+    with pytest.raises(papermill.PapermillExecutionError) as unknown:
+        _run(tiny_notebook, {"quick": True, "n_sampels": 10}, kernel)
+    assert unknown.value.ename == "ParameterError"
+    assert "unknown parameter 'n_sampels'" in unknown.value.evalue
+
+    with pytest.raises(papermill.PapermillExecutionError) as ill_typed:
+        _run(tiny_notebook, {"seed": "five"}, kernel)
+    assert "parameter 'seed' must be int, got 'five'" in ill_typed.value.evalue
