@@ -51,7 +51,9 @@ def best_so_far(history: pd.DataFrame, feasible_only: bool = True) -> pd.DataFra
     return out
 
 
-def on_grid(curves: pd.DataFrame, grid: Sequence[float] | np.ndarray, x: str = "cumulative_time_s") -> pd.DataFrame:
+def on_grid(
+    curves: pd.DataFrame, grid: Sequence[float] | np.ndarray, x: str = "cumulative_time_s"
+) -> pd.DataFrame:
     """Resample best-so-far curves onto a common grid, as step functions.
 
     The value at grid point ``g`` is the best objective of the last evaluation with
@@ -73,8 +75,14 @@ def on_grid(curves: pd.DataFrame, grid: Sequence[float] | np.ndarray, x: str = "
         ys = run["best_objective"].to_numpy(dtype=float)
         idx = np.searchsorted(xs, grid, side="right") - 1
         values = np.where(idx >= 0, ys[np.clip(idx, 0, None)], np.nan)
-        parts.append(pd.DataFrame({"method": method, "seed": seed, x: grid, "best_objective": values}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*RUN_KEYS, x, "best_objective"])
+        parts.append(
+            pd.DataFrame({"method": method, "seed": seed, x: grid, "best_objective": values})
+        )
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=[*RUN_KEYS, x, "best_objective"])
+    )
 
 
 def mean_band(
@@ -132,7 +140,9 @@ def evals_to_reach(curves: pd.DataFrame, threshold: float) -> pd.DataFrame:
         hit = run["best_objective"].to_numpy(dtype=float) <= threshold
         if hit.any():
             first = run.iloc[int(np.argmax(hit))]
-            rows.append((method, seed, True, float(first["iteration"]), float(first["cumulative_time_s"])))
+            rows.append(
+                (method, seed, True, float(first["iteration"]), float(first["cumulative_time_s"]))
+            )
         else:
             rows.append((method, seed, False, np.nan, np.nan))
     return pd.DataFrame(rows, columns=[*RUN_KEYS, "reached", "evals", "time_s"])

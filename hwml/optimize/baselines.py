@@ -80,7 +80,9 @@ def _ranks(obs: Observations, aware: bool) -> np.ndarray:
     return np.lexsort((value, infeasible, failed))
 
 
-def _mutate(space: Space, child: np.ndarray, rng: np.random.Generator, rate: float, scale: float) -> np.ndarray:
+def _mutate(
+    space: Space, child: np.ndarray, rng: np.random.Generator, rate: float, scale: float
+) -> np.ndarray:
     out = child.copy()
     d = space.n_dims
     flips = rng.random(d) < rate

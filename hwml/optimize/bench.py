@@ -25,14 +25,16 @@ __all__ = ["benchmark_overhead", "main"]
 
 
 def _bench_space() -> Space:
-    return Space([
-        Integer("conv1_filters", 16, 512, structural=True),
-        Integer("conv2_filters", 16, 512, structural=True),
-        Integer("dense_units", 64, 4096, structural=True),
-        LogReal("learning_rate", 1e-4, 1e-1),
-        LogReal("weight_decay", 1e-6, 1e-2),
-        Real("momentum", 0.5, 0.99),
-    ])
+    return Space(
+        [
+            Integer("conv1_filters", 16, 512, structural=True),
+            Integer("conv2_filters", 16, 512, structural=True),
+            Integer("dense_units", 64, 4096, structural=True),
+            LogReal("learning_rate", 1e-4, 1e-1),
+            LogReal("weight_decay", 1e-6, 1e-2),
+            Real("momentum", 0.5, 0.99),
+        ]
+    )
 
 
 def _synthetic_error(u: np.ndarray) -> np.ndarray:
@@ -43,6 +45,7 @@ def _synthetic_error(u: np.ndarray) -> np.ndarray:
 def _linear(weights: dict[str, float], intercept: float):
     def model(z: pd.DataFrame) -> np.ndarray:
         return intercept + sum(w * z[name].to_numpy(dtype=float) for name, w in weights.items())
+
     return model
 
 
@@ -71,8 +74,16 @@ def benchmark_overhead(
     settings = settings or BOSettings()
     space = _bench_space()
     constraints = [
-        Constraint("power_w", 160.0, _linear({"conv1_filters": 0.1, "conv2_filters": 0.15, "dense_units": 0.02}, 60.0)),
-        Constraint("mem_bytes", 6e8, _linear({"conv1_filters": 4e5, "conv2_filters": 6e5, "dense_units": 1.2e5}, 1e8)),
+        Constraint(
+            "power_w",
+            160.0,
+            _linear({"conv1_filters": 0.1, "conv2_filters": 0.15, "dense_units": 0.02}, 60.0),
+        ),
+        Constraint(
+            "mem_bytes",
+            6e8,
+            _linear({"conv1_filters": 4e5, "conv2_filters": 6e5, "dense_units": 1.2e5}, 1e8),
+        ),
     ]
 
     def feasibility(points: np.ndarray) -> ConstraintPrediction:
@@ -87,10 +98,14 @@ def benchmark_overhead(
     totals, fits, n_cands = [], [], 0
     for r in range(repeats):
         start = time.perf_counter()
-        GPSurrogate(settings.n_restarts, settings.max_iters).fit(points, values, np.random.default_rng([seed, r]))
+        GPSurrogate(settings.n_restarts, settings.max_iters).fit(
+            points, values, np.random.default_rng([seed, r])
+        )
         fits.append(time.perf_counter() - start)
         start = time.perf_counter()
-        proposal = propose_bo(space, obs, np.random.default_rng([seed, r]), "hw-ieci", feasibility, None, settings)
+        proposal = propose_bo(
+            space, obs, np.random.default_rng([seed, r]), "hw-ieci", feasibility, None, settings
+        )
         totals.append(time.perf_counter() - start)
         n_cands = proposal.n_candidates if proposal is not None else 0
     return {

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BO_KINDS = ("ei", "hw-ieci", "hw-ieci-prob")
+
+
+def _blas_threads(n: int | None) -> AbstractContextManager[object]:
+    """Limit BLAS threads for a block (no-op if ``n`` is None or threadpoolctl is absent)."""
+    if n is None:
+        return nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def expected_improvement(
@@ -113,6 +125,9 @@ class GPSurrogate:
         lengthscale_bounds: bounds of each length-scale, in unit-cube coordinates.
         variance_bounds: bounds of the signal variance, in standardized output units.
         noise_bounds: bounds of the noise variance, in standardized output units.
+        blas_threads: BLAS threads during fit and predict. The GP's matrices are small,
+            so one thread is fastest, and several threads on a busy CPU can be many times
+            slower; ``None`` leaves the process setting alone.
     """
 
     def __init__(
@@ -122,6 +137,7 @@ class GPSurrogate:
         lengthscale_bounds: tuple[float, float] = (1e-2, 1e1),
         variance_bounds: tuple[float, float] = (1e-2, 1e2),
         noise_bounds: tuple[float, float] = (1e-6, 1.0),
+        blas_threads: int | None = 1,
     ) -> None:
         if n_restarts < 1:
             raise ValueError(f"n_restarts must be >= 1, got {n_restarts}")
@@ -130,11 +146,14 @@ class GPSurrogate:
         self.lengthscale_bounds = lengthscale_bounds
         self.variance_bounds = variance_bounds
         self.noise_bounds = noise_bounds
+        self.blas_threads = blas_threads
         self._model = None
         self._y_mean = 0.0
         self._y_std = 1.0
 
-    def fit(self, points: np.ndarray, values: np.ndarray, seed: int | np.random.Generator) -> GPSurrogate:
+    def fit(
+        self, points: np.ndarray, values: np.ndarray, seed: int | np.random.Generator
+    ) -> GPSurrogate:
         """Fit the GP and its hyper-parameters.
 
         Args:
@@ -145,6 +164,12 @@ class GPSurrogate:
         Returns:
             ``self``.
         """
+        with _blas_threads(self.blas_threads):
+            return self._fit(points, values, seed)
+
+    def _fit(
+        self, points: np.ndarray, values: np.ndarray, seed: int | np.random.Generator
+    ) -> GPSurrogate:
         import GPy  # deferred: importing GPy costs about a second
 
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -169,11 +194,13 @@ class GPSurrogate:
         lo_l, hi_l = self.lengthscale_bounds
         starts = [(np.full(d, min(max(0.3, lo_l), hi_l)), 1.0, 1e-3)]
         for _ in range(self.n_restarts - 1):
-            starts.append((
-                np.exp(rng.uniform(np.log(0.05), np.log(2.0), size=d)).clip(lo_l, hi_l),
-                float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))),
-                float(np.exp(rng.uniform(np.log(1e-5), np.log(1e-1)))),
-            ))
+            starts.append(
+                (
+                    np.exp(rng.uniform(np.log(0.05), np.log(2.0), size=d)).clip(lo_l, hi_l),
+                    float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))),
+                    float(np.exp(rng.uniform(np.log(1e-5), np.log(1e-1)))),
+                )
+            )
         best_params, best_ll = None, -np.inf
         for lengthscale, variance, noise in starts:
             model.kern.lengthscale[:] = lengthscale
@@ -222,7 +249,8 @@ class GPSurrogate:
         """
         if self._model is None:
             raise RuntimeError("fit the surrogate first")
-        mean, var = self._model.predict_noiseless(np.asarray(points, dtype=float))
+        with _blas_threads(self.blas_threads):
+            mean, var = self._model.predict_noiseless(np.asarray(points, dtype=float))
         std = np.sqrt(np.maximum(var[:, 0], 1e-18))
         return mean[:, 0] * self._y_std + self._y_mean, std * self._y_std
 

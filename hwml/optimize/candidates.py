@@ -72,9 +72,9 @@ def not_evaluated(points: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
     fresh = np.ones(len(points), dtype=bool)
     step = max(1, 2_000_000 // max(1, len(evaluated) * points.shape[1]))
     for start in range(0, len(points), step):
-        block = points[start:start + step, None, :]
+        block = points[start : start + step, None, :]
         same = np.all(np.abs(block - evaluated[None, :, :]) <= _SAME_POINT_TOL, axis=2)
-        fresh[start:start + step] = ~same.any(axis=1)
+        fresh[start : start + step] = ~same.any(axis=1)
     return fresh
 
 

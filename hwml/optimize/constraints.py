@@ -57,14 +57,20 @@ class Constraint:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"constraint field 'name' must be a non-empty string, got {self.name!r}")
+            raise ValueError(
+                f"constraint field 'name' must be a non-empty string, got {self.name!r}"
+            )
         if isinstance(self.budget, bool) or not isinstance(self.budget, int | float | np.number):
-            raise TypeError(f"constraint {self.name!r}: field 'budget' must be a number, got {self.budget!r}")
+            raise TypeError(
+                f"constraint {self.name!r}: field 'budget' must be a number, got {self.budget!r}"
+            )
         if math.isnan(float(self.budget)):
             raise ValueError(f"constraint {self.name!r}: field 'budget' is NaN")
         if not callable(self.model):
             raise TypeError(f"constraint {self.name!r}: field 'model' must be callable")
-        if self.measured is not None and not (isinstance(self.measured, str) or callable(self.measured)):
+        if self.measured is not None and not (
+            isinstance(self.measured, str) or callable(self.measured)
+        ):
             raise TypeError(
                 f"constraint {self.name!r}: field 'measured' must be a key, a callable or None"
             )
@@ -86,7 +92,9 @@ class Constraint:
         std: np.ndarray | None = None
         if isinstance(out, tuple):
             if len(out) != 2:
-                raise ValueError(f"constraint {self.name!r}: model returned a tuple of {len(out)}, expected (mean, std)")
+                raise ValueError(
+                    f"constraint {self.name!r}: model returned a tuple of {len(out)}, expected (mean, std)"
+                )
             mean = np.asarray(out[0], dtype=float).reshape(-1)
             std = np.abs(np.asarray(out[1], dtype=float).reshape(-1))
         else:

@@ -72,7 +72,14 @@ TAIL_COLUMNS = (
     "overhead_s",
     "cumulative_time_s",
 )
-_FLOAT = {"objective", "prob_feasible", "acquisition", "eval_time_s", "overhead_s", "cumulative_time_s"}
+_FLOAT = {
+    "objective",
+    "prob_feasible",
+    "acquisition",
+    "eval_time_s",
+    "overhead_s",
+    "cumulative_time_s",
+}
 _BOOL = {"feasible_pred", "feasible"}
 _MAX_REASON = 500
 
@@ -159,7 +166,9 @@ class HistoryWriter:
         values = [_plain(row.get(c)) for c in self.columns]
         if self.format == "csv":
             buffer = io.StringIO()
-            cells = ["" if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values]
+            cells = [
+                "" if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values
+            ]
             csv.writer(buffer, lineterminator="\n").writerow(cells)
             self._file.write(buffer.getvalue())
         else:
@@ -272,7 +281,11 @@ def history_frame(
     columns = history_columns(space, constraint_names)
     raw = pd.DataFrame(list(rows), columns=columns)
     out = pd.DataFrame(index=raw.index)
-    floats = _FLOAT | {f"pred_{c}" for c in constraint_names} | {f"measured_{c}" for c in constraint_names}
+    floats = (
+        _FLOAT
+        | {f"pred_{c}" for c in constraint_names}
+        | {f"measured_{c}" for c in constraint_names}
+    )
     for col in columns:
         series = raw[col]
         if col in ("iteration", "seed"):
@@ -280,7 +293,9 @@ def history_frame(
         elif col in floats:
             out[col] = pd.to_numeric(series, errors="coerce").astype(float)
         elif col in _BOOL:
-            out[col] = pd.array([_to_bool(v) for v in series], dtype="boolean").fillna(False).astype(bool)
+            out[col] = (
+                pd.array([_to_bool(v) for v in series], dtype="boolean").fillna(False).astype(bool)
+            )
         elif col == "feasible_measured":
             out[col] = pd.array([_to_bool(v) for v in series], dtype="boolean")
         elif col in ("method", "phase", "status", "reason"):
@@ -288,7 +303,7 @@ def history_frame(
         else:
             out[col] = series
     empty = space.decode(np.empty((0, space.n_dims)))
-    for j, dim in enumerate(space.dimensions):
+    for dim in space.dimensions:
         if len(raw) == 0:
             out[dim.name] = empty[dim.name]
         elif dim.n_levels is None:

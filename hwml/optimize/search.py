@@ -205,10 +205,14 @@ def _propose(
         return propose_random(space, obs, rng, filt, pool)
     kind = method if feasibility is not None else "ei"
     try:
-        return propose_bo(space, obs, rng, kind, feasibility, pool, settings.bo)
+        proposal = propose_bo(space, obs, rng, kind, feasibility, pool, settings.bo)
     except np.linalg.LinAlgError as err:
         logger.warning("GP fit failed (%s); this iteration draws a random point", err)
         return propose_random(space, obs, rng, filt, pool)
+    if proposal is None and pool is None:
+        # no accepted candidate in this round's set (a tiny feasible region): search harder
+        return propose_random(space, obs, rng, filt, pool)
+    return proposal
 
 
 def minimize(
@@ -234,8 +238,9 @@ def minimize(
         method: one of :data:`METHODS`.
         n_evals: total number of evaluations of the run (those in a resumed history
             included).
-        n_init: initial random evaluations of the model-based methods (constraint-filtered
-            for the constraint-aware ones); also the GA's population size unless
+        n_init: initial random evaluations of the model-based methods and the GA
+            (filtered by the constraint models' predictions for ``hw-ieci``,
+            ``hw-ieci-prob`` and ``ga-filtered``); also the GA's population size unless
             ``settings.ga.population`` is set.
         seed: the run's seed; equal seeds give equal histories (up to timing columns).
         history_path: ``.csv`` or ``.jsonl`` file; each row is appended and flushed as it
@@ -293,6 +298,7 @@ def minimize(
 
     feasibility: FeasibilityFn | None = None
     if constraints:
+
         def feasibility(points: np.ndarray) -> ConstraintPrediction:
             return predict_constraints(constraints, space.structural(space.decode(points)))
 
@@ -326,8 +332,13 @@ def minimize(
         return history_frame(rows[:n_evals], space, names)
 
     writer = HistoryWriter(history_path, columns) if history_path is not None else None
-    bar = tqdm(total=n_evals, initial=len(rows), desc=f"{method} seed {seed}", leave=False,
-               disable=None if progress is None else not progress)
+    bar = tqdm(
+        total=n_evals,
+        initial=len(rows),
+        desc=f"{method} seed {seed}",
+        leave=False,
+        disable=None if progress is None else not progress,
+    )
     try:
         for iteration in range(len(rows) + 1, n_evals + 1):
             start = time.perf_counter()
@@ -336,8 +347,12 @@ def minimize(
             obs = Observations(points, values, feasible)
             proposal = _propose(method, phase, space, obs, rng, feasibility, pool, settings, n_init)
             if proposal is None:
-                logger.warning("%s seed %d: no new configuration left after %d evaluations",
-                               method, seed, len(rows))
+                logger.warning(
+                    "%s seed %d: no new configuration left after %d evaluations",
+                    method,
+                    seed,
+                    len(rows),
+                )
                 break
             config_frame = space.decode(proposal.point[None, :])
             config = space.to_dicts(config_frame)[0]
@@ -348,8 +363,14 @@ def minimize(
                 seed_everything(derive_seed(seed, iteration, 1))
             ev = _evaluate(objective, config)
 
-            row: dict[str, Any] = {"iteration": iteration, "method": method, "seed": seed,
-                                   "phase": phase, **config, "objective": ev.value}
+            row: dict[str, Any] = {
+                "iteration": iteration,
+                "method": method,
+                "seed": seed,
+                "phase": phase,
+                **config,
+                "objective": ev.value,
+            }
             holds_all, measured_any, measured_all = True, False, True
             for c in constraints:
                 predicted = float(pred.mean[c.name][0]) if pred is not None else math.nan
@@ -373,7 +394,9 @@ def minimize(
             cumulative += ev.eval_time_s + overhead
             row["cumulative_time_s"] = cumulative
             if ev.reason:
-                logger.info("%s seed %d iteration %d failed: %s", method, seed, iteration, ev.reason)
+                logger.info(
+                    "%s seed %d iteration %d failed: %s", method, seed, iteration, ev.reason
+                )
 
             if writer is not None:
                 writer.append(row)

@@ -57,9 +57,7 @@ def _check_name(name: object) -> str:
 
 def _check_number(dim: str, fieldname: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise SpecError(
-            f"dimension {dim!r}: field {fieldname!r} must be a number, got {value!r}"
-        )
+        raise SpecError(f"dimension {dim!r}: field {fieldname!r} must be a number, got {value!r}")
     if not math.isfinite(float(value)):
         raise SpecError(f"dimension {dim!r}: field {fieldname!r} must be finite, got {value!r}")
     return float(value)
@@ -211,8 +209,13 @@ class Integer(_Levels):
         return self._index(u) + self.low
 
     def to_spec(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.kind, "low": self.low, "high": self.high,
-                "structural": bool(self.structural)}
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "structural": bool(self.structural),
+        }
 
 
 @dataclass(frozen=True)
@@ -255,8 +258,13 @@ class Real(Dimension):
         return np.clip(self._backward(u), self.low, self.high)
 
     def to_spec(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.kind, "low": self.low, "high": self.high,
-                "structural": bool(self.structural)}
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "low": self.low,
+            "high": self.high,
+            "structural": bool(self.structural),
+        }
 
 
 @dataclass(frozen=True)
@@ -316,8 +324,10 @@ class Categorical(_Levels):
         return len(self.choices)
 
     def _lookup(self) -> tuple[dict[Hashable, int], dict[str, int]]:
-        return ({c: i for i, c in enumerate(self.choices)},
-                {str(c): i for i, c in enumerate(self.choices)})
+        return (
+            {c: i for i, c in enumerate(self.choices)},
+            {str(c): i for i, c in enumerate(self.choices)},
+        )
 
     def encode(self, values: Any) -> np.ndarray:
         exact, by_text = self._lookup()
@@ -346,8 +356,12 @@ class Categorical(_Levels):
         return values
 
     def to_spec(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.kind, "choices": list(self.choices),
-                "structural": bool(self.structural)}
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "choices": list(self.choices),
+            "structural": bool(self.structural),
+        }
 
 
 def _hashable(value: object) -> bool:
@@ -436,9 +450,7 @@ class Space:
             allowed = _SPEC_KEYS[kind] | {"name", "type", "structural"}
             for key in spec:
                 if key not in allowed:
-                    raise SpecError(
-                        f"dimension {label}: unknown field {key!r} for type {kind!r}"
-                    )
+                    raise SpecError(f"dimension {label}: unknown field {key!r} for type {kind!r}")
             for key in _SPEC_KEYS[kind] | {"name"}:
                 if key not in spec:
                     raise SpecError(f"dimension {label}: missing field {key!r}")
@@ -501,7 +513,9 @@ class Space:
 
     # -- the unit-cube map ---------------------------------------------------------------
 
-    def encode(self, configs: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> np.ndarray:
+    def encode(
+        self, configs: pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Any]
+    ) -> np.ndarray:
         """Map configurations to unit-cube points.
 
         Args:
@@ -578,7 +592,9 @@ class Space:
         """
         rows = []
         for record in configs.to_dict(orient="records"):
-            rows.append({k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()})
+            rows.append(
+                {k: (v.item() if isinstance(v, np.generic) else v) for k, v in record.items()}
+            )
         return rows
 
     # -- sampling ------------------------------------------------------------------------
@@ -634,9 +650,9 @@ class Space:
         rng = make_rng(seed)
         c = self._check_points(centers)
         base = np.repeat(c, int(n_per_center), axis=0)
-        sigma = np.array([
-            scale if d.n_levels is None else max(scale, 1.0 / d.n_levels) for d in self._dims
-        ])
+        sigma = np.array(
+            [scale if d.n_levels is None else max(scale, 1.0 / d.n_levels) for d in self._dims]
+        )
         moved = base + rng.normal(size=base.shape) * sigma
         moved = np.abs(moved)
         moved = np.where(moved > 1.0, 2.0 - moved, moved)

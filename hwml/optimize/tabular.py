@@ -79,7 +79,9 @@ class TabularObjective:
         for i, key in enumerate(keys):
             if key in self._index:
                 dup = Space.to_dicts(self._table.loc[[i], space.names])[0]
-                raise ValueError(f"table rows {self._index[key]} and {i} hold the same configuration {dup}")
+                raise ValueError(
+                    f"table rows {self._index[key]} and {i} hold the same configuration {dup}"
+                )
             self._index[key] = i
 
     @staticmethod
