@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list:
     """Sub-commands contributed by the predictor and optimizer packages."""
     out = []
-    for mod_name in ("hwml.predict.cli", "hwml.optimize_cli"):
+    for mod_name in ("hwml.cli_predict", "hwml.cli_optimize"):
         try:
             mod = __import__(mod_name, fromlist=["register"])
         except ImportError:
