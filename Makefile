@@ -38,8 +38,9 @@ reproduce: $(STAMP)
 	$(MAKE) notebooks
 	$(MAKE) book
 
+# Every GPU dataset anew on this machine's GPUs (one process per GPU), into data/<gpu name>/.
 measure: $(STAMP)
-	@echo "TODO: measure every dataset under data/ on this GPU (not written yet)"
+	PY=$(abspath $(PY)) scripts/measure.sh
 
 # Run every notebook (full mode) into book/_executed/.
 notebooks: $(STAMP)

@@ -111,8 +111,10 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     from hwml import profile, zoo
 
     device = _open(args)
+    if args.git_commit:  # a copy of the tree without .git (e.g. on a remote GPU box)
+        device.info["git_commit"] = args.git_commit
     folder = _out_folder(args, device)
-    command = "hwml " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "hwml " + " ".join(shlex.quote(a) for a in args.argv)
     quick = args.what != "calibrate"
     cal = profile.calibrate(device, quick=quick)
     if quick:  # a sweep records the counter period and idle power, not the ceilings
@@ -209,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--graph", action="store_true", help="also time CUDA-graph replay")
     pr.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: this process's share")
     pr.add_argument("--no-progress", action="store_true")
+    pr.add_argument("--git-commit", default=None,
+                    help="commit to record when the tree has no .git (default: git rev-parse)")
     pr.set_defaults(func=_cmd_profile)
 
     for extra in _extra_commands():
@@ -235,7 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hwml.zoo import UnknownNetworkError
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args) or 0)
     except (UnknownNetworkError, UnsupportedLayerError, DeviceUnavailableError, ValueError) as err:

@@ -569,7 +569,7 @@ def open_device(device: str = "cuda", *, power: bool = True, nvml: Any = None) -
     handle = None
     lib = nvml
     reason = None
-    if lib is None and power:
+    if lib is None:  # NVML also gives the provenance facts and clocks when power is off
         lib, reason = _load_nvml()
     if lib is not None:
         handle = _nvml_handle(lib, index)

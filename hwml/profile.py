@@ -47,6 +47,7 @@ __all__ = [
     "SweepOptions",
     "sample_layers",
     "zoo_layers",
+    "measure_callable",
     "measure_layer",
     "measure_network",
     "calibrate",
@@ -360,6 +361,11 @@ def _measure_callable(fn: Callable[[], Any], device: Device, opts: SweepOptions)
     return row
 
 
+measure_callable = _measure_callable
+"""Public name of :func:`_measure_callable`: time ``fn`` on ``device`` and, when
+``opts.power`` is set, measure its average power (window aligned to the energy counter)."""
+
+
 def measure_layer(layer: Layer, device: Device, opts: SweepOptions | None = None,
                   module: torch.nn.Module | None = None) -> dict[str, Any]:
     """Measure one layer alone: runtime, power (optional), energy and peak memory.
@@ -490,7 +496,7 @@ def _begin(folder: Path, device: Device, opts: SweepOptions, command: str | None
         "sweep": kind,
         "command": command or " ".join(sys.argv),
         "date": now_iso(),
-        "git_commit": git_commit(),
+        "git_commit": git_commit() or device.info.get("git_commit"),
         "hwml": __version__,
         "dtype": opts.dtype,
         "cudnn_benchmark": device.info.get("cudnn_benchmark"),
@@ -636,4 +642,7 @@ back to back (ΔE/Δt); energy per call is power × median runtime. Memory is Py
 peak allocation while the row was measured. Rows are appended as they are measured and
 never edited; a configuration that ran out of memory keeps `status = oom`.
 """
+    notes = folder / "NOTES.md"
+    if notes.exists():  # hand-written remarks about the runs (never about the numbers)
+        description += "\n" + notes.read_text()
     return write_readme(folder, f"Dataset: {device}", description, column_docs(), prov)

@@ -12,7 +12,8 @@
 #   netlayers  every layer of every zoo network timed in place        -> net_layers.csv
 # Sweeps are resumable: rerun the same command after an interruption. With several GPUs
 # (of one model) each sweep is split across them, one process per GPU.
-# Environment: PY (python, default python3), SAMPLES_SCALE (fraction of the sample
+# Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no
+# .git), SAMPLES_SCALE (fraction of the sample
 # counts, default 1, for a quick smoke run).
 set -euo pipefail
 PY=${PY:-python3}
@@ -28,13 +29,15 @@ if [ -z "$OUT" ]; then
 fi
 PHASES=${*:-calibrate samples zoo repeats nets netlayers}
 S=${SAMPLES_SCALE:-1}
+# The commit of the code that measures (a copy without .git can pass GIT_COMMIT).
+COMMIT=${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 n() { $PY -c "print(max(1, round($1 * $S)))"; }
 
 sharded() {  # run "hwml profile ..." once per GPU, each on its share of the rows
   local pids=()
   for ((i = 0; i < NGPU; i++)); do
     CUDA_VISIBLE_DEVICES=$i $PY -m hwml profile "$@" --out "$OUT" --device cuda \
-      --shard "$i/$NGPU" --no-progress &
+      --shard "$i/$NGPU" --no-progress --git-commit "$COMMIT" &
     pids+=($!)
   done
   local rc=0
@@ -45,7 +48,7 @@ sharded() {  # run "hwml profile ..." once per GPU, each on its share of the row
 for phase in $PHASES; do
   echo "== $phase ($NGPU GPU) $(date -u +%FT%TZ)" >&2
   case $phase in
-    calibrate) CUDA_VISIBLE_DEVICES=0 $PY -m hwml profile calibrate --out "$OUT" ;;
+    calibrate) CUDA_VISIBLE_DEVICES=0 $PY -m hwml profile calibrate --out "$OUT" --git-commit "$COMMIT" ;;
     samples) sharded layers --budget-ms 50 --kinds conv2d,linear,maxpool2d,avgpool2d,batchnorm2d,activation,add \
                --samples "conv2d=$(n 1000),linear=$(n 380),maxpool2d=$(n 180),avgpool2d=$(n 180),batchnorm2d=$(n 80),activation=$(n 80),add=$(n 80)" ;;
     zoo) sharded layers --budget-ms 50 --samples 0 --zoo-batches 1,16,64 \

@@ -1,0 +1,191 @@
+"""Summaries of a measured dataset: what the "Measuring cost" chapter shows.
+
+Everything here reads the tables written by :mod:`hwml.profile` (as DataFrames) and
+returns DataFrames; nothing touches a device. Functions:
+
+* :func:`load` — the dataset's tables and provenance in one object;
+* :func:`repeatability` — the noise floor: spread of runtime and power across repeated
+  measurements of the same layer, per kind;
+* :func:`roofline` — achieved FLOP/s and arithmetic intensity of each layer, with the
+  device's measured ceilings;
+* :func:`sum_of_layers` — whole-network runtime beside the sum of its layers timed in
+  place;
+* :func:`sweep_throughput` — rows measured per second per GPU;
+* :func:`counter_periods` — the energy counter's update period and idle power recorded
+  at the start of every sweep.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hwml.data import dataset_path, read_provenance, read_table
+
+__all__ = [
+    "Measurements",
+    "load",
+    "ok_rows",
+    "repeatability",
+    "roofline",
+    "roofline_ceiling",
+    "sum_of_layers",
+    "sweep_throughput",
+    "counter_periods",
+]
+
+
+@dataclass
+class Measurements:
+    """A dataset's tables (missing ones are None) and its provenance."""
+
+    name: str
+    provenance: dict[str, Any]
+    layers: pd.DataFrame | None = None
+    repeats: pd.DataFrame | None = None
+    nets: pd.DataFrame | None = None
+    net_layers: pd.DataFrame | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> str:
+        p = self.provenance
+        return str(p.get("gpu_name") or p.get("device_name") or p.get("cpu") or self.name)
+
+
+def load(dataset: str | os.PathLike[str]) -> Measurements:
+    """Read every profiler table of a dataset folder (``data/<name>`` or a path)."""
+    folder = dataset_path(dataset)
+    if not (folder / "provenance.json").exists():
+        raise FileNotFoundError(f"{folder} is not a dataset folder (no provenance.json)")
+    out = Measurements(name=folder.name, provenance=read_provenance(folder))
+    for table in ("layers", "repeats", "nets", "net_layers"):
+        if (folder / f"{table}.csv").exists():
+            setattr(out, table, read_table(folder, table))
+    return out
+
+
+def ok_rows(table: pd.DataFrame, *, power: bool = False) -> pd.DataFrame:
+    """Rows measured successfully (``status == ok``; with ``power``, power not NaN)."""
+    rows = table[table["status"] == "ok"]
+    if power:
+        rows = rows[rows["power_w"].notna()]
+    return rows
+
+
+def repeatability(repeats: pd.DataFrame) -> pd.DataFrame:
+    """Spread of repeated measurements of one layer, summarized per kind.
+
+    ``repeats`` holds several rows per layer, keyed ``<layer key>#r<i>``. For each layer
+    the coefficient of variation (std / mean) of its median runtimes and of its powers
+    across the repeats is computed; the result gives, per kind, the median and the 90th
+    percentile of those CVs (in percent), the number of layers and of repeats.
+
+    Returns:
+        DataFrame indexed by kind with columns ``layers``, ``repeats``,
+        ``runtime_cv_median_pct``, ``runtime_cv_p90_pct``, ``power_cv_median_pct``,
+        ``power_cv_p90_pct``, ``within_row_cv_median_pct`` (spread of the timed calls
+        inside one row).
+    """
+    rows = ok_rows(repeats).copy()
+    rows["layer"] = rows["key"].str.split("#").str[0]
+
+    def cv(x: pd.Series) -> float:
+        x = x.dropna()
+        return float(x.std(ddof=1) / x.mean()) if len(x) > 1 and x.mean() > 0 else np.nan
+
+    per_layer = rows.groupby(["kind", "layer"]).agg(
+        runtime_cv=("runtime_ms", cv), power_cv=("power_w", cv), n=("runtime_ms", "size"),
+        within=("runtime_cv", "median"))
+    g = per_layer.groupby("kind")
+    out = pd.DataFrame({
+        "layers": g.size(),
+        "repeats": g["n"].median(),
+        "runtime_cv_median_pct": 100 * g["runtime_cv"].median(),
+        "runtime_cv_p90_pct": 100 * g["runtime_cv"].quantile(0.9),
+        "power_cv_median_pct": 100 * g["power_cv"].median(),
+        "power_cv_p90_pct": 100 * g["power_cv"].quantile(0.9),
+        "within_row_cv_median_pct": 100 * g["within"].median(),
+    })
+    return out
+
+
+def roofline(layers: pd.DataFrame) -> pd.DataFrame:
+    """Achieved throughput of each layer: (flops + vector_ops) / runtime vs intensity.
+
+    Returns:
+        ``layers`` (ok rows) with ``achieved_flops_per_s`` (operations per second) and
+        ``achieved_bytes_per_s`` (minimum bytes moved per second) added.
+    """
+    rows = ok_rows(layers).copy()
+    seconds = rows["runtime_ms"] / 1e3
+    rows["achieved_flops_per_s"] = (rows["flops"] + rows["vector_ops"]) / seconds
+    rows["achieved_bytes_per_s"] = rows["total_bytes"] / seconds
+    return rows
+
+
+def roofline_ceiling(intensity: np.ndarray, peak_flops_per_s: float,
+                     bandwidth_bytes_per_s: float) -> np.ndarray:
+    """The roofline: min(peak, intensity × bandwidth), in operations per second."""
+    return np.minimum(peak_flops_per_s, np.asarray(intensity, dtype=float) * bandwidth_bytes_per_s)
+
+
+def sum_of_layers(nets: pd.DataFrame, net_layers: pd.DataFrame) -> pd.DataFrame:
+    """Whole-network runtime beside the sum of its layers timed one by one in place.
+
+    Returns:
+        One row per (network, batch, dtype) present in both tables, with
+        ``network_ms``, ``sum_layers_ms``, ``layers`` (count), ``gap_pct`` =
+        100 × (sum − network) / network, and ``network_power_w``.
+    """
+    whole = ok_rows(nets)[["network", "batch", "dtype", "runtime_ms", "power_w", "sm_clock_mhz"]]
+    parts = ok_rows(net_layers).groupby(["network", "batch", "dtype"]).agg(
+        sum_layers_ms=("runtime_ms", "sum"), layers=("runtime_ms", "size"),
+        layer_clock_mhz=("sm_clock_mhz", "median")).reset_index()
+    out = whole.merge(parts, on=["network", "batch", "dtype"], how="inner").rename(
+        columns={"runtime_ms": "network_ms", "power_w": "network_power_w",
+                 "sm_clock_mhz": "network_clock_mhz"})
+    out["gap_pct"] = 100 * (out["sum_layers_ms"] - out["network_ms"]) / out["network_ms"]
+    return out.sort_values(["dtype", "network", "batch"]).reset_index(drop=True)
+
+
+def sweep_throughput(table: pd.DataFrame, *, min_rows: int = 20) -> pd.DataFrame:
+    """Rows measured per second by each GPU, from the rows' timestamps.
+
+    Rows of one GPU are split into runs wherever two consecutive timestamps are more than
+    60 s apart (a new sweep); throughput is rows over elapsed time within each run.
+
+    Returns:
+        One row per (gpu, run): ``rows``, ``elapsed_s``, ``rows_per_s``.
+    """
+    t = table.copy()
+    t["time"] = pd.to_datetime(t["timestamp"], utc=True, format="ISO8601")
+    gpu = t["gpu_uuid"].fillna("cpu") if "gpu_uuid" in t else pd.Series("cpu", index=t.index)
+    t["gpu"] = gpu
+    out = []
+    for g, rows in t.sort_values("time").groupby("gpu"):
+        gaps = rows["time"].diff().dt.total_seconds().fillna(0)
+        run_id = (gaps > 60).cumsum()
+        for r, run in rows.groupby(run_id):
+            if len(run) < min_rows:
+                continue
+            elapsed = (run["time"].iloc[-1] - run["time"].iloc[0]).total_seconds()
+            if elapsed > 0:
+                out.append({"gpu": g, "run": int(r), "rows": len(run), "elapsed_s": elapsed,
+                            "rows_per_s": (len(run) - 1) / elapsed})
+    return pd.DataFrame(out, columns=["gpu", "run", "rows", "elapsed_s", "rows_per_s"])
+
+
+def counter_periods(provenance: dict[str, Any]) -> pd.DataFrame:
+    """The counter update period and idle power measured at the start of each sweep."""
+    runs = provenance.get("runs", [])
+    rows = [{"sweep": r.get("sweep"), "date": r.get("date"), "gpu_uuid": r.get("gpu_uuid"),
+             "counter_update_period_s": r.get("counter_update_period_s"),
+             "idle_power_w": r.get("idle_power_w")} for r in runs]
+    df = pd.DataFrame(rows, columns=["sweep", "date", "gpu_uuid", "counter_update_period_s",
+                                     "idle_power_w"])
+    return df.dropna(subset=["counter_update_period_s"]).reset_index(drop=True)

@@ -1,0 +1,180 @@
+"""Tests of hwml.profile on the CPU: sampling, sweeps, resume, OOM, missing power."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from hwml import profile
+from hwml.describe import Layer
+from hwml.hardware import CpuTimer, Device, NullEnergyMeter, NvmlEnergyMeter, open_device
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cpu_device(meter=None) -> Device:
+    return Device(torch.device("cpu"), CpuTimer(), meter or NullEnergyMeter("test"),
+                  {"device_name": "test cpu", "cpu": "test cpu"})
+
+
+FAST = profile.SweepOptions(budget_ms=2, warmup=1, progress=False)
+
+
+def small_layers(n=6):
+    return [("sample", layer) for layer in profile.sample_layers("linear", n, seed=3)
+            if layer.batch * layer.in_features < 5e6][:n] or [("sample", Layer.linear(1, 8, 8))]
+
+
+def test_sampling_is_seeded_distinct_and_bounded():
+    a = profile.sample_layers("conv2d", 200, seed=1)
+    b = profile.sample_layers("conv2d", 200, seed=1)
+    c = profile.sample_layers("conv2d", 200, seed=2)
+    assert a == b and a != c
+    assert len({layer.signature() for layer in a}) == 200
+    assert any(layer.is_depthwise for layer in a) and any(layer.batch == 256 for layer in a)
+    assert all(layer.flops <= 2e12 for layer in a)
+    with pytest.raises(ValueError, match="lstm"):
+        profile.sample_layers("lstm", 3)
+    with pytest.raises(TypeError):
+        profile.sample_layers("conv2d", 3, seed="1")
+
+
+def test_zoo_layers_are_distinct_and_tagged():
+    items = profile.zoo_layers(["resnet18"], [1, 2])
+    sigs = [layer.signature() for _, layer in items]
+    assert len(sigs) == len(set(sigs))
+    assert all(src == "zoo:resnet18" for src, _ in items)
+    assert {layer.kind for _, layer in items} >= {"conv2d", "batchnorm2d", "add", "linear"}
+    assert {layer.batch for _, layer in items} == {1, 2}
+
+
+def test_sweep_without_power_marks_it_missing_and_resumes(tmp_path):
+    dev = cpu_device()
+    layers = small_layers()
+    n = profile.sweep_layers(tmp_path, dev, layers, FAST)
+    assert n == len(layers)
+    df = pd.read_csv(tmp_path / "layers.csv")
+    assert (df["status"] == "no_power").all()
+    assert df["power_w"].isna().all() and df["energy_mj"].isna().all()  # never zeros
+    assert (df["runtime_ms"] > 0).all()
+    assert profile.sweep_layers(tmp_path, dev, layers, FAST) == 0  # nothing left to do
+    assert (tmp_path / "README.md").read_text().count("| `runtime_ms` | ms |") == 1
+    prov = (tmp_path / "provenance.json").read_text()
+    assert "rows_written" in prov
+
+
+class SimulatedCounter:
+    """NVML stand-in on a simulated clock: 1 ms passes per clock reading, the counter
+    updates every 50 ms at 300 W (deterministic whatever the machine's load)."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def clock(self) -> float:
+        self.t += 0.001
+        return self.t
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle):
+        return int(math.floor(self.t / 0.05) * 0.05 * 300.0 * 1000)
+
+
+def test_sweep_with_power_computes_energy(tmp_path):
+    counter = SimulatedCounter()
+    dev = cpu_device(NvmlEnergyMeter("h", counter, clock=counter.clock))
+    profile.sweep_layers(tmp_path, dev, small_layers(3), FAST)
+    df = pd.read_csv(tmp_path / "layers.csv")
+    assert (df["status"] == "ok").all()
+    assert df["power_w"].to_numpy() == pytest.approx(300.0, rel=0.02)
+    assert df["power_window_s"].to_numpy() == pytest.approx(0.15, rel=0.02)
+    assert df["energy_mj"].to_numpy() == pytest.approx((df["power_w"] * df["runtime_ms"]).to_numpy())
+
+
+def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    dev = cpu_device()
+    layers = small_layers(4)
+    real = profile.measure_layer
+    victim = layers[1][1]
+
+    def flaky(layer, device, opts=None, module=None):
+        if layer.signature() == victim.signature():
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
+        return real(layer, device, opts, module)
+
+    monkeypatch.setattr(profile, "measure_layer", flaky)
+    profile.sweep_layers(tmp_path, dev, layers, FAST)
+    df = pd.read_csv(tmp_path / "layers.csv")
+    assert len(df) == 4
+    assert (df["status"] == "oom").sum() == 1
+    assert "out of memory" in df.loc[df["status"] == "oom", "error"].iloc[0]
+    assert df.loc[df["status"] == "oom", "runtime_ms"].isna().all()
+
+
+def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
+    """A subprocess is SIGKILLed mid-sweep; the rerun completes every row exactly once."""
+    script = textwrap.dedent(f"""
+        import time, torch, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from hwml import profile
+        from hwml.describe import Layer
+        from hwml.hardware import CpuTimer, Device, NullEnergyMeter
+        dev = Device(torch.device("cpu"), CpuTimer(), NullEnergyMeter("t"), {{}})
+        real = profile.measure_layer
+        def slow(*a, **k):
+            time.sleep(0.15)
+            return real(*a, **k)
+        profile.measure_layer = slow
+        layers = [("sample", Layer.linear(1, 8 + i, 4)) for i in range(40)]
+        opts = profile.SweepOptions(budget_ms=1, warmup=1, progress=False)
+        profile.sweep_layers({str(tmp_path)!r}, dev, layers, opts)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    table = tmp_path / "layers.csv"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if table.exists() and table.read_text().count("\n") >= 6:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = pd.read_csv(table)
+    assert 5 <= len(before) < 40
+    layers = [("sample", Layer.linear(1, 8 + i, 4)) for i in range(40)]
+    profile.sweep_layers(tmp_path, cpu_device(), layers, FAST)
+    after = pd.read_csv(table)
+    assert len(after) == 40 and after["key"].is_unique
+    pd.testing.assert_frame_equal(after.iloc[: len(before)], before)  # earlier rows untouched
+
+
+def test_net_layers_in_place_and_network_rows(tmp_path):
+    dev = cpu_device()
+    profile.sweep_net_layers(tmp_path, dev, ["cifar10_6conv"], [1], FAST)
+    nl = pd.read_csv(tmp_path / "net_layers.csv")
+    assert len(nl) == 19 and (nl["runtime_ms"] > 0).all()
+    assert list(nl["index"]) == list(range(19))
+    profile.sweep_networks(tmp_path, dev, ["cifar10_6conv"], [1, 2], FAST)
+    nets = pd.read_csv(tmp_path / "nets.csv")
+    assert list(nets["batch"]) == [1, 2] and nets["flops"].iloc[1] == 2 * nets["flops"].iloc[0]
+
+
+def test_calibrate_on_cpu_reports_ceilings_and_nan_power():
+    cal = profile.calibrate(open_device("cpu"), quick=True)
+    assert cal["peak_flops_per_s"]["float32"] > 1e8
+    assert cal["copy_bandwidth_bytes_per_s"] > 1e8
+    assert math.isnan(cal["idle_power_w"])
+
+
+def test_invalid_options_rejected():
+    with pytest.raises(ValueError, match="float8"):
+        profile.SweepOptions(dtype="float8")
+    with pytest.raises(ValueError, match="shard"):
+        profile.SweepOptions(shard=(2, 2))
