@@ -40,6 +40,7 @@ from hwml import data
 
 __all__ = [
     "ParameterError",
+    "glue",
     "collect_provenance",
     "injected_parameter_names",
     "load_config",
@@ -378,6 +379,25 @@ def provenance_markdown(config: Any = None, datasets: Datasets | None = None) ->
         parts.append(f"Measurements in `{name}` were taken with:")
         parts.append(_table(_dataset_rows(provenance), ("item", "value")))
     return "\n\n".join(parts)
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """Glue a computed value for prose (``{glue:text}`name:.1f```), numpy-safe.
+
+    myst-nb formats a glued number from its text form; numpy 2 writes scalars as
+    ``np.float64(3.2)``, which it cannot parse, so numpy scalars are converted to plain
+    Python numbers first.
+
+    Args:
+        name: The glue key.
+        value: A number, string or object to glue.
+        display: Also show it in the cell's output.
+    """
+    from myst_nb import glue as _glue  # noqa: PLC0415
+
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    _glue(name, value, display=display)
 
 
 def show_provenance(config: Any = None, datasets: Datasets | None = None) -> None:
