@@ -1,11 +1,11 @@
 """The ``hwml`` command line: a thin face over the same API the notebooks use.
 
-    hwml describe --net vgg16 --batch 64 [--format table|csv|json]
-    hwml describe --list
-    hwml profile calibrate|layers|nets|net-layers [--out DIR] [--device cuda] ...
-    hwml fit --data DATASET --out MODEL.json
-    hwml predict --model MODEL.json --net NAME --batch B
-    hwml optimize ...
+hwml describe --net vgg16 --batch 64 [--format table|csv|json]
+hwml describe --list
+hwml profile calibrate|layers|nets|net-layers [--out DIR] [--device cuda] ...
+hwml fit --data DATASET --out MODEL.json
+hwml predict --model MODEL.json --net NAME --batch B
+hwml optimize ...
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def _ints(text: str) -> list[int]:
     try:
         values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
@@ -62,9 +64,18 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     table = net.table()
     totals = net.totals()
     if args.format == "json":
-        json.dump({"network": net.name, "batch": net.batch, "input_shape": list(net.input_shape),
-                   "totals": totals, "layers": table.to_dict(orient="records")},
-                  sys.stdout, indent=1, default=float)
+        json.dump(
+            {
+                "network": net.name,
+                "batch": net.batch,
+                "input_shape": list(net.input_shape),
+                "totals": totals,
+                "layers": table.to_dict(orient="records"),
+            },
+            sys.stdout,
+            indent=1,
+            default=float,
+        )
         print()
     elif args.format == "csv":
         table.to_csv(sys.stdout, index=False)
@@ -75,9 +86,11 @@ def _cmd_describe(args: argparse.Namespace) -> int:
         view["params"] = view["params"].map(lambda v: f"{v / 1e3:,.1f}k")
         view["output_bytes"] = view["output_bytes"].map(lambda v: f"{v / 2**20:,.2f}MiB")
         print(view.to_string(index=False))
-        print(f"\n{net.name} batch {net.batch}: {int(totals['layers'])} layers, "
-              f"{totals['params'] / 1e6:.2f} M params, {totals['flops'] / 1e9:.2f} GFLOPs "
-              f"({totals['macs'] / 1e9:.2f} GMACs), activations {totals['activation_bytes'] / 2**20:.1f} MiB")
+        print(
+            f"\n{net.name} batch {net.batch}: {int(totals['layers'])} layers, "
+            f"{totals['params'] / 1e6:.2f} M params, {totals['flops'] / 1e9:.2f} GFLOPs "
+            f"({totals['macs'] / 1e9:.2f} GMACs), activations {totals['activation_bytes'] / 2**20:.1f} MiB"
+        )
     return 0
 
 
@@ -102,9 +115,15 @@ def _out_folder(args: argparse.Namespace, device: Any) -> Path:
 def _opts(args: argparse.Namespace):
     from hwml.profile import SweepOptions
 
-    return SweepOptions(dtype=args.dtype, power=not args.no_power, periods=args.periods,
-                        budget_ms=args.budget_ms, graph=args.graph, shard=args.shard,
-                        progress=not args.no_progress)
+    return SweepOptions(
+        dtype=args.dtype,
+        power=not args.no_power,
+        periods=args.periods,
+        budget_ms=args.budget_ms,
+        graph=args.graph,
+        shard=args.shard,
+        progress=not args.no_progress,
+    )
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
@@ -119,9 +138,12 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     cal = profile.calibrate(device, quick=quick)
     if quick:  # a sweep records the counter period and idle power, not the ceilings
         cal = {k: cal[k] for k in ("counter_update_period_s", "idle_power_w")}
-    print(f"device {device.info.get('gpu_name') or device.info.get('device_name')}; "
-          f"counter period {cal['counter_update_period_s']:.4f} s; "
-          f"idle power {cal['idle_power_w']:.1f} W; output {folder}", file=sys.stderr)
+    print(
+        f"device {device.info.get('gpu_name') or device.info.get('device_name')}; "
+        f"counter period {cal['counter_update_period_s']:.4f} s; "
+        f"idle power {cal['idle_power_w']:.1f} W; output {folder}",
+        file=sys.stderr,
+    )
     opts = _opts(args)
     if args.what == "calibrate":
         from hwml.data import update_provenance
@@ -138,8 +160,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         items: list = []
         for kind in args.kinds:
             count = args.samples.get(kind, args.samples.get("*", 0))
-            items += [("sample", layer) for layer in
-                      profile.sample_layers(kind, count, args.seed)] if count else []
+            items += (
+                [("sample", layer) for layer in profile.sample_layers(kind, count, args.seed)]
+                if count
+                else []
+            )
         if args.zoo_batches:
             zoo_kinds = [k for k in args.kinds]
             if "maxpool2d" in zoo_kinds or "avgpool2d" in zoo_kinds:
@@ -147,15 +172,24 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             if "add" in zoo_kinds:
                 zoo_kinds += ["mul", "concat"]
             items += profile.zoo_layers(nets, args.zoo_batches, kinds=zoo_kinds)
-        n = profile.sweep_layers(folder, device, items, opts, command=command, calibration=cal,
-                                 table="repeats" if args.repeat > 1 else "layers",
-                                 repeat=args.repeat)
+        n = profile.sweep_layers(
+            folder,
+            device,
+            items,
+            opts,
+            command=command,
+            calibration=cal,
+            table="repeats" if args.repeat > 1 else "layers",
+            repeat=args.repeat,
+        )
     elif args.what == "nets":
-        n = profile.sweep_networks(folder, device, nets, args.batches, opts, command=command,
-                                   calibration=cal)
+        n = profile.sweep_networks(
+            folder, device, nets, args.batches, opts, command=command, calibration=cal
+        )
     else:
-        n = profile.sweep_net_layers(folder, device, nets, args.batches, opts, command=command,
-                                     calibration=cal)
+        n = profile.sweep_net_layers(
+            folder, device, nets, args.batches, opts, command=command, calibration=cal
+        )
     print(f"{n} rows written to {folder}", file=sys.stderr)
     return 0
 
@@ -193,26 +227,46 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", help="dataset folder (default data/<gpu name>)")
     pr.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
     pr.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    pr.add_argument("--kinds", type=_names, default=["conv2d", "linear", "maxpool2d", "avgpool2d"],
-                    help="layer kinds to sample (layers)")
-    pr.add_argument("--samples", type=_samples, default={"*": 100},
-                    help="random configurations per kind: N or kind=N,... (layers; default 100)")
+    pr.add_argument(
+        "--kinds",
+        type=_names,
+        default=["conv2d", "linear", "maxpool2d", "avgpool2d"],
+        help="layer kinds to sample (layers)",
+    )
+    pr.add_argument(
+        "--samples",
+        type=_samples,
+        default={"*": 100},
+        help="random configurations per kind: N or kind=N,... (layers; default 100)",
+    )
     pr.add_argument("--seed", type=int, default=0, help="sampling seed")
-    pr.add_argument("--zoo-batches", type=_ints, default=[],
-                    help="also measure every distinct zoo layer at these batch sizes (layers)")
+    pr.add_argument(
+        "--zoo-batches",
+        type=_ints,
+        default=[],
+        help="also measure every distinct zoo layer at these batch sizes (layers)",
+    )
     pr.add_argument("--nets", type=_names, default=["all"], help="zoo networks (default all)")
-    pr.add_argument("--batches", type=_ints, default=[1, 16, 64, 128],
-                    help="batch sizes (nets, net-layers)")
-    pr.add_argument("--repeat", type=int, default=1,
-                    help="measure each layer R times into repeats.csv (layers; noise floor)")
+    pr.add_argument(
+        "--batches", type=_ints, default=[1, 16, 64, 128], help="batch sizes (nets, net-layers)"
+    )
+    pr.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each layer R times into repeats.csv (layers; noise floor)",
+    )
     pr.add_argument("--no-power", action="store_true", help="runtime only")
     pr.add_argument("--periods", type=int, default=3, help="counter updates per power window")
     pr.add_argument("--budget-ms", type=float, default=100.0, help="timed-repeat budget per row")
     pr.add_argument("--graph", action="store_true", help="also time CUDA-graph replay")
     pr.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: this process's share")
     pr.add_argument("--no-progress", action="store_true")
-    pr.add_argument("--git-commit", default=None,
-                    help="commit to record when the tree has no .git (default: git rev-parse)")
+    pr.add_argument(
+        "--git-commit",
+        default=None,
+        help="commit to record when the tree has no .git (default: git rev-parse)",
+    )
     pr.set_defaults(func=_cmd_profile)
 
     for extra in _extra_commands():

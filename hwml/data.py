@@ -87,10 +87,21 @@ def now_iso() -> str:
 def git_commit(root: Path = REPO_ROOT) -> str | None:
     """The repository's HEAD commit (with ``-dirty`` if the tree has changes), or None."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
         return head + ("-dirty" if dirty.strip() else "")
     except Exception:  # noqa: BLE001 - not a git checkout
         return None
@@ -201,9 +212,12 @@ def read_provenance(dataset: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def update_provenance(dataset: str | os.PathLike[str], facts: Mapping[str, Any],
-                      run: Mapping[str, Any] | None = None,
-                      identity: Iterable[str] = ("gpu_name",)) -> dict[str, Any]:
+def update_provenance(
+    dataset: str | os.PathLike[str],
+    facts: Mapping[str, Any],
+    run: Mapping[str, Any] | None = None,
+    identity: Iterable[str] = ("gpu_name",),
+) -> dict[str, Any]:
     """Merge ``facts`` into the dataset's provenance and append ``run`` to its run log.
 
     Args:
@@ -226,8 +240,9 @@ def update_provenance(dataset: str | os.PathLike[str], facts: Mapping[str, Any],
         return _update_provenance_locked(folder, facts, run, identity)
 
 
-def _update_provenance_locked(folder: Path, facts: Mapping[str, Any],
-                              run: Mapping[str, Any] | None, identity: Iterable[str]) -> dict[str, Any]:
+def _update_provenance_locked(
+    folder: Path, facts: Mapping[str, Any], run: Mapping[str, Any] | None, identity: Iterable[str]
+) -> dict[str, Any]:
     prov = read_provenance(folder)
     for k in identity:
         if prov.get(k) not in (None, facts.get(k)) and facts.get(k) is not None:
@@ -238,8 +253,9 @@ def _update_provenance_locked(folder: Path, facts: Mapping[str, Any],
     prov.update({k: _json_safe(v) for k, v in facts.items() if v is not None})
     if run is not None:
         prov.setdefault("runs", []).append({k: _json_safe(v) for k, v in run.items()})
-    (folder / "provenance.json").write_text(json.dumps(prov, indent=2, sort_keys=True, default=str)
-                                            + "\n")
+    (folder / "provenance.json").write_text(
+        json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"
+    )
     return prov
 
 
@@ -254,9 +270,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_readme(folder: str | os.PathLike[str], title: str, description: str,
-                 tables: Mapping[str, Mapping[str, tuple[str, str]]],
-                 provenance: Mapping[str, Any] | None = None) -> Path:
+def write_readme(
+    folder: str | os.PathLike[str],
+    title: str,
+    description: str,
+    tables: Mapping[str, Mapping[str, tuple[str, str]]],
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
     """Write a dataset README: description, provenance summary and column tables.
 
     Args:
@@ -278,15 +298,18 @@ def write_readme(folder: str | os.PathLike[str], title: str, description: str,
         for k in sorted(prov):
             v = prov[k]
             if isinstance(v, dict):
-                v = ", ".join(f"{a}: {b:.4g}" if isinstance(b, float) else f"{a}: {b}"
-                              for a, b in v.items())
+                v = ", ".join(
+                    f"{a}: {b:.4g}" if isinstance(b, float) else f"{a}: {b}" for a, b in v.items()
+                )
             lines.append(f"| {k} | {v} |")
         lines.append("")
     if runs:
         lines += ["## Runs", "", "| date | command | rows | commit |", "| --- | --- | --- | --- |"]
         for r in runs:
-            lines.append(f"| {r.get('date', '')} | `{r.get('command', '')}` | "
-                         f"{r.get('rows_written', '')} | {r.get('git_commit', '')} |")
+            lines.append(
+                f"| {r.get('date', '')} | `{r.get('command', '')}` | "
+                f"{r.get('rows_written', '')} | {r.get('git_commit', '')} |"
+            )
         lines.append("")
     for table, cols in tables.items():
         if not (folder / f"{table}.csv").exists():

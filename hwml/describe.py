@@ -184,13 +184,17 @@ class Layer:
             raise UnsupportedLayerError(
                 f"unknown layer kind {self.kind!r}; supported kinds: {', '.join(KINDS)}"
             )
-        object.__setattr__(self, "in_shapes", tuple(tuple(int(d) for d in s) for s in self.in_shapes))
+        object.__setattr__(
+            self, "in_shapes", tuple(tuple(int(d) for d in s) for s in self.in_shapes)
+        )
         object.__setattr__(self, "out_shape", tuple(int(d) for d in self.out_shape))
         for shape in (*self.in_shapes, self.out_shape):
             if any(d <= 0 for d in shape):
                 raise ValueError(f"{self._label()}: every size must be positive, got shape {shape}")
         if self.dtype_bytes not in (1, 2, 4, 8):
-            raise ValueError(f"{self._label()}: dtype_bytes must be 1, 2, 4 or 8, got {self.dtype_bytes}")
+            raise ValueError(
+                f"{self._label()}: dtype_bytes must be 1, 2, 4 or 8, got {self.dtype_bytes}"
+            )
         if self.kind in ("conv2d", "maxpool2d", "avgpool2d"):
             self._check_window()
         if self.kind == "conv2d":
@@ -248,29 +252,52 @@ class Layer:
         kh, kw = _pair(kernel)
         sh, sw = _pair(stride)
         ph, pw = _pair(padding)
-        _check_positive(batch=batch, in_channels=in_channels, in_h=in_h, in_w=in_w,
-                        out_channels=out_channels, kernel=min(kh, kw), stride=min(sh, sw))
+        _check_positive(
+            batch=batch,
+            in_channels=in_channels,
+            in_h=in_h,
+            in_w=in_w,
+            out_channels=out_channels,
+            kernel=min(kh, kw),
+            stride=min(sh, sw),
+        )
         out_h = (in_h + 2 * ph - kh) // sh + 1
         out_w = (in_w + 2 * pw - kw) // sw + 1
         return cls(
             kind="conv2d",
             in_shapes=((batch, in_channels, in_h, in_w),),
             out_shape=(batch, out_channels, max(out_h, 1), max(out_w, 1)),
-            in_channels=in_channels, out_channels=out_channels,
-            kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
-            groups=groups, bias=bias, dtype_bytes=dtype_bytes,
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_h=kh,
+            kernel_w=kw,
+            stride_h=sh,
+            stride_w=sw,
+            pad_h=ph,
+            pad_w=pw,
+            groups=groups,
+            bias=bias,
+            dtype_bytes=dtype_bytes,
         )
 
     @classmethod
     def linear(
-        cls, batch: int, in_features: int, out_features: int, bias: bool = True,
+        cls,
+        batch: int,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
         dtype_bytes: int = 4,
     ) -> Layer:
         """A fully connected layer applied to a ``(batch, in_features)`` input."""
         _check_positive(batch=batch, in_features=in_features, out_features=out_features)
         return cls(
-            kind="linear", in_shapes=((batch, in_features),), out_shape=(batch, out_features),
-            in_features=in_features, out_features=out_features, bias=bias,
+            kind="linear",
+            in_shapes=((batch, in_features),),
+            out_shape=(batch, out_features),
+            in_features=in_features,
+            out_features=out_features,
+            bias=bias,
             dtype_bytes=dtype_bytes,
         )
 
@@ -290,20 +317,36 @@ class Layer:
     ) -> Layer:
         """A max or average pooling layer (``kind`` is ``"maxpool2d"`` or ``"avgpool2d"``)."""
         if kind not in ("maxpool2d", "avgpool2d"):
-            raise UnsupportedLayerError(f"pool kind must be 'maxpool2d' or 'avgpool2d', got {kind!r}")
+            raise UnsupportedLayerError(
+                f"pool kind must be 'maxpool2d' or 'avgpool2d', got {kind!r}"
+            )
         kh, kw = _pair(kernel)
         sh, sw = _pair(stride if stride is not None else kernel)
         ph, pw = _pair(padding)
-        _check_positive(batch=batch, channels=channels, in_h=in_h, in_w=in_w,
-                        kernel=min(kh, kw), stride=min(sh, sw))
+        _check_positive(
+            batch=batch,
+            channels=channels,
+            in_h=in_h,
+            in_w=in_w,
+            kernel=min(kh, kw),
+            stride=min(sh, sw),
+        )
         out_h = _pool_out(in_h, kh, sh, ph, ceil_mode)
         out_w = _pool_out(in_w, kw, sw, pw, ceil_mode)
         return cls(
-            kind=kind, in_shapes=((batch, channels, in_h, in_w),),
+            kind=kind,
+            in_shapes=((batch, channels, in_h, in_w),),
             out_shape=(batch, channels, max(out_h, 1), max(out_w, 1)),
-            in_channels=channels, out_channels=channels,
-            kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
-            ceil_mode=ceil_mode, dtype_bytes=dtype_bytes,
+            in_channels=channels,
+            out_channels=channels,
+            kernel_h=kh,
+            kernel_w=kw,
+            stride_h=sh,
+            stride_w=sw,
+            pad_h=ph,
+            pad_w=pw,
+            ceil_mode=ceil_mode,
+            dtype_bytes=dtype_bytes,
         )
 
     @classmethod
@@ -311,16 +354,28 @@ class Layer:
         """Inference-mode batch normalization of an NCHW tensor."""
         _check_positive(batch=batch, channels=channels, h=h, w=w)
         shape = (batch, channels, h, w)
-        return cls(kind="batchnorm2d", in_shapes=(shape,), out_shape=shape,
-                   in_channels=channels, out_channels=channels, dtype_bytes=dtype_bytes)
+        return cls(
+            kind="batchnorm2d",
+            in_shapes=(shape,),
+            out_shape=shape,
+            in_channels=channels,
+            out_channels=channels,
+            dtype_bytes=dtype_bytes,
+        )
 
     @classmethod
     def activation(cls, op: str, shape: Sequence[int], dtype_bytes: int = 4) -> Layer:
         """An element-wise activation (``op`` from :data:`ACTIVATIONS`) on ``shape``."""
         shape = tuple(shape)
-        return cls(kind="activation", in_shapes=(shape,), out_shape=shape, op=op,
-                   in_channels=shape[1] if len(shape) > 1 else 0,
-                   out_channels=shape[1] if len(shape) > 1 else 0, dtype_bytes=dtype_bytes)
+        return cls(
+            kind="activation",
+            in_shapes=(shape,),
+            out_shape=shape,
+            op=op,
+            in_channels=shape[1] if len(shape) > 1 else 0,
+            out_channels=shape[1] if len(shape) > 1 else 0,
+            dtype_bytes=dtype_bytes,
+        )
 
     @classmethod
     def elementwise(cls, kind: str, shape: Sequence[int], dtype_bytes: int = 4) -> Layer:
@@ -328,9 +383,14 @@ class Layer:
         if kind not in ("add", "mul"):
             raise UnsupportedLayerError(f"element-wise kind must be 'add' or 'mul', got {kind!r}")
         shape = tuple(shape)
-        return cls(kind=kind, in_shapes=(shape, shape), out_shape=shape,
-                   in_channels=shape[1] if len(shape) > 1 else 0,
-                   out_channels=shape[1] if len(shape) > 1 else 0, dtype_bytes=dtype_bytes)
+        return cls(
+            kind=kind,
+            in_shapes=(shape, shape),
+            out_shape=shape,
+            in_channels=shape[1] if len(shape) > 1 else 0,
+            out_channels=shape[1] if len(shape) > 1 else 0,
+            dtype_bytes=dtype_bytes,
+        )
 
     @classmethod
     def concat(cls, shapes: Sequence[Sequence[int]], dtype_bytes: int = 4) -> Layer:
@@ -339,9 +399,14 @@ class Layer:
         if len(shapes) < 2 or any(s[:1] + s[2:] != shapes[0][:1] + shapes[0][2:] for s in shapes):
             raise ValueError(f"concat needs two or more shapes equal except in dim 1, got {shapes}")
         out = (shapes[0][0], sum(s[1] for s in shapes), *shapes[0][2:])
-        return cls(kind="concat", in_shapes=shapes, out_shape=out,
-                   in_channels=sum(s[1] for s in shapes), out_channels=out[1],
-                   dtype_bytes=dtype_bytes)
+        return cls(
+            kind="concat",
+            in_shapes=shapes,
+            out_shape=out,
+            in_channels=sum(s[1] for s in shapes),
+            out_channels=out[1],
+            dtype_bytes=dtype_bytes,
+        )
 
     # ------------------------------------------------------------------ derived features
     @property
@@ -405,10 +470,17 @@ class Layer:
     def params(self) -> float:
         """Learnable parameters."""
         if self.kind == "conv2d":
-            w = self.out_channels * (self.in_channels // self.groups) * self.kernel_h * self.kernel_w
+            w = (
+                self.out_channels
+                * (self.in_channels // self.groups)
+                * self.kernel_h
+                * self.kernel_w
+            )
             return float(w + (self.out_channels if self.bias else 0))
         if self.kind == "linear":
-            return float(self.in_features * self.out_features + (self.out_features if self.bias else 0))
+            return float(
+                self.in_features * self.out_features + (self.out_features if self.bias else 0)
+            )
         if self.kind == "batchnorm2d":
             return 2.0 * self.out_channels
         return math.nan if self.kind == "other" else 0.0
@@ -454,10 +526,24 @@ class Layer:
     def signature(self) -> tuple:
         """Hashable identity of the computation (ignores name, edges and module type)."""
         return (
-            self.kind, self.in_shapes, self.out_shape, self.in_channels, self.out_channels,
-            self.kernel_h, self.kernel_w, self.stride_h, self.stride_w, self.pad_h, self.pad_w,
-            self.groups, self.in_features, self.out_features, self.bias, self.ceil_mode,
-            self.op, self.dtype_bytes,
+            self.kind,
+            self.in_shapes,
+            self.out_shape,
+            self.in_channels,
+            self.out_channels,
+            self.kernel_h,
+            self.kernel_w,
+            self.stride_h,
+            self.stride_w,
+            self.pad_h,
+            self.pad_w,
+            self.groups,
+            self.in_features,
+            self.out_features,
+            self.bias,
+            self.ceil_mode,
+            self.op,
+            self.dtype_bytes,
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -506,7 +592,11 @@ class Layer:
 
         def text(key: str) -> str:
             value = get(key, "")
-            return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+            return (
+                ""
+                if value is None or (isinstance(value, float) and math.isnan(value))
+                else str(value)
+            )
 
         return cls(
             kind=str(get("kind")),
@@ -543,8 +633,9 @@ class Layer:
         s = (self.stride_h, self.stride_w)
         p = (self.pad_h, self.pad_w)
         if self.kind == "conv2d":
-            module: nn.Module = nn.Conv2d(self.in_channels, self.out_channels, k, s, p,
-                                          groups=self.groups, bias=self.bias)
+            module: nn.Module = nn.Conv2d(
+                self.in_channels, self.out_channels, k, s, p, groups=self.groups, bias=self.bias
+            )
         elif self.kind == "linear":
             module = nn.Linear(self.in_features, self.out_features, bias=self.bias)
         elif self.kind == "maxpool2d":
@@ -671,9 +762,15 @@ class Network:
         ``activation_bytes`` sums every layer's output; ``params`` and ``param_bytes`` count
         each parameter once (all kinds without NaN).
         """
+
         def total(attr: str) -> float:
-            return float(sum(getattr(layer, attr) for layer in self.layers
-                             if not math.isnan(getattr(layer, attr))))
+            return float(
+                sum(
+                    getattr(layer, attr)
+                    for layer in self.layers
+                    if not math.isnan(getattr(layer, attr))
+                )
+            )
 
         return {
             "layers": float(len(self.layers)),
@@ -728,8 +825,10 @@ def _tensor_inputs(node: fx.Node) -> list[fx.Node]:
     seen: list[fx.Node] = []
 
     def visit(n: fx.Node) -> fx.Node:
-        if isinstance(n.meta.get("tensor_meta"), torch.fx.passes.shape_prop.TensorMetadata) \
-                and n not in seen:
+        if (
+            isinstance(n.meta.get("tensor_meta"), torch.fx.passes.shape_prop.TensorMetadata)
+            and n not in seen
+        ):
             seen.append(n)
         return n
 
@@ -808,8 +907,9 @@ def describe(
         layer = dataclasses.replace(layer, name=node.name, inputs=sources)
         layers.append(layer)
         producer[node] = node.name
-    return Network(name=name or type(module).__name__, input_shape=input_shape,
-                   layers=layers, graph_module=gm)
+    return Network(
+        name=name or type(module).__name__, input_shape=input_shape, layers=layers, graph_module=gm
+    )
 
 
 def _to_meta(gm: fx.GraphModule) -> fx.GraphModule:
@@ -830,37 +930,68 @@ def _layer_from_node(
     dtype_bytes: int,
     strict: bool,
 ) -> Layer:
-    common: dict[str, Any] = {"in_shapes": in_shapes, "out_shape": out_shape,
-                              "dtype_bytes": dtype_bytes, "name": node.name}
+    common: dict[str, Any] = {
+        "in_shapes": in_shapes,
+        "out_shape": out_shape,
+        "dtype_bytes": dtype_bytes,
+        "name": node.name,
+    }
     where = f"{node.target}"
     if node.op == "call_module":
         mod = gm.get_submodule(node.target)
         mtype = type(mod).__name__
         common["module_type"] = mtype
         if isinstance(mod, nn.Conv2d):
-            if mod.dilation != (1, 1) or mod.padding_mode != "zeros" or isinstance(mod.padding, str):
-                return _unsupported(f"module {where!r} ({mtype} with dilation/padding mode)",
-                                    strict, common)
-            return Layer(kind="conv2d", in_channels=mod.in_channels, out_channels=mod.out_channels,
-                         kernel_h=mod.kernel_size[0], kernel_w=mod.kernel_size[1],
-                         stride_h=mod.stride[0], stride_w=mod.stride[1],
-                         pad_h=mod.padding[0], pad_w=mod.padding[1], groups=mod.groups,
-                         bias=mod.bias is not None, **common)
+            if (
+                mod.dilation != (1, 1)
+                or mod.padding_mode != "zeros"
+                or isinstance(mod.padding, str)
+            ):
+                return _unsupported(
+                    f"module {where!r} ({mtype} with dilation/padding mode)", strict, common
+                )
+            return Layer(
+                kind="conv2d",
+                in_channels=mod.in_channels,
+                out_channels=mod.out_channels,
+                kernel_h=mod.kernel_size[0],
+                kernel_w=mod.kernel_size[1],
+                stride_h=mod.stride[0],
+                stride_w=mod.stride[1],
+                pad_h=mod.padding[0],
+                pad_w=mod.padding[1],
+                groups=mod.groups,
+                bias=mod.bias is not None,
+                **common,
+            )
         if isinstance(mod, nn.Linear):
-            return Layer(kind="linear", in_features=mod.in_features,
-                         out_features=mod.out_features, bias=mod.bias is not None, **common)
+            return Layer(
+                kind="linear",
+                in_features=mod.in_features,
+                out_features=mod.out_features,
+                bias=mod.bias is not None,
+                **common,
+            )
         if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
             if isinstance(mod, nn.MaxPool2d) and _pair(mod.dilation) != (1, 1):
                 return _unsupported(f"module {where!r} ({mtype} with dilation)", strict, common)
             kind = "maxpool2d" if isinstance(mod, nn.MaxPool2d) else "avgpool2d"
-            k, s, p = _pair(mod.kernel_size), _pair(mod.stride or mod.kernel_size), _pair(mod.padding)
+            k, s, p = (
+                _pair(mod.kernel_size),
+                _pair(mod.stride or mod.kernel_size),
+                _pair(mod.padding),
+            )
             return _pool_layer(kind, k, s, p, bool(mod.ceil_mode), "", common)
         if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
             kind = "avgpool2d" if isinstance(mod, nn.AdaptiveAvgPool2d) else "maxpool2d"
             return _adaptive_layer(kind, common)
         if isinstance(mod, nn.BatchNorm2d):
-            return Layer(kind="batchnorm2d", in_channels=mod.num_features,
-                         out_channels=mod.num_features, **common)
+            return Layer(
+                kind="batchnorm2d",
+                in_channels=mod.num_features,
+                out_channels=mod.num_features,
+                **common,
+            )
         if type(mod) in _ACT_MODULES:
             return _activation_layer(_ACT_MODULES[type(mod)], common)
         if isinstance(mod, (nn.Dropout, nn.Dropout2d, nn.Identity)) or mtype == "StochasticDepth":
@@ -878,8 +1009,12 @@ def _layer_from_node(
         if target in (operator.mul, torch.mul, operator.imul):
             return _binary_layer("mul", common)
         if target in (torch.cat, torch.concat):
-            return Layer(kind="concat", in_channels=sum(s[1] for s in in_shapes),
-                         out_channels=out_shape[1], **common)
+            return Layer(
+                kind="concat",
+                in_channels=sum(s[1] for s in in_shapes),
+                out_channels=out_shape[1],
+                **common,
+            )
         if target in (torch.flatten, torch.reshape):
             return Layer(kind="flatten", **common)
         if target in _ACT_FUNCTIONS:
@@ -913,12 +1048,30 @@ def _unsupported(what: str, strict: bool, common: dict[str, Any]) -> Layer:
     return Layer(kind="other", op=common.get("module_type", ""), **common)
 
 
-def _pool_layer(kind: str, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
-                ceil_mode: bool, op: str, common: dict[str, Any]) -> Layer:
+def _pool_layer(
+    kind: str,
+    k: tuple[int, int],
+    s: tuple[int, int],
+    p: tuple[int, int],
+    ceil_mode: bool,
+    op: str,
+    common: dict[str, Any],
+) -> Layer:
     c = common["in_shapes"][0][1]
-    return Layer(kind=kind, in_channels=c, out_channels=c, kernel_h=k[0], kernel_w=k[1],
-                 stride_h=s[0], stride_w=s[1], pad_h=p[0], pad_w=p[1], ceil_mode=ceil_mode,
-                 op=op, **common)
+    return Layer(
+        kind=kind,
+        in_channels=c,
+        out_channels=c,
+        kernel_h=k[0],
+        kernel_w=k[1],
+        stride_h=s[0],
+        stride_w=s[1],
+        pad_h=p[0],
+        pad_w=p[1],
+        ceil_mode=ceil_mode,
+        op=op,
+        **common,
+    )
 
 
 def _adaptive_layer(kind: str, common: dict[str, Any]) -> Layer:

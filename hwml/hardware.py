@@ -97,8 +97,14 @@ class Timer(Protocol):
 
     name: str
 
-    def time(self, fn: Callable[[], Any], *, warmup: int = 5, repeats: int | None = None,
-             budget_ms: float = 200.0) -> Timing:
+    def time(
+        self,
+        fn: Callable[[], Any],
+        *,
+        warmup: int = 5,
+        repeats: int | None = None,
+        budget_ms: float = 200.0,
+    ) -> Timing:
         """Time ``fn``: ``warmup`` untimed calls, then ``repeats`` timed ones.
 
         When ``repeats`` is None it is chosen so the timed calls take about
@@ -128,8 +134,14 @@ class CpuTimer:
     def synchronize(self) -> None:
         return None
 
-    def time(self, fn: Callable[[], Any], *, warmup: int = 3, repeats: int | None = None,
-             budget_ms: float = 200.0) -> Timing:
+    def time(
+        self,
+        fn: Callable[[], Any],
+        *,
+        warmup: int = 3,
+        repeats: int | None = None,
+        budget_ms: float = 200.0,
+    ) -> Timing:
         for _ in range(max(warmup, 1)):
             t0 = self._clock()
             fn()
@@ -154,8 +166,14 @@ class CudaTimer:
     def synchronize(self) -> None:
         torch.cuda.synchronize(self.device)
 
-    def time(self, fn: Callable[[], Any], *, warmup: int = 5, repeats: int | None = None,
-             budget_ms: float = 200.0) -> Timing:
+    def time(
+        self,
+        fn: Callable[[], Any],
+        *,
+        warmup: int = 5,
+        repeats: int | None = None,
+        budget_ms: float = 200.0,
+    ) -> Timing:
         for _ in range(max(warmup, 1)):
             fn()
         # Estimate one call from a short burst, then size the timed run.
@@ -166,8 +184,10 @@ class CudaTimer:
         end.record()
         end.synchronize()
         n = repeats or _auto_repeats(start.elapsed_time(end) / 3, budget_ms)
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                  for _ in range(n)]
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            for _ in range(n)
+        ]
         for a, b in events:
             a.record()
             fn()
@@ -243,8 +263,14 @@ class EnergyMeter(Protocol):
         """Average power with nothing running (W)."""
         ...
 
-    def measure(self, launch: Callable[[], Any], wait: Callable[[], None], *,
-                periods: int = 3, chunk_calls: int = 1) -> PowerReading:
+    def measure(
+        self,
+        launch: Callable[[], Any],
+        wait: Callable[[], None],
+        *,
+        periods: int = 3,
+        chunk_calls: int = 1,
+    ) -> PowerReading:
         """Average power while ``launch`` runs back to back (see NvmlEnergyMeter)."""
         ...
 
@@ -263,8 +289,14 @@ class NullEnergyMeter:
     def idle_power_w(self, duration_s: float = 1.0) -> float:
         return math.nan
 
-    def measure(self, launch: Callable[[], Any], wait: Callable[[], None], *,
-                periods: int = 3, chunk_calls: int = 1) -> PowerReading:
+    def measure(
+        self,
+        launch: Callable[[], Any],
+        wait: Callable[[], None],
+        *,
+        periods: int = 3,
+        chunk_calls: int = 1,
+    ) -> PowerReading:
         return PowerReading(math.nan, math.nan, math.nan, 0, 0)
 
 
@@ -286,8 +318,13 @@ class NvmlEnergyMeter:
 
     available = True
 
-    def __init__(self, handle: Any, nvml: Any, clock: Callable[[], float] = time.perf_counter,
-                 timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        handle: Any,
+        nvml: Any,
+        clock: Callable[[], float] = time.perf_counter,
+        timeout_s: float = 5.0,
+    ) -> None:
         self.handle = handle
         self.nvml = nvml
         self.clock = clock
@@ -325,8 +362,14 @@ class NvmlEnergyMeter:
         periods = max(2, round(duration_s / period)) if period > 0 else 5
         return self.measure(lambda: time.sleep(0.001), lambda: None, periods=periods).power_w
 
-    def measure(self, launch: Callable[[], Any], wait: Callable[[], None], *,
-                periods: int = 3, chunk_calls: int = 1) -> PowerReading:
+    def measure(
+        self,
+        launch: Callable[[], Any],
+        wait: Callable[[], None],
+        *,
+        periods: int = 3,
+        chunk_calls: int = 1,
+    ) -> PowerReading:
         """Average power while ``launch`` runs back to back.
 
         Args:
@@ -508,8 +551,12 @@ def _nvml_info(nvml: Any, handle: Any) -> dict[str, Any]:
         "gpu_uuid": safe(lambda: nvml.nvmlDeviceGetUUID(handle)),
         "driver": safe(nvml.nvmlSystemGetDriverVersion),
         "power_limit_w": limit / 1000.0 if limit is not None else None,
-        "sm_clock_mhz_at_start": safe(lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)),
-        "sm_clock_max_mhz": safe(lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM)),
+        "sm_clock_mhz_at_start": safe(
+            lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM)
+        ),
+        "sm_clock_max_mhz": safe(
+            lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM)
+        ),
         "memory_total_bytes": getattr(mem, "total", None),
     }
 
@@ -549,7 +596,9 @@ def open_device(device: str = "cuda", *, power: bool = True, nvml: Any = None) -
         info["device_name"] = info["cpu"]
         return Device(dev, CpuTimer(), NullEnergyMeter("CPU: no energy counter"), info)
     if dev.type != "cuda":
-        raise DeviceUnavailableError(f"unsupported device {device!r}; use 'cuda', 'cuda:N' or 'cpu'")
+        raise DeviceUnavailableError(
+            f"unsupported device {device!r}; use 'cuda', 'cuda:N' or 'cpu'"
+        )
     if not torch.cuda.is_available():
         raise DeviceUnavailableError(
             f"device {device!r} requested but no CUDA device is available "

@@ -99,18 +99,23 @@ def repeatability(repeats: pd.DataFrame) -> pd.DataFrame:
         return float(x.std(ddof=1) / x.mean()) if len(x) > 1 and x.mean() > 0 else np.nan
 
     per_layer = rows.groupby(["kind", "layer"]).agg(
-        runtime_cv=("runtime_ms", cv), power_cv=("power_w", cv), n=("runtime_ms", "size"),
-        within=("runtime_cv", "median"))
+        runtime_cv=("runtime_ms", cv),
+        power_cv=("power_w", cv),
+        n=("runtime_ms", "size"),
+        within=("runtime_cv", "median"),
+    )
     g = per_layer.groupby("kind")
-    out = pd.DataFrame({
-        "layers": g.size(),
-        "repeats": g["n"].median(),
-        "runtime_cv_median_pct": 100 * g["runtime_cv"].median(),
-        "runtime_cv_p90_pct": 100 * g["runtime_cv"].quantile(0.9),
-        "power_cv_median_pct": 100 * g["power_cv"].median(),
-        "power_cv_p90_pct": 100 * g["power_cv"].quantile(0.9),
-        "within_row_cv_median_pct": 100 * g["within"].median(),
-    })
+    out = pd.DataFrame(
+        {
+            "layers": g.size(),
+            "repeats": g["n"].median(),
+            "runtime_cv_median_pct": 100 * g["runtime_cv"].median(),
+            "runtime_cv_p90_pct": 100 * g["runtime_cv"].quantile(0.9),
+            "power_cv_median_pct": 100 * g["power_cv"].median(),
+            "power_cv_p90_pct": 100 * g["power_cv"].quantile(0.9),
+            "within_row_cv_median_pct": 100 * g["within"].median(),
+        }
+    )
     return out
 
 
@@ -128,8 +133,9 @@ def roofline(layers: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def roofline_ceiling(intensity: np.ndarray, peak_flops_per_s: float,
-                     bandwidth_bytes_per_s: float) -> np.ndarray:
+def roofline_ceiling(
+    intensity: np.ndarray, peak_flops_per_s: float, bandwidth_bytes_per_s: float
+) -> np.ndarray:
     """The roofline: min(peak, intensity × bandwidth), in operations per second."""
     return np.minimum(peak_flops_per_s, np.asarray(intensity, dtype=float) * bandwidth_bytes_per_s)
 
@@ -143,12 +149,23 @@ def sum_of_layers(nets: pd.DataFrame, net_layers: pd.DataFrame) -> pd.DataFrame:
         100 × (sum − network) / network, and ``network_power_w``.
     """
     whole = ok_rows(nets)[["network", "batch", "dtype", "runtime_ms", "power_w", "sm_clock_mhz"]]
-    parts = ok_rows(net_layers).groupby(["network", "batch", "dtype"]).agg(
-        sum_layers_ms=("runtime_ms", "sum"), layers=("runtime_ms", "size"),
-        layer_clock_mhz=("sm_clock_mhz", "median")).reset_index()
+    parts = (
+        ok_rows(net_layers)
+        .groupby(["network", "batch", "dtype"])
+        .agg(
+            sum_layers_ms=("runtime_ms", "sum"),
+            layers=("runtime_ms", "size"),
+            layer_clock_mhz=("sm_clock_mhz", "median"),
+        )
+        .reset_index()
+    )
     out = whole.merge(parts, on=["network", "batch", "dtype"], how="inner").rename(
-        columns={"runtime_ms": "network_ms", "power_w": "network_power_w",
-                 "sm_clock_mhz": "network_clock_mhz"})
+        columns={
+            "runtime_ms": "network_ms",
+            "power_w": "network_power_w",
+            "sm_clock_mhz": "network_clock_mhz",
+        }
+    )
     out["gap_pct"] = 100 * (out["sum_layers_ms"] - out["network_ms"]) / out["network_ms"]
     return out.sort_values(["dtype", "network", "batch"]).reset_index(drop=True)
 
@@ -175,17 +192,32 @@ def sweep_throughput(table: pd.DataFrame, *, min_rows: int = 20) -> pd.DataFrame
                 continue
             elapsed = (run["time"].iloc[-1] - run["time"].iloc[0]).total_seconds()
             if elapsed > 0:
-                out.append({"gpu": g, "run": int(r), "rows": len(run), "elapsed_s": elapsed,
-                            "rows_per_s": (len(run) - 1) / elapsed})
+                out.append(
+                    {
+                        "gpu": g,
+                        "run": int(r),
+                        "rows": len(run),
+                        "elapsed_s": elapsed,
+                        "rows_per_s": (len(run) - 1) / elapsed,
+                    }
+                )
     return pd.DataFrame(out, columns=["gpu", "run", "rows", "elapsed_s", "rows_per_s"])
 
 
 def counter_periods(provenance: dict[str, Any]) -> pd.DataFrame:
     """The counter update period and idle power measured at the start of each sweep."""
     runs = provenance.get("runs", [])
-    rows = [{"sweep": r.get("sweep"), "date": r.get("date"), "gpu_uuid": r.get("gpu_uuid"),
-             "counter_update_period_s": r.get("counter_update_period_s"),
-             "idle_power_w": r.get("idle_power_w")} for r in runs]
-    df = pd.DataFrame(rows, columns=["sweep", "date", "gpu_uuid", "counter_update_period_s",
-                                     "idle_power_w"])
+    rows = [
+        {
+            "sweep": r.get("sweep"),
+            "date": r.get("date"),
+            "gpu_uuid": r.get("gpu_uuid"),
+            "counter_update_period_s": r.get("counter_update_period_s"),
+            "idle_power_w": r.get("idle_power_w"),
+        }
+        for r in runs
+    ]
+    df = pd.DataFrame(
+        rows, columns=["sweep", "date", "gpu_uuid", "counter_update_period_s", "idle_power_w"]
+    )
     return df.dropna(subset=["counter_update_period_s"]).reset_index(drop=True)

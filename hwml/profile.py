@@ -66,20 +66,35 @@ DTYPES: dict[str, torch.dtype] = {
 _LAYER_FEATURES = list(Layer.linear(1, 1, 1).to_row())
 
 _MEASURED: dict[str, tuple[str, str]] = {
-    "runtime_ms": ("ms", "median time of one call (CUDA events after warm-up; CPU: monotonic clock)"),
+    "runtime_ms": (
+        "ms",
+        "median time of one call (CUDA events after warm-up; CPU: monotonic clock)",
+    ),
     "runtime_p10_ms": ("ms", "10th percentile of the timed calls"),
     "runtime_p90_ms": ("ms", "90th percentile of the timed calls"),
     "runtime_cv": ("1", "coefficient of variation of the timed calls"),
     "repeats": ("count", "timed calls"),
-    "runtime_graph_ms": ("ms", "median time of one call replayed from a CUDA graph (empty if not measured)"),
-    "power_w": ("W", "average board power over a window aligned to energy-counter updates; empty if not measured"),
+    "runtime_graph_ms": (
+        "ms",
+        "median time of one call replayed from a CUDA graph (empty if not measured)",
+    ),
+    "power_w": (
+        "W",
+        "average board power over a window aligned to energy-counter updates; empty if not measured",
+    ),
     "power_window_s": ("s", "length of the power window"),
     "power_periods": ("count", "energy-counter updates the window spans"),
     "energy_mj": ("mJ", "energy of one call: power_w x runtime_ms"),
-    "peak_mem_bytes": ("bytes", "peak memory allocated by PyTorch while measuring (inputs, weights, outputs, workspace)"),
+    "peak_mem_bytes": (
+        "bytes",
+        "peak memory allocated by PyTorch while measuring (inputs, weights, outputs, workspace)",
+    ),
     "used_mem_bytes": ("bytes", "device memory in use (NVML) at the end of the measurement"),
     "sm_clock_mhz": ("MHz", "SM clock read right after the measurement"),
-    "gpu_uuid": ("-", "UUID of the GPU that measured the row (several GPUs of one model may share a sweep)"),
+    "gpu_uuid": (
+        "-",
+        "UUID of the GPU that measured the row (several GPUs of one model may share a sweep)",
+    ),
     "status": ("-", "ok, oom (out of memory), error, or no_power (runtime measured, power not)"),
     "error": ("-", "error message when status is not ok"),
     "timestamp": ("-", "UTC time the row was measured"),
@@ -87,7 +102,10 @@ _MEASURED: dict[str, tuple[str, str]] = {
 
 _LAYER_META: dict[str, tuple[str, str]] = {
     "key": ("-", "row identity used to resume a sweep"),
-    "source": ("-", "'sample' (random configuration) or 'zoo:<network>' (a layer of a zoo network)"),
+    "source": (
+        "-",
+        "'sample' (random configuration) or 'zoo:<network>' (a layer of a zoo network)",
+    ),
     "dtype": ("-", "tensor dtype of inputs and weights"),
 }
 
@@ -119,7 +137,10 @@ _FEATURE_DOCS: dict[str, tuple[str, str]] = {
     "inputs": ("-", "names of the layers feeding this one (graph edges)"),
     "macs": ("count", "multiply-accumulates (conv/linear)"),
     "flops": ("count", "2 x macs (the FlopCounterMode convention)"),
-    "vector_ops": ("count", "element-wise operations not in flops (bias, pooling, norm, activation, add)"),
+    "vector_ops": (
+        "count",
+        "element-wise operations not in flops (bias, pooling, norm, activation, add)",
+    ),
     "params": ("count", "learnable parameters"),
     "param_bytes": ("bytes", "parameter bytes"),
     "input_bytes": ("bytes", "input activation bytes"),
@@ -131,10 +152,32 @@ _FEATURE_DOCS: dict[str, tuple[str, str]] = {
 LAYER_COLUMNS: list[str] = ["key", "source", "dtype", *_LAYER_FEATURES, *_MEASURED]
 NET_LAYER_COLUMNS: list[str] = ["key", "network", "index", "dtype", *_LAYER_FEATURES, *_MEASURED]
 NET_COLUMNS: list[str] = [
-    "key", "network", "batch", "dtype", "layers", "params", "macs", "flops", "activation_bytes",
-    "runtime_ms", "runtime_p10_ms", "runtime_p90_ms", "runtime_cv", "repeats",
-    "power_w", "power_window_s", "power_periods", "energy_mj", "energy_per_image_mj",
-    "peak_mem_bytes", "used_mem_bytes", "sm_clock_mhz", "gpu_uuid", "status", "error", "timestamp",
+    "key",
+    "network",
+    "batch",
+    "dtype",
+    "layers",
+    "params",
+    "macs",
+    "flops",
+    "activation_bytes",
+    "runtime_ms",
+    "runtime_p10_ms",
+    "runtime_p90_ms",
+    "runtime_cv",
+    "repeats",
+    "power_w",
+    "power_window_s",
+    "power_periods",
+    "energy_mj",
+    "energy_per_image_mj",
+    "peak_mem_bytes",
+    "used_mem_bytes",
+    "sm_clock_mhz",
+    "gpu_uuid",
+    "status",
+    "error",
+    "timestamp",
 ]
 
 _NET_DOCS: dict[str, tuple[str, str]] = {
@@ -156,7 +199,11 @@ _NET_DOCS: dict[str, tuple[str, str]] = {
 def column_docs() -> dict[str, dict[str, tuple[str, str]]]:
     """``{table: {column: (unit, meaning)}}`` for the three profiler tables."""
     layer = {**_LAYER_META, **_FEATURE_DOCS, **_MEASURED}
-    net_layer = {**layer, "network": ("-", "zoo network name"), "index": ("count", "execution order")}
+    net_layer = {
+        **layer,
+        "network": ("-", "zoo network name"),
+        "index": ("count", "execution order"),
+    }
     return {
         "layers": {c: layer[c] for c in LAYER_COLUMNS},
         "repeats": {c: layer[c] for c in LAYER_COLUMNS},
@@ -218,8 +265,15 @@ def _size(rng: random.Random) -> int:
     return rng.choice(_SIZES) if rng.random() < 0.6 else _log_int(rng, 7, 224)
 
 
-def sample_layers(kind: str, n: int, seed: int = 0, *, dtype_bytes: int = 4,
-                  max_activation_bytes: float = 2e9, max_flops: float = 2e12) -> list[Layer]:
+def sample_layers(
+    kind: str,
+    n: int,
+    seed: int = 0,
+    *,
+    dtype_bytes: int = 4,
+    max_activation_bytes: float = 2e9,
+    max_flops: float = 2e12,
+) -> list[Layer]:
     """Random layer configurations of ``kind`` over ranges that cover the zoo at batch 1-256.
 
     Args:
@@ -264,19 +318,46 @@ def _sample_one(kind: str, rng: random.Random, db: int) -> Layer:
         r = rng.random()
         if r < 0.12:  # depthwise
             c = _log_int(rng, 16, 1536)
-            return Layer.conv2d(batch, c, size, size, c, k, stride, pad, groups=c,
-                                bias=rng.random() < 0.3, dtype_bytes=db)
+            return Layer.conv2d(
+                batch,
+                c,
+                size,
+                size,
+                c,
+                k,
+                stride,
+                pad,
+                groups=c,
+                bias=rng.random() < 0.3,
+                dtype_bytes=db,
+            )
         cin = _log_int(rng, 3, 1024)
         cout = _log_int(rng, 8, 1024)
         groups = 1
         if r < 0.17:
             g = rng.choice((2, 4, 8, 32))
             cin, cout, groups = max(g, cin // g * g), max(g, cout // g * g), g
-        return Layer.conv2d(batch, cin, size, size, cout, k, stride, pad, groups=groups,
-                            bias=rng.random() < 0.5, dtype_bytes=db)
+        return Layer.conv2d(
+            batch,
+            cin,
+            size,
+            size,
+            cout,
+            k,
+            stride,
+            pad,
+            groups=groups,
+            bias=rng.random() < 0.5,
+            dtype_bytes=db,
+        )
     if kind == "linear":
-        return Layer.linear(batch, _log_int(rng, 16, 25088), _log_int(rng, 10, 8192),
-                            bias=rng.random() < 0.8, dtype_bytes=db)
+        return Layer.linear(
+            batch,
+            _log_int(rng, 16, 25088),
+            _log_int(rng, 10, 8192),
+            bias=rng.random() < 0.8,
+            dtype_bytes=db,
+        )
     if kind in ("maxpool2d", "avgpool2d"):
         size = _size(rng)
         c = _log_int(rng, 3, 2048)
@@ -285,8 +366,9 @@ def _sample_one(kind: str, rng: random.Random, db: int) -> Layer:
         k = rng.choices((2, 3, 5), (0.45, 0.45, 0.1))[0]
         s = rng.choice((1, 2, 2, k))
         pad = rng.choice((0, 0, k // 2))
-        return Layer.pool2d(kind, batch, c, size, size, k, s, pad,
-                            ceil_mode=rng.random() < 0.2, dtype_bytes=db)
+        return Layer.pool2d(
+            kind, batch, c, size, size, k, s, pad, ceil_mode=rng.random() < 0.2, dtype_bytes=db
+        )
     size = _size(rng)
     shape = (batch, _log_int(rng, 3, 2048), size, size)
     if kind == "batchnorm2d":
@@ -297,8 +379,13 @@ def _sample_one(kind: str, rng: random.Random, db: int) -> Layer:
     return Layer.elementwise("add", shape, dtype_bytes=db)
 
 
-def zoo_layers(networks: Iterable[str], batches: Iterable[int], *, dtype_bytes: int = 4,
-               kinds: Iterable[str] | None = None) -> list[tuple[str, Layer]]:
+def zoo_layers(
+    networks: Iterable[str],
+    batches: Iterable[int],
+    *,
+    dtype_bytes: int = 4,
+    kinds: Iterable[str] | None = None,
+) -> list[tuple[str, Layer]]:
     """Every distinct layer of the given zoo networks at the given batch sizes.
 
     Returns:
@@ -329,30 +416,42 @@ def layer_key(layer: Layer, dtype: str) -> str:
 # ====================================================================== measuring
 
 
-def _inputs(shapes: Sequence[Sequence[int]], device: Device, dtype: torch.dtype) -> list[torch.Tensor]:
+def _inputs(
+    shapes: Sequence[Sequence[int]], device: Device, dtype: torch.dtype
+) -> list[torch.Tensor]:
     gen = torch.Generator(device=device.torch_device).manual_seed(0)
-    return [torch.randn(tuple(s), device=device.torch_device, dtype=dtype, generator=gen)
-            for s in shapes]
+    return [
+        torch.randn(tuple(s), device=device.torch_device, dtype=dtype, generator=gen)
+        for s in shapes
+    ]
 
 
 def _measure_callable(fn: Callable[[], Any], device: Device, opts: SweepOptions) -> dict[str, Any]:
     """Time ``fn`` and, if asked, measure power while it runs back to back."""
     t: Timing = device.timer.time(fn, warmup=opts.warmup, budget_ms=opts.budget_ms)
     row: dict[str, Any] = {
-        "runtime_ms": t.median_ms, "runtime_p10_ms": t.p10_ms, "runtime_p90_ms": t.p90_ms,
-        "runtime_cv": t.cv, "repeats": t.repeats,
+        "runtime_ms": t.median_ms,
+        "runtime_p10_ms": t.p10_ms,
+        "runtime_p90_ms": t.p90_ms,
+        "runtime_cv": t.cv,
+        "repeats": t.repeats,
     }
     if opts.graph and device.is_cuda:
         row["runtime_graph_ms"] = device.timer.time_graph(fn)
     status = "ok"
     if opts.power and device.meter.available:
         chunk = max(1, math.ceil(1.0 / max(t.median_ms, 1e-4)))  # about 1 ms per poll
-        reading = device.meter.measure(fn, device.lagged_wait(), periods=opts.periods,
-                                       chunk_calls=chunk)
-        row.update(power_w=reading.power_w, power_window_s=reading.window_s,
-                   power_periods=reading.periods,
-                   energy_mj=reading.power_w * t.median_ms if reading.power_w == reading.power_w
-                   else math.nan)
+        reading = device.meter.measure(
+            fn, device.lagged_wait(), periods=opts.periods, chunk_calls=chunk
+        )
+        row.update(
+            power_w=reading.power_w,
+            power_window_s=reading.window_s,
+            power_periods=reading.periods,
+            energy_mj=reading.power_w * t.median_ms
+            if reading.power_w == reading.power_w
+            else math.nan,
+        )
         if reading.power_w != reading.power_w:
             status = "no_power"
     elif opts.power:
@@ -366,8 +465,12 @@ measure_callable = _measure_callable
 ``opts.power`` is set, measure its average power (window aligned to the energy counter)."""
 
 
-def measure_layer(layer: Layer, device: Device, opts: SweepOptions | None = None,
-                  module: torch.nn.Module | None = None) -> dict[str, Any]:
+def measure_layer(
+    layer: Layer,
+    device: Device,
+    opts: SweepOptions | None = None,
+    module: torch.nn.Module | None = None,
+) -> dict[str, Any]:
     """Measure one layer alone: runtime, power (optional), energy and peak memory.
 
     Args:
@@ -390,12 +493,12 @@ def measure_layer(layer: Layer, device: Device, opts: SweepOptions | None = None
     row["peak_mem_bytes"] = device.peak_memory_bytes()
     row["used_mem_bytes"] = device.used_memory_bytes()
     row["sm_clock_mhz"] = device.sm_clock_mhz()
-    del mod, xs
     return row
 
 
-def measure_network(name: str, batch: int, device: Device,
-                    opts: SweepOptions | None = None) -> dict[str, Any]:
+def measure_network(
+    name: str, batch: int, device: Device, opts: SweepOptions | None = None
+) -> dict[str, Any]:
     """Measure a zoo network's forward pass at ``batch``: runtime, power, energy, memory."""
     opts = opts or SweepOptions()
     dtype = DTYPES[opts.dtype]
@@ -410,7 +513,6 @@ def measure_network(name: str, batch: int, device: Device,
     row["sm_clock_mhz"] = device.sm_clock_mhz()
     if row.get("energy_mj") is not None:
         row["energy_per_image_mj"] = row["energy_mj"] / batch
-    del module, x
     return row
 
 
@@ -427,9 +529,12 @@ def calibrate(device: Device, *, quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"peak_flops_per_s": {}}
     tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
-        for label, dt, allow in (("float32", torch.float32, False), ("tf32", torch.float32, True),
-                                 ("float16", torch.float16, False),
-                                 ("bfloat16", torch.bfloat16, False)):
+        for label, dt, allow in (
+            ("float32", torch.float32, False),
+            ("tf32", torch.float32, True),
+            ("float16", torch.float16, False),
+            ("bfloat16", torch.bfloat16, False),
+        ):
             if not device.is_cuda and label in ("tf32", "float16"):
                 continue
             torch.backends.cuda.matmul.allow_tf32 = allow
@@ -445,7 +550,6 @@ def calibrate(device: Device, *, quick: bool = False) -> dict[str, Any]:
     dst = torch.empty_like(src)
     t = device.timer.time(lambda: dst.copy_(src), warmup=3, budget_ms=200)
     out["copy_bandwidth_bytes_per_s"] = 2 * nbytes / (t.median_ms / 1e3)
-    del src, dst
     device.reset_peak_memory()
     out["counter_update_period_s"] = device.meter.update_period_s(samples=10 if quick else 30)
     time.sleep(0.5 if device.is_cuda else 0)
@@ -456,24 +560,37 @@ def calibrate(device: Device, *, quick: bool = False) -> dict[str, Any]:
 # ====================================================================== sweeps
 
 
-def _run_rows(table: AppendTable, todo: list[tuple[str, dict[str, Any], Callable[[], dict]]],
-              device: Device, opts: SweepOptions, desc: str) -> int:
+def _run_rows(
+    table: AppendTable,
+    todo: list[tuple[str, dict[str, Any], Callable[[], dict]]],
+    device: Device,
+    opts: SweepOptions,
+    desc: str,
+) -> int:
     """Measure pending rows of ``todo`` ((key, fixed columns, measure)) into ``table``."""
     done = table.done_keys()
     pending = [item for item in todo if item[0] not in done]
     i, n = opts.shard
     pending = pending[i::n]
     written = 0
-    bar = tqdm(pending, desc=desc, unit="row", disable=not opts.progress, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(
+        pending,
+        desc=desc,
+        unit="row",
+        disable=not opts.progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     for key, fixed, measure in bar:
         row = {"key": key, **fixed, "timestamp": now_iso(), "gpu_uuid": device.info.get("gpu_uuid")}
         try:
             row.update(measure())
         except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
             oom = device.is_oom(err)
-            row.update(status="oom" if oom else "error",
-                       error=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+            row.update(
+                status="oom" if oom else "error",
+                error=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
+            )
             if not oom:
                 warnings.warn(f"{desc} {key}: {row['error']}", RuntimeWarning, stacklevel=2)
             device.reset_peak_memory()
@@ -483,15 +600,39 @@ def _run_rows(table: AppendTable, todo: list[tuple[str, dict[str, Any], Callable
     return written
 
 
-def _begin(folder: Path, device: Device, opts: SweepOptions, command: str | None,
-           calibration: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-    facts = {k: device.info.get(k) for k in (
-        "gpu_name", "device_name", "driver", "cuda_runtime", "cudnn", "torch",
-        "python", "power_limit_w", "sm_clock_max_mhz", "memory_total_bytes", "cpu")}
+def _begin(
+    folder: Path,
+    device: Device,
+    opts: SweepOptions,
+    command: str | None,
+    calibration: dict[str, Any] | None,
+    kind: str,
+) -> dict[str, Any]:
+    facts = {
+        k: device.info.get(k)
+        for k in (
+            "gpu_name",
+            "device_name",
+            "driver",
+            "cuda_runtime",
+            "cudnn",
+            "torch",
+            "python",
+            "power_limit_w",
+            "sm_clock_max_mhz",
+            "memory_total_bytes",
+            "cpu",
+        )
+    }
     facts["dataset_kind"] = "gpu" if device.is_cuda else "cpu"
     if calibration:
-        facts.update({k: v for k, v in calibration.items()
-                      if k in ("peak_flops_per_s", "copy_bandwidth_bytes_per_s")})
+        facts.update(
+            {
+                k: v
+                for k, v in calibration.items()
+                if k in ("peak_flops_per_s", "copy_bandwidth_bytes_per_s")
+            }
+        )
     run = {
         "sweep": kind,
         "command": command or " ".join(sys.argv),
@@ -521,10 +662,17 @@ def _finish(folder: Path, begun: dict[str, Any], written: int) -> None:
     write_dataset_readme(folder)
 
 
-def sweep_layers(folder: str | Path, device: Device, layers: Sequence[tuple[str, Layer]],
-                 opts: SweepOptions | None = None, *, command: str | None = None,
-                 calibration: dict[str, Any] | None = None, table: str = "layers",
-                 repeat: int = 1) -> int:
+def sweep_layers(
+    folder: str | Path,
+    device: Device,
+    layers: Sequence[tuple[str, Layer]],
+    opts: SweepOptions | None = None,
+    *,
+    command: str | None = None,
+    calibration: dict[str, Any] | None = None,
+    table: str = "layers",
+    repeat: int = 1,
+) -> int:
     """Measure ``(source, layer)`` pairs alone into ``<folder>/<table>.csv``.
 
     Args:
@@ -559,9 +707,16 @@ def sweep_layers(folder: str | Path, device: Device, layers: Sequence[tuple[str,
     return written
 
 
-def sweep_networks(folder: str | Path, device: Device, networks: Sequence[str],
-                   batches: Sequence[int], opts: SweepOptions | None = None, *,
-                   command: str | None = None, calibration: dict[str, Any] | None = None) -> int:
+def sweep_networks(
+    folder: str | Path,
+    device: Device,
+    networks: Sequence[str],
+    batches: Sequence[int],
+    opts: SweepOptions | None = None,
+    *,
+    command: str | None = None,
+    calibration: dict[str, Any] | None = None,
+) -> int:
     """Measure whole zoo networks into ``<folder>/nets.csv``; returns rows written."""
     opts = opts or SweepOptions()
     folder = Path(folder)
@@ -573,20 +728,38 @@ def sweep_networks(folder: str | Path, device: Device, networks: Sequence[str],
         zoo.input_shape(name)  # unknown name → error before anything runs
         for b in batches:
             tot = zoo.describe_net(name, b, weights=False).totals()
-            fixed = {"network": name, "batch": b, "dtype": opts.dtype, "layers": int(tot["layers"]),
-                     "params": tot["params"], "macs": tot["macs"], "flops": tot["flops"],
-                     "activation_bytes": tot["activation_bytes"]}
-            todo.append((f"{name}|{b}|{opts.dtype}", fixed,
-                         lambda name=name, b=b: measure_network(name, b, device, opts)))
+            fixed = {
+                "network": name,
+                "batch": b,
+                "dtype": opts.dtype,
+                "layers": int(tot["layers"]),
+                "params": tot["params"],
+                "macs": tot["macs"],
+                "flops": tot["flops"],
+                "activation_bytes": tot["activation_bytes"],
+            }
+            todo.append(
+                (
+                    f"{name}|{b}|{opts.dtype}",
+                    fixed,
+                    lambda name=name, b=b: measure_network(name, b, device, opts),
+                )
+            )
     written = _run_rows(table, todo, device, opts, f"nets {opts.dtype}")
     _finish(folder, begun, written)
     return written
 
 
-def sweep_net_layers(folder: str | Path, device: Device, networks: Sequence[str],
-                     batches: Sequence[int], opts: SweepOptions | None = None, *,
-                     command: str | None = None,
-                     calibration: dict[str, Any] | None = None) -> int:
+def sweep_net_layers(
+    folder: str | Path,
+    device: Device,
+    networks: Sequence[str],
+    batches: Sequence[int],
+    opts: SweepOptions | None = None,
+    *,
+    command: str | None = None,
+    calibration: dict[str, Any] | None = None,
+) -> int:
     """Time every layer of each zoo network in place into ``<folder>/net_layers.csv``.
 
     Each layer runs with its real input shapes and the network's own weights (through
@@ -612,11 +785,16 @@ def sweep_net_layers(folder: str | Path, device: Device, networks: Sequence[str]
             todo = []
             for idx, layer in enumerate(net):
                 fixed = {"network": name, "index": idx, "dtype": opts.dtype, **layer.to_row()}
-                todo.append((prefix + layer.name, fixed,
-                             lambda layer=layer: measure_layer(
-                                 layer, device, opts, module=net.runnable(layer.name))))
+                todo.append(
+                    (
+                        prefix + layer.name,
+                        fixed,
+                        lambda layer=layer, net=net: measure_layer(
+                            layer, device, opts, module=net.runnable(layer.name)
+                        ),
+                    )
+                )
             written += _run_rows(table, todo, device, opts, f"{name} b{b} {opts.dtype}")
-            del net
             device.reset_peak_memory()
     _finish(folder, begun, written)
     return written
@@ -631,10 +809,10 @@ def write_dataset_readme(folder: str | Path) -> Path:
     device = prov.get("gpu_name") or prov.get("device_name") or "unknown device"
     description = f"""
 Measurements of layers and networks on **{device}**, made with `hwml profile` (hwml
-{prov.get('runs', [{}])[-1].get('hwml', __version__) if prov.get('runs') else __version__}).
+{prov.get("runs", [{}])[-1].get("hwml", __version__) if prov.get("runs") else __version__}).
 The run log below lists every command that wrote rows here.
 
-Method: each row is timed with {'CUDA events' if prov.get('dataset_kind') == 'gpu' else 'a monotonic clock'}
+Method: each row is timed with {"CUDA events" if prov.get("dataset_kind") == "gpu" else "a monotonic clock"}
 after warm-up (median of the repeats, with the 10th/90th percentiles and the coefficient
 of variation). Power is the average over a window that starts and ends on updates of
 NVML's total-energy counter and spans several update periods while the workload runs

@@ -34,8 +34,16 @@ from torch import nn
 
 from hwml.describe import Network, describe
 
-__all__ = ["ZooEntry", "ZOO", "TABLE2", "names", "get", "input_shape", "describe_net",
-           "UnknownNetworkError"]
+__all__ = [
+    "ZooEntry",
+    "ZOO",
+    "TABLE2",
+    "names",
+    "get",
+    "input_shape",
+    "describe_net",
+    "UnknownNetworkError",
+]
 
 
 class UnknownNetworkError(KeyError):
@@ -68,32 +76,56 @@ class ZooEntry:
 
 def _nin() -> nn.Module:
     def block(cin: int, cout: int, k: int, s: int, p: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, k, s, p), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 1), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 1), nn.ReLU(inplace=True)]
+        return [
+            nn.Conv2d(cin, cout, k, s, p),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 1),
+            nn.ReLU(inplace=True),
+        ]
 
     return nn.Sequential(
-        *block(3, 96, 11, 4, 0), nn.MaxPool2d(3, 2, ceil_mode=True),
-        *block(96, 256, 5, 1, 2), nn.MaxPool2d(3, 2, ceil_mode=True),
-        *block(256, 384, 3, 1, 1), nn.MaxPool2d(3, 2, ceil_mode=True),
+        *block(3, 96, 11, 4, 0),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        *block(96, 256, 5, 1, 2),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+        *block(256, 384, 3, 1, 1),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
         nn.Dropout(0.5),
-        nn.Conv2d(384, 1024, 3, 1, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(1024, 1024, 1), nn.ReLU(inplace=True),
-        nn.Conv2d(1024, 1000, 1), nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(384, 1024, 3, 1, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(1024, 1024, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(1024, 1000, 1),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
     )
 
 
 def _overfeat() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 96, 11, 4), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-        nn.Conv2d(96, 256, 5), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
-        nn.Conv2d(256, 512, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(512, 1024, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(1024, 1024, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+        nn.Conv2d(3, 96, 11, 4),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(96, 256, 5),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2, 2),
+        nn.Conv2d(256, 512, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(512, 1024, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(1024, 1024, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2, 2),
         nn.Flatten(),
-        nn.Linear(1024 * 6 * 6, 3072), nn.ReLU(inplace=True), nn.Dropout(0.5),
-        nn.Linear(3072, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
+        nn.Linear(1024 * 6 * 6, 3072),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Linear(3072, 4096),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
         nn.Linear(4096, 1000),
     )
 
@@ -102,12 +134,20 @@ def _cifar10_6conv() -> nn.Module:
     layers: list[nn.Module] = []
     cin = 3
     for cout in (64, 128, 256):
-        layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
-                   nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True),
-                   nn.MaxPool2d(2, 2)]
+        layers += [
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
+        ]
         cin = cout
-    layers += [nn.Flatten(), nn.Linear(256 * 4 * 4, 1024), nn.ReLU(inplace=True),
-               nn.Linear(1024, 10)]
+    layers += [
+        nn.Flatten(),
+        nn.Linear(256 * 4 * 4, 1024),
+        nn.ReLU(inplace=True),
+        nn.Linear(1024, 10),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -126,15 +166,27 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry("vgg16", _tv("vgg16"), 224, source="torchvision.models.vgg16", table2=True),
         ZooEntry("alexnet", _tv("alexnet"), 224, source="torchvision.models.alexnet", table2=True),
         ZooEntry("nin", _nin, 224, source="Lin et al. 2014, Caffe ImageNet model", table2=True),
-        ZooEntry("overfeat", _overfeat, 231, source="Sermanet et al. 2014, fast model",
-                 table2=True),
-        ZooEntry("cifar10_6conv", _cifar10_6conv, 32,
-                 source="VGG-style 6-conv CIFAR-10 network (see module docstring)", table2=True),
+        ZooEntry(
+            "overfeat", _overfeat, 231, source="Sermanet et al. 2014, fast model", table2=True
+        ),
+        ZooEntry(
+            "cifar10_6conv",
+            _cifar10_6conv,
+            32,
+            source="VGG-style 6-conv CIFAR-10 network (see module docstring)",
+            table2=True,
+        ),
         ZooEntry("resnet18", _tv("resnet18"), 224, source="torchvision.models.resnet18"),
         ZooEntry("resnet50", _tv("resnet50"), 224, source="torchvision.models.resnet50"),
-        ZooEntry("mobilenet_v2", _tv("mobilenet_v2"), 224, source="torchvision.models.mobilenet_v2"),
-        ZooEntry("efficientnet_b0", _tv("efficientnet_b0"), 224,
-                 source="torchvision.models.efficientnet_b0"),
+        ZooEntry(
+            "mobilenet_v2", _tv("mobilenet_v2"), 224, source="torchvision.models.mobilenet_v2"
+        ),
+        ZooEntry(
+            "efficientnet_b0",
+            _tv("efficientnet_b0"),
+            224,
+            source="torchvision.models.efficientnet_b0",
+        ),
         ZooEntry("densenet121", _tv("densenet121"), 224, source="torchvision.models.densenet121"),
     ]
 }

@@ -53,8 +53,23 @@ def test_profile_without_gpu_says_so(capsys):
 
 def test_profile_layers_on_cpu(tmp_path, capsys):
     out = tmp_path / "cpu"
-    args = ["profile", "layers", "--device", "cpu", "--out", str(out), "--kinds", "linear",
-            "--samples", "linear=3", "--budget-ms", "2", "--no-progress", "--git-commit", "abc"]
+    args = [
+        "profile",
+        "layers",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--kinds",
+        "linear",
+        "--samples",
+        "linear=3",
+        "--budget-ms",
+        "2",
+        "--no-progress",
+        "--git-commit",
+        "abc",
+    ]
     assert main(args) == 0
     df = pd.read_csv(out / "layers.csv")
     assert len(df) == 3 and (df["status"] == "no_power").all()

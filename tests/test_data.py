@@ -51,9 +51,13 @@ def test_missing_table_names_what_exists(tmp_path):
 
 def test_readme_has_column_table(tmp_path):
     AppendTable(tmp_path / "t.csv", ["key", "runtime_ms"])
-    path = data.write_readme(tmp_path, "T", "desc", {"t": {"key": ("-", "id"),
-                                                              "runtime_ms": ("ms", "time")}},
-                             {"gpu_name": "G"})
+    path = data.write_readme(
+        tmp_path,
+        "T",
+        "desc",
+        {"t": {"key": ("-", "id"), "runtime_ms": ("ms", "time")}},
+        {"gpu_name": "G"},
+    )
     text = path.read_text()
     assert "| `runtime_ms` | ms | time |" in text and "gpu_name" in text
 

@@ -21,7 +21,9 @@ def test_conv_features_by_hand():
     assert layer.output_bytes == 2 * 8 * 32 * 32 * 4
     assert layer.vector_ops == 2 * 8 * 32 * 32  # the bias add
     assert layer.arith_intensity == pytest.approx(
-        (layer.flops + layer.vector_ops) / (layer.input_bytes + layer.output_bytes + layer.param_bytes))
+        (layer.flops + layer.vector_ops)
+        / (layer.input_bytes + layer.output_bytes + layer.param_bytes)
+    )
 
 
 def test_depthwise_and_grouped_macs():
@@ -41,14 +43,17 @@ def test_linear_and_pool_features():
     assert pool.flops == 0 and pool.vector_ops == 16 * 3 * 3 * 9
 
 
-@pytest.mark.parametrize("bad", [
-    lambda: Layer.conv2d(1, 3, 4, 4, 8, kernel=7),                 # kernel larger than input
-    lambda: Layer.conv2d(1, 3, 4, 4, 8, kernel=5, padding=0),
-    lambda: Layer.conv2d(-1, 3, 32, 32, 8, 3),                     # negative batch
-    lambda: Layer.conv2d(1, 6, 32, 32, 8, 3, groups=4),            # groups must divide
-    lambda: Layer.linear(1, 0, 5),
-    lambda: Layer.pool2d("maxpool2d", 1, 4, 2, 2, 3),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: Layer.conv2d(1, 3, 4, 4, 8, kernel=7),  # kernel larger than input
+        lambda: Layer.conv2d(1, 3, 4, 4, 8, kernel=5, padding=0),
+        lambda: Layer.conv2d(-1, 3, 32, 32, 8, 3),  # negative batch
+        lambda: Layer.conv2d(1, 6, 32, 32, 8, 3, groups=4),  # groups must divide
+        lambda: Layer.linear(1, 0, 5),
+        lambda: Layer.pool2d("maxpool2d", 1, 4, 2, 2, 3),
+    ],
+)
 def test_invalid_shapes_rejected(bad):
     with pytest.raises(ValueError):
         bad()
@@ -155,5 +160,15 @@ def test_describe_rejects_bad_input_shape():
 
 
 def test_every_kind_is_documented():
-    assert set(KINDS) >= {"conv2d", "linear", "maxpool2d", "avgpool2d", "batchnorm2d",
-                          "activation", "add", "concat", "flatten", "other"}
+    assert set(KINDS) >= {
+        "conv2d",
+        "linear",
+        "maxpool2d",
+        "avgpool2d",
+        "batchnorm2d",
+        "activation",
+        "add",
+        "concat",
+        "flatten",
+        "other",
+    }

@@ -119,12 +119,14 @@ def test_missing_cuda_is_a_clear_error():
 
 def test_missing_nvml_falls_back_with_warning():
     """CUDA present but NVML unusable: runtime still measurable, power NaN, a warning."""
-    with mock.patch.object(torch.cuda, "is_available", return_value=True), \
-         mock.patch.object(torch.cuda, "device_count", return_value=1), \
-         mock.patch.object(torch.cuda, "current_device", return_value=0), \
-         mock.patch.object(torch.cuda, "set_device"), \
-         mock.patch.object(torch.cuda, "get_device_name", return_value="Fake GPU"), \
-         mock.patch.object(hardware, "_load_nvml", return_value=(None, "NVML missing")):
+    with (
+        mock.patch.object(torch.cuda, "is_available", return_value=True),
+        mock.patch.object(torch.cuda, "device_count", return_value=1),
+        mock.patch.object(torch.cuda, "current_device", return_value=0),
+        mock.patch.object(torch.cuda, "set_device"),
+        mock.patch.object(torch.cuda, "get_device_name", return_value="Fake GPU"),
+        mock.patch.object(hardware, "_load_nvml", return_value=(None, "NVML missing")),
+    ):
         with pytest.warns(RuntimeWarning, match="NVML missing"):
             dev = open_device("cuda")
     assert isinstance(dev.meter, NullEnergyMeter)
@@ -134,14 +136,17 @@ def test_missing_nvml_falls_back_with_warning():
 def test_gpu_without_energy_counter_falls_back():
     nvml = mock.create_autospec(pynvml, instance=False)
     nvml.nvmlDeviceGetTotalEnergyConsumption.side_effect = pynvml.NVMLError(
-        pynvml.NVML_ERROR_NOT_SUPPORTED)
+        pynvml.NVML_ERROR_NOT_SUPPORTED
+    )
     nvml.nvmlDeviceGetName.return_value = "Old GPU"
-    with mock.patch.object(torch.cuda, "is_available", return_value=True), \
-         mock.patch.object(torch.cuda, "device_count", return_value=1), \
-         mock.patch.object(torch.cuda, "current_device", return_value=0), \
-         mock.patch.object(torch.cuda, "set_device"), \
-         mock.patch.object(torch.cuda, "get_device_name", return_value="Old GPU"), \
-         mock.patch.object(hardware, "_nvml_handle", return_value="h"):
+    with (
+        mock.patch.object(torch.cuda, "is_available", return_value=True),
+        mock.patch.object(torch.cuda, "device_count", return_value=1),
+        mock.patch.object(torch.cuda, "current_device", return_value=0),
+        mock.patch.object(torch.cuda, "set_device"),
+        mock.patch.object(torch.cuda, "get_device_name", return_value="Old GPU"),
+        mock.patch.object(hardware, "_nvml_handle", return_value="h"),
+    ):
         with pytest.warns(RuntimeWarning, match="no total-energy counter"):
             dev = open_device("cuda", nvml=nvml)
     assert not dev.meter.available

@@ -12,12 +12,36 @@ from hwml import measurements as M
 def test_repeatability_cv_per_kind():
     rows = []
     for rep, (t, p) in enumerate([(1.0, 100.0), (1.1, 110.0), (0.9, 90.0)]):
-        rows.append({"key": f"aaa#r{rep}", "kind": "conv2d", "runtime_ms": t, "power_w": p,
-                     "runtime_cv": 0.05, "status": "ok"})
-        rows.append({"key": f"bbb#r{rep}", "kind": "conv2d", "runtime_ms": 2.0, "power_w": 200.0,
-                     "runtime_cv": 0.01, "status": "ok"})
-    rows.append({"key": "ccc#r0", "kind": "linear", "runtime_ms": 5.0, "power_w": np.nan,
-                 "runtime_cv": 0.0, "status": "oom"})
+        rows.append(
+            {
+                "key": f"aaa#r{rep}",
+                "kind": "conv2d",
+                "runtime_ms": t,
+                "power_w": p,
+                "runtime_cv": 0.05,
+                "status": "ok",
+            }
+        )
+        rows.append(
+            {
+                "key": f"bbb#r{rep}",
+                "kind": "conv2d",
+                "runtime_ms": 2.0,
+                "power_w": 200.0,
+                "runtime_cv": 0.01,
+                "status": "ok",
+            }
+        )
+    rows.append(
+        {
+            "key": "ccc#r0",
+            "kind": "linear",
+            "runtime_ms": 5.0,
+            "power_w": np.nan,
+            "runtime_cv": 0.0,
+            "status": "oom",
+        }
+    )
     out = M.repeatability(pd.DataFrame(rows))
     assert list(out.index) == ["conv2d"]  # failed rows are ignored
     # layer aaa: std/mean = 0.1 (ddof=1); layer bbb: 0 → median 5 %
@@ -27,8 +51,9 @@ def test_repeatability_cv_per_kind():
 
 
 def test_roofline_and_ceiling():
-    df = pd.DataFrame([{"flops": 2e9, "vector_ops": 0.0, "total_bytes": 1e6, "runtime_ms": 1.0,
-                        "status": "ok"}])
+    df = pd.DataFrame(
+        [{"flops": 2e9, "vector_ops": 0.0, "total_bytes": 1e6, "runtime_ms": 1.0, "status": "ok"}]
+    )
     r = M.roofline(df)
     assert r["achieved_flops_per_s"].iloc[0] == pytest.approx(2e12)
     assert r["achieved_bytes_per_s"].iloc[0] == pytest.approx(1e9)
@@ -36,10 +61,32 @@ def test_roofline_and_ceiling():
 
 
 def test_sum_of_layers_gap():
-    nets = pd.DataFrame([{"network": "n", "batch": 1, "dtype": "float32", "runtime_ms": 10.0,
-                          "power_w": 200.0, "sm_clock_mhz": 1900.0, "status": "ok"}])
-    nl = pd.DataFrame([{"network": "n", "batch": 1, "dtype": "float32", "runtime_ms": x,
-                        "sm_clock_mhz": np.nan, "status": "ok"} for x in (4.0, 7.0)])
+    nets = pd.DataFrame(
+        [
+            {
+                "network": "n",
+                "batch": 1,
+                "dtype": "float32",
+                "runtime_ms": 10.0,
+                "power_w": 200.0,
+                "sm_clock_mhz": 1900.0,
+                "status": "ok",
+            }
+        ]
+    )
+    nl = pd.DataFrame(
+        [
+            {
+                "network": "n",
+                "batch": 1,
+                "dtype": "float32",
+                "runtime_ms": x,
+                "sm_clock_mhz": np.nan,
+                "status": "ok",
+            }
+            for x in (4.0, 7.0)
+        ]
+    )
     out = M.sum_of_layers(nets, nl)
     assert out["sum_layers_ms"].iloc[0] == 11.0 and out["gap_pct"].iloc[0] == pytest.approx(10.0)
 
@@ -56,8 +103,12 @@ def test_sweep_throughput_splits_runs():
 
 
 def test_counter_periods_from_provenance():
-    prov = {"runs": [{"sweep": "layers", "counter_update_period_s": 0.1, "idle_power_w": 120},
-                     {"sweep": "nets", "counter_update_period_s": None, "idle_power_w": None}]}
+    prov = {
+        "runs": [
+            {"sweep": "layers", "counter_update_period_s": 0.1, "idle_power_w": 120},
+            {"sweep": "nets", "counter_update_period_s": None, "idle_power_w": None},
+        ]
+    }
     out = M.counter_periods(prov)
     assert len(out) == 1 and out["idle_power_w"].iloc[0] == 120
 

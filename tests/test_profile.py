@@ -23,16 +23,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cpu_device(meter=None) -> Device:
-    return Device(torch.device("cpu"), CpuTimer(), meter or NullEnergyMeter("test"),
-                  {"device_name": "test cpu", "cpu": "test cpu"})
+    return Device(
+        torch.device("cpu"),
+        CpuTimer(),
+        meter or NullEnergyMeter("test"),
+        {"device_name": "test cpu", "cpu": "test cpu"},
+    )
 
 
 FAST = profile.SweepOptions(budget_ms=2, warmup=1, progress=False)
 
 
 def small_layers(n=6):
-    return [("sample", layer) for layer in profile.sample_layers("linear", n, seed=3)
-            if layer.batch * layer.in_features < 5e6][:n] or [("sample", Layer.linear(1, 8, 8))]
+    return [
+        ("sample", layer)
+        for layer in profile.sample_layers("linear", n, seed=3)
+        if layer.batch * layer.in_features < 5e6
+    ][:n] or [("sample", Layer.linear(1, 8, 8))]
 
 
 def test_sampling_is_seeded_distinct_and_bounded():
@@ -96,7 +103,9 @@ def test_sweep_with_power_computes_energy(tmp_path):
     assert (df["status"] == "ok").all()
     assert df["power_w"].to_numpy() == pytest.approx(300.0, rel=0.02)
     assert df["power_window_s"].to_numpy() == pytest.approx(0.15, rel=0.02)
-    assert df["energy_mj"].to_numpy() == pytest.approx((df["power_w"] * df["runtime_ms"]).to_numpy())
+    assert df["energy_mj"].to_numpy() == pytest.approx(
+        (df["power_w"] * df["runtime_ms"]).to_numpy()
+    )
 
 
 def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
