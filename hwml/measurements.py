@@ -36,6 +36,8 @@ __all__ = [
     "sum_of_layers",
     "sweep_throughput",
     "counter_periods",
+    "rank_agreement",
+    "discordant_pairs",
 ]
 
 
@@ -221,3 +223,52 @@ def counter_periods(provenance: dict[str, Any]) -> pd.DataFrame:
         rows, columns=["sweep", "date", "gpu_uuid", "counter_update_period_s", "idle_power_w"]
     )
     return df.dropna(subset=["counter_update_period_s"]).reset_index(drop=True)
+
+
+def rank_agreement(table: pd.DataFrame, x: str, y: str,
+                   by: str | list[str] | None = None) -> pd.DataFrame:
+    """Spearman rank correlation between columns ``x`` and ``y`` (per group of ``by``).
+
+    Returns:
+        One row per group (indexed by the group's values; a MultiIndex when ``by`` is a
+        list), or one row ``all``, with ``n`` and ``spearman_rho``.
+    """
+    from scipy.stats import spearmanr
+
+    groups = table.groupby(by) if by else [("all", table)]
+    rows = []
+    for key, g in groups:
+        g = g[[x, y]].dropna()
+        rho = spearmanr(g[x], g[y]).statistic if len(g) > 2 else np.nan
+        rows.append({"group": key, "n": len(g), "spearman_rho": float(rho)})
+    out = pd.DataFrame(rows)
+    if isinstance(by, list):
+        out.index = pd.MultiIndex.from_tuples(out.pop("group"), names=by)
+        return out
+    return out.set_index("group")
+
+
+def discordant_pairs(table: pd.DataFrame, label: str, x: str, y: str,
+                     min_ratio: float = 1.0) -> pd.DataFrame:
+    """Pairs of rows that ``x`` and ``y`` order in opposite ways.
+
+    A pair (a, b) is discordant when ``x[a] < x[b]`` but ``y[a] > y[b]``. Only pairs
+    where ``x`` differs by at least ``min_ratio`` (``x[b] / x[a] >= min_ratio``) are kept,
+    so that ties and near-ties do not count.
+
+    Returns:
+        One row per discordant pair: ``smaller_x`` and ``larger_x`` labels, the ratio of
+        their ``x`` values and the ratio of their ``y`` values (``y[a] / y[b]`` > 1),
+        sorted by the ``y`` ratio, largest first.
+    """
+    t = table[[label, x, y]].dropna().reset_index(drop=True)
+    xs, ys, names = t[x].to_numpy(), t[y].to_numpy(), t[label].to_numpy()
+    out = []
+    for i in range(len(t)):
+        for j in range(len(t)):
+            if xs[i] < xs[j] and ys[i] > ys[j] and xs[j] / xs[i] >= min_ratio:
+                out.append({"smaller_x": names[i], "larger_x": names[j],
+                            f"{x}_ratio": xs[j] / xs[i], f"{y}_ratio": ys[i] / ys[j]})
+    cols = ["smaller_x", "larger_x", f"{x}_ratio", f"{y}_ratio"]
+    return pd.DataFrame(out, columns=cols).sort_values(f"{y}_ratio", ascending=False,
+                                                       ignore_index=True)
