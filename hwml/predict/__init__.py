@@ -1,0 +1,96 @@
+"""Predict what a network costs on hardware, before running it (survey section 3).
+
+Models, all estimators in the scikit-learn style (``fit(table)`` / ``predict(table)`` on
+pandas DataFrames of layer descriptions, ``get_params``), saved as portable JSON:
+
+* :class:`Paleo` (:mod:`~hwml.predict.paleo`): analytical layer runtime, compute plus
+  transfer time at a fitted platform percent of peak.
+* :class:`NeuralPowerRegressor` / :class:`NeuralPower` (:mod:`~hwml.predict.neuralpower`):
+  sparse polynomial layer models of runtime and power, energy = power x runtime,
+  network = sum of layers; :class:`NetworkCalibration` corrects summed layer runtimes
+  with whole-network measurements.
+* :class:`LinearHardwareModel` (:mod:`~hwml.predict.hyperpower`): HyperPower's linear
+  power and memory models of a network's structural hyper-parameters, the constraint
+  models of the hardware-aware Bayesian optimizer.
+* :class:`Eyeriss` (:mod:`~hwml.predict.eyeriss`): analytical accelerator energy,
+  computation plus data movement through the memory hierarchy.
+* :mod:`~hwml.predict.metrics`: RMSPE, RMSE, MAPE, Spearman rho, fraction within +-10%.
+
+Typical use::
+
+    import pandas as pd
+    from hwml import zoo
+    from hwml.predict import NeuralPower, load
+
+    layers = pd.read_csv("data/h100/layers.csv")
+    model = NeuralPower().fit(layers[layers.dtype == "float32"], device="NVIDIA H100")
+    model.save("neuralpower_h100_fp32.json")
+    model = load("neuralpower_h100_fp32.json")
+    pred = model.predict_network(zoo.describe_net("vgg16", 64, weights=False))
+    pred.totals["runtime_ms"], pred.layers.head()
+
+Tables: layer tables carry the columns of :meth:`hwml.describe.Layer.to_row` plus the
+measured columns (``runtime_ms``, ``power_w``, ``energy_mj``, ``status``, ``dtype``, ...);
+see :mod:`hwml.predict.base` for the shared conventions (usable rows, groups of layer
+kinds, device checks, errors).
+"""
+
+from __future__ import annotations
+
+from hwml.predict import metrics
+from hwml.predict.base import (
+    KIND_GROUPS,
+    DeviceMismatchError,
+    DeviceMismatchWarning,
+    Estimator,
+    LayerEstimator,
+    MissingColumnsError,
+    NetworkPrediction,
+    NotFittedError,
+    PredictorError,
+    TooFewRowsError,
+    UnknownKindError,
+    usable_rows,
+)
+from hwml.predict.eyeriss import Eyeriss
+from hwml.predict.hyperpower import LinearHardwareModel, memory_model, power_model
+from hwml.predict.io import FORMAT_VERSION, ModelFormatError
+from hwml.predict.io import load as _load
+from hwml.predict.neuralpower import NetworkCalibration, NeuralPower, NeuralPowerRegressor
+from hwml.predict.paleo import Paleo
+
+__all__ = [
+    "KIND_GROUPS",
+    "FORMAT_VERSION",
+    "Estimator",
+    "LayerEstimator",
+    "NetworkPrediction",
+    "Paleo",
+    "NeuralPowerRegressor",
+    "NeuralPower",
+    "NetworkCalibration",
+    "LinearHardwareModel",
+    "power_model",
+    "memory_model",
+    "Eyeriss",
+    "metrics",
+    "load",
+    "usable_rows",
+    "PredictorError",
+    "MissingColumnsError",
+    "TooFewRowsError",
+    "UnknownKindError",
+    "DeviceMismatchError",
+    "DeviceMismatchWarning",
+    "ModelFormatError",
+    "NotFittedError",
+]
+
+
+def load(path: str) -> Estimator:
+    """Load any saved hwml predictor (its class is read from the file).
+
+    Raises:
+        ModelFormatError: for a file of another format version or an unknown model type.
+    """
+    return _load(path)

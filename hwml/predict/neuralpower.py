@@ -1,0 +1,1087 @@
+"""NeuralPower: layer-wise sparse polynomial models of runtime and power.
+
+Cai et al. (NeuralPower, 2017) model each layer kind with a polynomial of its
+hyper-parameters plus a few "special" physical terms, keep a sparse subset of the terms
+with the Lasso, and choose the polynomial degree by cross-validation (survey eq. 2)::
+
+    T(x) = sum_j c_j * prod_i x_i^q_ij  +  sum_s c'_s * F_s(x),    sum_i q_ij <= K
+
+A network's runtime is the sum of its layers' runtimes, its energy the sum of the layers'
+power x runtime, and its average power the energy divided by the runtime.
+
+What hwml does, group by group (:data:`~hwml.predict.base.KIND_GROUPS`):
+
+* **Variables** (:data:`GROUP_SPECS`): conv2d uses batch, in/out channels, input size
+  (``sqrt(in_h * in_w)``), kernel, stride, padding, groups, bias, and whether the
+  channels per group and the output channels are multiples of 8 (cuDNN picks different
+  kernels for aligned shapes); linear uses batch and in/out features; pooling uses
+  batch, channels, input size, kernel, stride and whether it averages; batch norm,
+  activations, element-wise add/mul and concatenation use batch, channels and input
+  size. **Special terms** are the description's physical features: FLOPs (conv,
+  linear), vector operations (the rest) and bytes moved (input, output and parameter
+  bytes for conv and linear, whose sum ``total_bytes`` would be an exact linear
+  combination of them; total bytes for the rest). FLOPs and bytes always come from
+  :mod:`hwml.describe`, never recomputed.
+* **Space** (``space``), two forms of the same model:
+
+  - ``"linear"`` is the paper's form: a polynomial of the raw variables plus the raw
+    special terms. It is fitted with weights ``1 / target**2`` (``weighting="relative"``,
+    least squared *relative* error, since the goal is RMSPE over runtimes spanning four
+    decades) or unweighted (``"none"``, least absolute error, as in the paper). Its
+    additive form matches launch overhead plus work over throughput, which is how
+    memory-bound layers behave; predictions are floored at half the smallest training
+    target, since a polynomial can dip below zero.
+  - ``"log"`` fits ``log(target)`` with a polynomial of ``log(1 + x)`` of the variables
+    plus the ``log(1 + F_s)`` special terms, and predicts its ``exp``: power laws and
+    multiplicative interactions (``T ~ FLOPs / efficiency(shape)``) in few terms, and
+    least squares in log space is least relative error too.
+  - ``"auto"`` (default) fits both and keeps, per group, the one with the lower
+    cross-validated RMSPE (out-of-fold predictions in the target's unit).
+* **Scaling.** Each variable is divided by its largest training magnitude before the
+  expansion (keeps high powers in range) and each term is standardized for the Lasso;
+  stored coefficients are converted back to the unscaled variables of their space, so
+  :meth:`NeuralPowerRegressor.terms` reads as the fitted formula.
+* **Selection.** For each space and each degree ``K`` in ``degrees`` a 10-fold (``cv``)
+  ``LassoCV`` picks the penalty; the degree kept is the smallest whose cross-validated
+  error is within one standard error of the best degree's (the one-standard-error rule,
+  which prefers the simpler of two models cross-validation cannot tell apart). The
+  model size (``model_size_``) is the number of non-zero terms, intercept not counted;
+  the survey's sizes were 60 (conv), 17 (FC) and 31 (pool) terms.
+* **Trivial kinds** (flatten, dropout: views and identities that launch no kernel) are
+  predicted by the median of their training rows, or by ``trivial_value`` (0.0) when
+  the training table has none, with ``fallback=True`` in network predictions.
+* An unfitted group (or kind ``other``) raises :class:`~hwml.predict.base.UnknownKindError`.
+
+:class:`NeuralPower` pairs a runtime and a power model and predicts energy;
+:class:`NetworkCalibration` is the optional network-level correction of summed layer
+runtimes (layers timed alone overshoot whole networks), fitted on training networks.
+
+Units: runtime in ms, power in W, energy in mJ (W x ms = mJ).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Lasso, LassoCV
+from sklearn.model_selection import KFold
+
+from hwml.describe import Network
+from hwml.predict import io
+from hwml.predict.base import (
+    DTYPE_BYTES,
+    KIND_GROUPS,
+    LAYER_COLUMNS,
+    TRIVIAL_GROUP,
+    Estimator,
+    LayerBatch,
+    LayerEstimator,
+    NetworkPrediction,
+    PredictorError,
+    TooFewRowsError,
+    require_columns,
+    usable_rows,
+)
+
+__all__ = [
+    "GROUP_SPECS",
+    "NeuralPowerRegressor",
+    "NeuralPower",
+    "NetworkCalibration",
+]
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """The inputs of one group's polynomial.
+
+    Attributes:
+        variables: Hyper-parameters expanded into polynomial terms up to the degree K.
+        special: Physical terms entering linearly (NeuralPower's F_s).
+    """
+
+    variables: tuple[str, ...]
+    special: tuple[str, ...]
+
+
+_BYTES = ("input_bytes", "output_bytes", "param_bytes")
+
+#: Variables and special terms of every group.
+GROUP_SPECS: dict[str, GroupSpec] = {
+    "conv2d": GroupSpec(
+        ("batch", "in_channels", "out_channels", "in_size", "kernel", "stride", "padding", "groups",
+         "bias", "in_aligned", "out_aligned"),
+        ("flops", *_BYTES)),
+    "linear": GroupSpec(("batch", "in_features", "out_features"), ("flops", *_BYTES)),
+    "pool": GroupSpec(("batch", "channels", "in_size", "kernel", "stride", "is_avg"),
+                      ("vector_ops", "input_bytes", "output_bytes")),
+    "batchnorm2d": GroupSpec(("batch", "channels", "in_size"), ("vector_ops", "total_bytes")),
+    "activation": GroupSpec(("batch", "channels", "in_size"), ("vector_ops", "total_bytes")),
+    "eltwise": GroupSpec(("batch", "channels", "in_size", "is_mul"), ("vector_ops", "total_bytes")),
+    "concat": GroupSpec(("batch", "channels", "in_size"), ("total_bytes",)),
+}
+
+
+def _variable(batch: LayerBatch, name: str) -> np.ndarray:
+    """One variable of :data:`GROUP_SPECS` for every layer of ``batch``, shape ``(n,)``."""
+    col = batch.column
+    if name == "in_size":
+        return np.sqrt(col("in_h") * col("in_w"))
+    if name == "kernel":
+        return np.sqrt(col("kernel_h") * col("kernel_w"))
+    if name == "stride":
+        return np.sqrt(col("stride_h") * col("stride_w"))
+    if name == "padding":
+        return 0.5 * (col("pad_h") + col("pad_w"))
+    if name == "channels":
+        return col("in_channels")
+    if name == "is_avg":
+        return (batch.kinds == "avgpool2d").astype(float)
+    if name == "is_mul":
+        return (batch.kinds == "mul").astype(float)
+    if name == "in_per_group":
+        return col("in_channels") / np.maximum(col("groups"), 1.0)
+    if name == "in_aligned":
+        return ((col("in_channels") / np.maximum(col("groups"), 1.0)) % 8 == 0).astype(float)
+    if name == "out_aligned":
+        return (col("out_channels") % 8 == 0).astype(float)
+    if name == "in_features_aligned":
+        return (col("in_features") % 8 == 0).astype(float)
+    if name == "out_features_aligned":
+        return (col("out_features") % 8 == 0).astype(float)
+    return col(name)
+
+
+def _exponents(d: int, degree: int) -> np.ndarray:
+    """Exponent vectors of every monomial of ``d`` variables of degree 1..``degree``.
+
+    Returns:
+        Integer array of shape ``(m, d)``, rows ordered by degree.
+    """
+    rows = []
+    for k in range(1, degree + 1):
+        for combo in itertools.combinations_with_replacement(range(d), k):
+            row = [0] * d
+            for i in combo:
+                row[i] += 1
+            rows.append(row)
+    return np.array(rows, dtype=np.int64).reshape(-1, d)
+
+
+def _monomials(u: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """Evaluate monomials.
+
+    Args:
+        u: Variables, shape ``(n, d)``.
+        exps: Exponents, shape ``(m, d)``.
+
+    Returns:
+        ``prod_i u[:, i] ** exps[:, i]``, shape ``(n, m)``.
+    """
+    n, d = u.shape
+    if exps.size == 0:
+        return np.empty((n, 0))
+    top = int(exps.max())
+    powers = np.empty((top + 1, d, n))
+    powers[0] = 1.0
+    ut = u.T
+    for p in range(1, top + 1):
+        powers[p] = powers[p - 1] * ut
+    gathered = powers[exps, np.arange(d)[None, :], :]  # (m, d, n)
+    return gathered.prod(axis=1).T
+
+
+def _term_name(exps: np.ndarray, names: Sequence[str], wrap: str) -> str:
+    parts = []
+    for name, p in zip(names, exps, strict=True):
+        if p:
+            base = wrap.format(name)
+            parts.append(base if p == 1 else f"{base}^{int(p)}")
+    return "*".join(parts)
+
+
+@dataclass
+class _GroupModel:
+    """One fitted group: ``f = intercept + sum coef_poly * monomials + sum coef_special * S``.
+
+    The variables and special terms enter in the group's ``space``: ``log1p`` of their
+    values (``f`` is then the log of the prediction) or the raw values (``f`` is the
+    prediction, floored at ``floor``). With ``constant`` set, the group predicts it.
+    """
+
+    space: str
+    exponents: np.ndarray  # (m, d) int, selected monomials
+    coef_poly: np.ndarray  # (m,)
+    special_idx: np.ndarray  # (k,) int, selected special terms
+    coef_special: np.ndarray  # (k,)
+    intercept: float
+    degree: int
+    alpha: float
+    n_train: int
+    floor: float = 0.0
+    cv_rmspe: float | None = None
+    constant: float | None = None
+
+    def evaluate(self, v: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """The prediction in the target's unit, from the unscaled variables of ``space``."""
+        if self.constant is not None:
+            return np.full(len(v), self.constant)
+        f = np.full(len(v), self.intercept)
+        if len(self.coef_poly):
+            f += _monomials(v, self.exponents) @ self.coef_poly
+        if len(self.coef_special):
+            f += s[:, self.special_idx] @ self.coef_special
+        if self.space == "log":
+            return np.exp(f)
+        return np.maximum(f, self.floor)
+
+    @property
+    def size(self) -> int:
+        return 0 if self.constant is not None else int(len(self.coef_poly) + len(self.coef_special))
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "space": self.space, "exponents": self.exponents.tolist(),
+            "coef_poly": self.coef_poly.tolist(), "special_idx": self.special_idx.tolist(),
+            "coef_special": self.coef_special.tolist(), "intercept": self.intercept,
+            "degree": self.degree, "alpha": self.alpha, "n_train": self.n_train,
+            "floor": self.floor, "cv_rmspe": self.cv_rmspe, "constant": self.constant,
+        }
+
+    @classmethod
+    def from_state(cls, st: Mapping[str, Any], d: int) -> _GroupModel:
+        return cls(
+            space=str(st["space"]),
+            exponents=np.array(st["exponents"], dtype=np.int64).reshape(-1, d),
+            coef_poly=np.array(st["coef_poly"], dtype=float),
+            special_idx=np.array(st["special_idx"], dtype=np.int64),
+            coef_special=np.array(st["coef_special"], dtype=float),
+            intercept=float(st["intercept"]), degree=int(st["degree"]),
+            alpha=float(st["alpha"]), n_train=int(st["n_train"]), floor=float(st["floor"]),
+            cv_rmspe=None if st["cv_rmspe"] is None else float(st["cv_rmspe"]),
+            constant=None if st["constant"] is None else float(st["constant"]),
+        )
+
+    @classmethod
+    def constant_model(cls, value: float, n_train: int) -> _GroupModel:
+        return cls("linear", np.zeros((0, 0), np.int64), np.zeros(0), np.zeros(0, np.int64),
+                   np.zeros(0), 0.0, 0, 0.0, n_train, constant=float(value))
+
+
+@dataclass
+class _Candidate:
+    """A cross-validated fit of one group in one space at one degree."""
+
+    space: str
+    degree: int
+    exps: np.ndarray
+    keep: np.ndarray
+    mu: np.ndarray
+    sd: np.ndarray
+    lasso: LassoCV
+    cv_mse: float
+    cv_se: float
+    cv_rmspe: float | None = None
+
+
+_SPACES = ("log", "linear")
+
+
+@io.register
+class NeuralPowerRegressor(LayerEstimator):
+    """Sparse polynomial model of one per-layer target (runtime, power or energy).
+
+    Args:
+        target: Column to model, e.g. ``"runtime_ms"`` or ``"power_w"`` (positive values).
+        degrees: Polynomial degrees K tried by cross-validation.
+        cv: Folds of the cross-validation (the paper uses 10). Each group needs at least
+            this many usable rows.
+        space: ``"auto"`` (default: per group, whichever of the two spaces has the lower
+            cross-validated RMSPE), ``"log"`` or ``"linear"``; see the module docstring.
+        weighting: In linear space: ``"relative"`` (weights ``1/target**2``: least
+            relative error) or ``"none"`` (least absolute error, as in the paper).
+        n_alphas: Lasso penalties tried per degree (log-spaced).
+        eps: Smallest penalty as a fraction of the largest.
+        max_iter: Coordinate-descent iterations per Lasso fit.
+        relaxed: Refit the selected terms by ordinary least squares (relaxed Lasso),
+            removing the Lasso's shrinkage of the kept coefficients.
+        groups: Groups to fit (None: every group present in the training table); rows
+            of other groups are ignored.
+        kind_groups: Overrides of :data:`~hwml.predict.base.KIND_GROUPS` (kind -> group;
+            a new group name uses the spec of its kinds' default group).
+        trivial_value: Prediction for trivial kinds when the training table has none.
+        seed: Seed of the fold shuffling.
+        device_check: ``"warn"``, ``"error"`` or ``"ignore"`` when predicting for another
+            device or element size than the training data's.
+
+    Attributes:
+        groups_: Fitted group -> internal model.
+        degree_: Group -> chosen degree K.
+        space_: Group -> chosen space.
+        model_size_: Group -> number of non-zero terms (intercept not counted).
+        cv_rmspe_: Group -> cross-validated RMSPE (%) of the chosen model.
+        cv_results_: One row per (group, space, degree): penalty chosen, cross-validated
+            mean squared error in the fitting space and its standard error, terms kept,
+            cross-validated RMSPE (% of the target; computed for each space's chosen
+            degree) and whether the row is the model kept.
+        n_dropped_: Training rows dropped as unusable (status or non-finite target).
+    """
+
+    model_type: ClassVar[str] = "neuralpower_regressor"
+    _fitted_attr: ClassVar[str] = "groups_"
+    #: Coordinate-descent tolerance (duality gap relative to the target's variance):
+    #: polynomial terms are strongly correlated, and sklearn's default 1e-4 stops far from the optimum.
+    _TOL: ClassVar[float] = 1e-6
+
+    def __init__(
+        self,
+        target: str = "runtime_ms",
+        degrees: Sequence[int] = (1, 2, 3),
+        cv: int = 10,
+        space: str = "auto",
+        weighting: str = "relative",
+        n_alphas: int = 40,
+        eps: float = 1e-4,
+        max_iter: int = 20000,
+        relaxed: bool = False,
+        groups: Sequence[str] | None = None,
+        kind_groups: Mapping[str, str] | None = None,
+        trivial_value: float = 0.0,
+        seed: int = 0,
+        device_check: str = "warn",
+    ) -> None:
+        self.target = target
+        self.degrees = degrees
+        self.cv = cv
+        self.space = space
+        self.weighting = weighting
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.max_iter = max_iter
+        self.relaxed = relaxed
+        self.groups = groups
+        self.kind_groups = kind_groups
+        self.trivial_value = trivial_value
+        self.seed = seed
+        self.device_check = device_check
+
+    # ------------------------------------------------------------------ helpers
+    def _spec(self, group: str) -> GroupSpec:
+        if group in GROUP_SPECS:
+            return GROUP_SPECS[group]
+        for kind, g in self._groups().items():
+            if g == group and KIND_GROUPS.get(kind) in GROUP_SPECS:
+                return GROUP_SPECS[KIND_GROUPS[kind]]
+        raise PredictorError(f"no feature spec for group {group!r}; known: {', '.join(GROUP_SPECS)}")
+
+    def _raw_inputs(self, batch: LayerBatch, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """Variables ``(n, d)`` and special terms ``(n, s)`` of ``batch``, raw values."""
+        spec = self._spec(group)
+        v = np.column_stack([_variable(batch, n) for n in spec.variables])
+        s = np.column_stack([_variable(batch, n) for n in spec.special])
+        if not (np.all(np.isfinite(v)) and np.all(np.isfinite(s))):
+            raise PredictorError(f"{group}: non-finite layer features")
+        return v, s
+
+    @staticmethod
+    def _in_space(space: str, v: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if space == "log":
+            return np.log1p(np.maximum(v, 0.0)), np.log1p(np.maximum(s, 0.0))
+        return v, s
+
+    def _check_params(self) -> None:
+        self._check_device_check()
+        if self.space not in ("auto", *_SPACES):
+            raise ValueError(f"space must be 'auto', 'log' or 'linear', got {self.space!r}")
+        if self.weighting not in ("relative", "none"):
+            raise ValueError(f"weighting must be 'relative' or 'none', got {self.weighting!r}")
+        degrees = list(self.degrees)
+        if not degrees or any(int(k) != k or k < 1 for k in degrees):
+            raise ValueError(f"degrees must be positive integers, got {self.degrees!r}")
+        if int(self.cv) < 2:
+            raise ValueError(f"cv must be at least 2 folds, got {self.cv!r}")
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, table: pd.DataFrame, y: Any = None, *, device: str | None = None) -> NeuralPowerRegressor:
+        """Fit one sparse polynomial per group present in ``table``.
+
+        Args:
+            table: Measured layer table: the columns of :meth:`Layer.to_row` and the target.
+            y: Ignored (scikit-learn signature); the target is the ``target`` column.
+            device: GPU name of the measurements (default: the table's ``gpu_name`` column
+                when it exists).
+
+        Returns:
+            self.
+
+        Raises:
+            MissingColumnsError: naming missing columns.
+            TooFewRowsError: when a group has fewer usable rows than ``cv`` folds.
+            PredictorError: for non-positive targets, or mixed dtypes or devices.
+        """
+        self._check_params()
+        require_columns(table, ("kind", *LAYER_COLUMNS, self.target), "fit")
+        rows, dropped = usable_rows(table, self.target)
+        self._remember_data(rows, device)
+        batch = LayerBatch.from_table(rows, "fit")
+        y_all = rows[self.target].to_numpy(dtype=float)
+        groups = self._group_of(batch.kinds)
+        if np.any(groups == ""):
+            bad = sorted(set(batch.kinds[groups == ""]))
+            raise PredictorError(f"fit: layer kind(s) {bad} have no group and cannot be modelled; drop those rows")
+        wanted = set(self.groups) if self.groups is not None else set(groups)
+        if self.groups is not None:
+            absent = sorted(wanted - set(groups) - {TRIVIAL_GROUP})
+            if absent:
+                raise TooFewRowsError(f"fit: no usable rows for group(s) {absent}")
+        if not wanted:
+            raise TooFewRowsError(f"fit: no usable rows (finite {self.target!r}, usable status)")
+        modelled = np.isin(groups, list(wanted - {TRIVIAL_GROUP}))
+        if np.any(y_all[modelled] <= 0):
+            raise PredictorError(f"fit: {self.target} must be positive (NeuralPower models relative error)")
+
+        models: dict[str, _GroupModel] = {}
+        cv_rows: list[dict[str, Any]] = []
+        for group in sorted(wanted):
+            mask = groups == group
+            if group == TRIVIAL_GROUP:
+                if mask.any():
+                    models[group] = _GroupModel.constant_model(float(np.median(y_all[mask])), int(mask.sum()))
+                continue
+            n = int(mask.sum())
+            if n < int(self.cv):
+                raise TooFewRowsError(
+                    f"fit: group {group!r} has {n} usable row(s) of target {self.target!r}; "
+                    f"{self.cv}-fold cross-validation needs at least {self.cv}. Add rows, lower "
+                    f"cv, or leave the group out with groups=[...]"
+                )
+            sub = LayerBatch(batch.kinds[mask], batch.values[mask], batch.names[mask])
+            v, s = self._raw_inputs(sub, group)
+            models[group], rows_cv = self._fit_group(group, v, s, y_all[mask])
+            cv_rows.extend(rows_cv)
+        self.groups_ = models
+        self.cv_results_ = pd.DataFrame(cv_rows)
+        self.n_dropped_ = dropped
+        self._summarise()
+        return self
+
+    def _summarise(self) -> None:
+        fitted = {g: m for g, m in self.groups_.items() if m.constant is None}
+        self.degree_ = {g: m.degree for g, m in fitted.items()}
+        self.space_ = {g: m.space for g, m in fitted.items()}
+        self.cv_rmspe_ = {g: m.cv_rmspe for g, m in fitted.items()}
+        self.model_size_ = {g: m.size for g, m in self.groups_.items()}
+
+    def _fit_group(self, group: str, v_raw: np.ndarray, s_raw: np.ndarray,
+                   y: np.ndarray) -> tuple[_GroupModel, list[dict[str, Any]]]:
+        """Choose space, degree and penalty of one group by cross-validation, and fit it."""
+        folds = KFold(int(self.cv), shuffle=True, random_state=int(self.seed))
+        spaces = _SPACES if self.space == "auto" else (self.space,)
+        best: tuple[_Candidate, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        cv_rows: list[dict[str, Any]] = []
+        for space in spaces:
+            v, s = self._in_space(space, v_raw, s_raw)
+            v_scale = np.max(np.abs(v), axis=0)
+            v_scale[v_scale == 0] = 1.0
+            s_scale = np.max(np.abs(s), axis=0)
+            s_scale[s_scale == 0] = 1.0
+            u, w_s = v / v_scale, s / s_scale
+            z, weight = self._target(space, y)
+            cands = [self._candidate(space, k, u, w_s, z, weight, folds)
+                     for k in sorted({int(k) for k in self.degrees})]
+            best_mse = min(c.cv_mse for c in cands)
+            best_se = next(c.cv_se for c in cands if c.cv_mse == best_mse)
+            chosen = next(c for c in cands if c.cv_mse <= best_mse + best_se)
+            chosen.cv_rmspe = self._cv_rmspe(chosen, u, w_s, z, y, weight, folds)
+            for c in cands:
+                cv_rows.append({
+                    "group": group, "space": space, "degree": c.degree, "alpha": float(c.lasso.alpha_),
+                    "cv_mse": c.cv_mse, "cv_se": c.cv_se, "n_terms": int(np.count_nonzero(c.lasso.coef_)),
+                    "cv_rmspe_pct": c.cv_rmspe, "chosen": False, "n_train": len(y),
+                })
+            if best is None or chosen.cv_rmspe < best[0].cv_rmspe:
+                best = (chosen, u, w_s, v_scale, s_scale)
+        assert best is not None
+        cand, u, w_s, v_scale, s_scale = best
+        for row in cv_rows:
+            row["chosen"] = row["space"] == cand.space and row["degree"] == cand.degree
+        z, weight = self._target(cand.space, y)
+        coef_std, intercept_std = cand.lasso.coef_.copy(), float(cand.lasso.intercept_)
+        if self.relaxed and np.any(coef_std != 0):
+            xs = (np.hstack([_monomials(u, cand.exps), w_s])[:, cand.keep] - cand.mu) / cand.sd
+            coef_std, intercept_std = _relaxed_refit(xs, z, coef_std != 0, weight)
+        # Undo the standardization: f = b + sum_j c_j (x_j - mu_j) / sd_j.
+        coef_x = coef_std / cand.sd
+        intercept = intercept_std - float(coef_x @ cand.mu)
+        n_poly = len(cand.exps)
+        full = np.zeros(n_poly + w_s.shape[1])
+        full[cand.keep] = coef_x
+        # Undo the variable scaling: u = v / v_scale, so u^q = v^q / prod(v_scale^q).
+        coef_poly = full[:n_poly] / np.prod(v_scale[None, :] ** cand.exps, axis=1)
+        coef_special = full[n_poly:] / s_scale
+        sel_p, sel_s = np.flatnonzero(coef_poly), np.flatnonzero(coef_special)
+        model = _GroupModel(
+            cand.space, cand.exps[sel_p], coef_poly[sel_p], sel_s.astype(np.int64), coef_special[sel_s],
+            intercept, cand.degree, float(cand.lasso.alpha_), len(y),
+            floor=0.5 * float(y.min()), cv_rmspe=cand.cv_rmspe,
+        )
+        return model, cv_rows
+
+    def _target(self, space: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fitting target and sample weights of ``space``."""
+        if space == "log":
+            return np.log(y), None
+        if self.weighting == "relative":
+            w = 1.0 / y**2
+            return y, w / w.mean()
+        return y, None
+
+    def _candidate(self, space: str, degree: int, u: np.ndarray, w_s: np.ndarray, z: np.ndarray,
+                   weight: np.ndarray | None, folds: KFold) -> _Candidate:
+        exps = _exponents(u.shape[1], degree)
+        x_all = np.hstack([_monomials(u, exps), w_s])
+        keep = _independent_columns(x_all)
+        x = x_all[:, keep]
+        mu, sd = x.mean(axis=0), x.std(axis=0)
+        lasso = LassoCV(alphas=int(self.n_alphas), eps=float(self.eps), cv=folds,
+                        max_iter=int(self.max_iter), tol=self._TOL, random_state=int(self.seed))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lasso.fit((x - mu) / sd, z, sample_weight=weight)
+        path = lasso.mse_path_
+        i = int(np.argmin(path.mean(axis=1)))
+        return _Candidate(space, degree, exps, keep, mu, sd, lasso, float(path[i].mean()),
+                          float(path[i].std(ddof=1) / math.sqrt(path.shape[1])))
+
+    def _cv_rmspe(self, cand: _Candidate, u: np.ndarray, w_s: np.ndarray, z: np.ndarray,
+                  y: np.ndarray, weight: np.ndarray | None, folds: KFold) -> float:
+        """Cross-validated RMSPE (%) of a candidate at its chosen penalty, in target units."""
+        xs = (np.hstack([_monomials(u, cand.exps), w_s])[:, cand.keep] - cand.mu) / cand.sd
+        oof = np.empty(len(z))
+        for train, test in folds.split(xs):
+            lasso = Lasso(alpha=float(cand.lasso.alpha_), max_iter=int(self.max_iter), tol=self._TOL)
+            w = None if weight is None else weight[train]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                lasso.fit(xs[train], z[train], sample_weight=w)
+            coef, b = lasso.coef_, float(lasso.intercept_)
+            if self.relaxed and np.any(coef != 0):
+                coef, b = _relaxed_refit(xs[train], z[train], coef != 0, w)
+            oof[test] = xs[test] @ coef + b
+        pred = np.exp(oof) if cand.space == "log" else np.maximum(oof, 0.5 * float(y.min()))
+        return float(100.0 * np.sqrt(np.mean(((pred - y) / y) ** 2)))
+
+    # ------------------------------------------------------------------ prediction
+    def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
+        groups = self._group_of(batch.kinds)
+        out = np.empty(len(batch))
+        fallback = np.zeros(len(batch), dtype=bool)
+        unknown = ~np.isin(groups, list(self.groups_)) & (groups != TRIVIAL_GROUP)
+        if unknown.any():
+            raise self._unknown(batch, unknown, self.groups_)
+        for group in set(groups):
+            mask = groups == group
+            if group == TRIVIAL_GROUP and group not in self.groups_:
+                out[mask] = float(self.trivial_value)
+                fallback[mask] = True
+                continue
+            model = self.groups_[group]
+            if model.constant is not None:
+                out[mask] = model.constant
+                continue
+            sub = LayerBatch(batch.kinds[mask], batch.values[mask], batch.names[mask])
+            v, s = self._in_space(model.space, *self._raw_inputs(sub, group))
+            out[mask] = model.evaluate(v, s)
+        return {self.target: out, "fallback": fallback}
+
+    # ------------------------------------------------------------------ reporting
+    def terms(self, group: str) -> pd.DataFrame:
+        """The fitted formula of ``group``, one row per non-zero term.
+
+        In log space the terms are of ``log(1 + x)`` and the formula gives ``log(target)``.
+
+        Returns:
+            Columns ``term`` (e.g. ``"log1p(batch)*log1p(flops)"``; ``"1"`` is the
+            intercept) and ``coefficient``.
+        """
+        self._check_fitted()
+        if group not in self.groups_:
+            raise KeyError(f"group {group!r} is not fitted; fitted: {', '.join(self.groups_)}")
+        model = self.groups_[group]
+        if model.constant is not None:
+            return pd.DataFrame({"term": ["1"], "coefficient": [model.constant]})
+        spec = self._spec(group)
+        wrap = "log1p({})" if model.space == "log" else "{}"
+        names = ["1"] + [_term_name(e, spec.variables, wrap) for e in model.exponents]
+        names += [wrap.format(spec.special[i]) for i in model.special_idx]
+        coefs = [model.intercept, *model.coef_poly, *model.coef_special]
+        return pd.DataFrame({"term": names, "coefficient": coefs})
+
+    def summary(self) -> pd.DataFrame:
+        """One row per fitted group: training rows, space, degree, penalty, model size,
+        cross-validated RMSPE (%)."""
+        self._check_fitted()
+        return pd.DataFrame([
+            {"group": g, "n_train": m.n_train,
+             "space": m.space if m.constant is None else "constant",
+             "degree": m.degree, "alpha": m.alpha, "model_size": m.size,
+             "cv_rmspe_pct": m.cv_rmspe, "constant": m.constant}
+            for g, m in sorted(self.groups_.items())
+        ])
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, Any]:
+        cv = self.cv_results_.astype(object).where(self.cv_results_.notna(), None)
+        return {
+            "groups": {g: m.to_state() for g, m in self.groups_.items()},
+            "cv_results": cv.to_dict(orient="list"),
+            "n_dropped": self.n_dropped_,
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        models = {}
+        for g, st in state["groups"].items():
+            d = 0 if st["constant"] is not None else len(self._spec(g).variables)
+            models[g] = _GroupModel.from_state(st, d)
+        self.groups_ = models
+        self.cv_results_ = pd.DataFrame(state["cv_results"])
+        self.n_dropped_ = int(state["n_dropped"])
+        self._summarise()
+
+
+def _independent_columns(x: np.ndarray) -> np.ndarray:
+    """Indices of the columns of ``x`` that are neither constant nor copies of another.
+
+    Of several proportional columns the *last* is kept, so a special term (they follow
+    the monomials) wins over a monomial equal to it, e.g. ``flops`` over
+    ``batch*in_features*out_features``.
+    """
+    sd = x.std(axis=0)
+    scale = np.maximum(np.abs(x).max(axis=0), 1e-300)
+    varying = sd > 1e-9 * scale
+    z = np.where(varying, (x - x.mean(axis=0)) / np.where(varying, sd, 1.0), 0.0)
+    rev = z[:, ::-1]
+    _, first = np.unique(np.round(rev, 9), axis=1, return_index=True)
+    keep = np.zeros(x.shape[1], dtype=bool)
+    keep[x.shape[1] - 1 - first] = True
+    return np.flatnonzero(keep & varying)
+
+
+def _relaxed_refit(xs: np.ndarray, z: np.ndarray, support: np.ndarray,
+                   weight: np.ndarray | None) -> tuple[np.ndarray, float]:
+    """Least squares on the selected (standardized) columns; returns (coef, intercept)."""
+    a = np.column_stack([np.ones(len(z)), xs[:, support]])
+    w = np.ones(len(z)) if weight is None else np.sqrt(weight)
+    sol, *_ = np.linalg.lstsq(a * w[:, None], z * w, rcond=None)
+    coef = np.zeros(xs.shape[1])
+    coef[support] = sol[1:]
+    return coef, float(sol[0])
+
+
+# ====================================================================== runtime + power
+
+
+@io.register
+class NeuralPower(LayerEstimator):
+    """NeuralPower's pair of models: per-layer runtime and power, and energy from both.
+
+    Energy of a layer is power x runtime; a network's runtime and energy are the sums
+    over its layers and its average power is energy / runtime.
+
+    The power model covers the groups with at least ``cv`` rows of measured power. A
+    layer of any other group gets NaN power and energy (and so does the network's
+    total energy): an unmeasured quantity is missing, not guessed. A layer predicted to
+    take no time (flatten, dropout) has NaN power and zero energy.
+
+    Args:
+        runtime_target: Runtime column (ms).
+        power_target: Power column (W). When no group has ``cv`` usable rows of it, only
+            the runtime model is fitted and power/energy predict as NaN.
+        **kwargs: Every other argument of :class:`NeuralPowerRegressor` (shared by both
+            models): degrees, cv, space, weighting, n_alphas, eps, max_iter, relaxed,
+            groups, kind_groups, trivial_value, seed, device_check.
+
+    Attributes:
+        runtime_: The fitted runtime :class:`NeuralPowerRegressor`.
+        power_: The fitted power :class:`NeuralPowerRegressor`, or None.
+    """
+
+    model_type: ClassVar[str] = "neuralpower"
+    _fitted_attr: ClassVar[str] = "runtime_"
+
+    def __init__(
+        self,
+        runtime_target: str = "runtime_ms",
+        power_target: str = "power_w",
+        degrees: Sequence[int] = (1, 2, 3),
+        cv: int = 10,
+        space: str = "auto",
+        weighting: str = "relative",
+        n_alphas: int = 40,
+        eps: float = 1e-4,
+        max_iter: int = 20000,
+        relaxed: bool = False,
+        groups: Sequence[str] | None = None,
+        kind_groups: Mapping[str, str] | None = None,
+        trivial_value: float = 0.0,
+        seed: int = 0,
+        device_check: str = "warn",
+    ) -> None:
+        self.runtime_target = runtime_target
+        self.power_target = power_target
+        self.degrees = degrees
+        self.cv = cv
+        self.space = space
+        self.weighting = weighting
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.max_iter = max_iter
+        self.relaxed = relaxed
+        self.groups = groups
+        self.kind_groups = kind_groups
+        self.trivial_value = trivial_value
+        self.seed = seed
+        self.device_check = device_check
+
+    @property
+    def target(self) -> str:
+        return self.runtime_target
+
+    def _regressor(self, target: str) -> NeuralPowerRegressor:
+        shared = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in ("runtime_target", "power_target")}
+        return NeuralPowerRegressor(target=target, **shared)
+
+    def fit(self, table: pd.DataFrame, y: Any = None, *, device: str | None = None) -> NeuralPower:
+        """Fit the runtime model and, where power was measured, the power model.
+
+        Args:
+            table: Measured layer table (see :class:`NeuralPowerRegressor`).
+            y: Ignored.
+            device: GPU name of the measurements.
+
+        Returns:
+            self.
+        """
+        self.runtime_ = self._regressor(self.runtime_target).fit(table, device=device)
+        self.power_: NeuralPowerRegressor | None = None
+        if self.power_target in table.columns:
+            rows, _ = usable_rows(table, self.power_target)
+            counts = pd.Series(self.runtime_._group_of(rows["kind"].to_numpy(dtype=str))).value_counts()
+            enough = [g for g, n in counts.items()
+                      if g in self.runtime_.groups_ and g != TRIVIAL_GROUP and n >= int(self.cv)]
+            if enough:
+                self.power_ = self._regressor(self.power_target).set_params(groups=sorted(enough))
+                self.power_.fit(table, device=device)
+        self.device_ = self.runtime_.device_
+        self.dtype_ = self.runtime_.dtype_
+        return self
+
+    @property
+    def model_size_(self) -> dict[str, dict[str, int]]:
+        """Non-zero terms per group of each model: ``{"runtime": {...}, "power": {...}}``."""
+        self._check_fitted()
+        sizes = {"runtime": self.runtime_.model_size_}
+        if self.power_ is not None:
+            sizes["power"] = self.power_.model_size_
+        return sizes
+
+    def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
+        rt = self.runtime_._predict_batch(batch)
+        runtime = rt[self.runtime_target]
+        power = np.full(len(batch), np.nan)
+        if self.power_ is not None:
+            has = np.isin(self.runtime_._group_of(batch.kinds), list(self.power_.groups_))
+            if has.any():
+                sub = LayerBatch(batch.kinds[has], batch.values[has], batch.names[has])
+                power[has] = self.power_._predict_batch(sub)[self.power_target]
+        idle = runtime == 0
+        power[idle] = np.nan  # a layer that takes no time has no meaningful power
+        energy = np.where(idle, 0.0, power * runtime)
+        return {"runtime_ms": runtime, "power_w": power, "energy_mj": energy,
+                "fallback": rt["fallback"]}
+
+    def _output_name(self) -> str:
+        return "runtime_ms"
+
+    def predict_all(self, table: pd.DataFrame, *, device: str | None = None) -> pd.DataFrame:
+        """Runtime (ms), power (W) and energy (mJ) of every row of a layer table."""
+        self._check_fitted()
+        batch = LayerBatch.from_table(table)
+        self.check_device(device, np.unique(batch.column("dtype_bytes")))
+        out = self._predict_batch(batch)
+        return pd.DataFrame(out, index=table.index)
+
+    def _totals(self, out: Mapping[str, np.ndarray]) -> dict[str, float]:
+        runtime = float(np.sum(out["runtime_ms"]))
+        energy = float(np.sum(out["energy_mj"]))
+        return {"runtime_ms": runtime, "energy_mj": energy,
+                "power_w": energy / runtime if runtime > 0 else math.nan}
+
+    def _get_state(self) -> dict[str, Any]:
+        return {"runtime": io.to_document(self.runtime_),
+                "power": None if self.power_ is None else io.to_document(self.power_)}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.runtime_ = io.from_document(state["runtime"], NeuralPowerRegressor)
+        self.power_ = (None if state["power"] is None
+                       else io.from_document(state["power"], NeuralPowerRegressor))
+
+
+# ====================================================================== network level
+
+
+NetworkBuilder = Callable[[str, int, int], Network]
+"""Builds the description of network ``name`` at ``batch`` with ``dtype_bytes``."""
+
+
+def _zoo_builder(name: str, batch: int, dtype_bytes: int) -> Network:
+    from hwml import zoo
+
+    return zoo.describe_net(name, batch, dtype_bytes=dtype_bytes, weights=False)
+
+
+@io.register
+class NetworkCalibration(Estimator):
+    """Network-level correction of summed layer predictions.
+
+    Layers timed one at a time overshoot the whole network (on modern GPUs by 4-16%:
+    kernels of consecutive layers overlap their launch overhead and share warm caches).
+    This estimator learns that correction from whole-network measurements of the
+    *training* networks, on top of a fitted layer model (Paleo or NeuralPower):
+
+    * ``mode="global"``: ``T = s * sum_layers T_layer`` (one scale).
+    * ``mode="per_group"``: ``T = sum_g s_g * sum_{layers in g} T_layer``, scales
+      non-negative and pulled towards the global scale with strength ``ridge`` (without
+      the pull, ten networks cannot pin down eight scales).
+    * ``mode="affine"``: ``T = a + s * sum_layers T_layer`` (``a`` a per-network
+      overhead in ms; both non-negative).
+
+    All modes minimise the squared *relative* error over the training networks. Use
+    :meth:`leave_one_network_out` for an honest estimate: each network is predicted by a
+    calibration fitted without any row of that network (all its batch sizes).
+
+    Args:
+        layer_model: A fitted layer model whose ``predict_network`` gives ``target``.
+        mode: ``"global"``, ``"per_group"`` or ``"affine"``.
+        ridge: Strength of the pull towards the global scale (``per_group`` only).
+        target: Network column to calibrate (``runtime_ms``).
+        device_check: As for every estimator.
+
+    Attributes:
+        scale_: Global scale (``global``/``affine``), or group -> scale (``per_group``).
+        offset_ms_: The ``affine`` intercept (0 otherwise).
+    """
+
+    model_type: ClassVar[str] = "network_calibration"
+    _fitted_attr: ClassVar[str] = "scale_"
+
+    def __init__(
+        self,
+        layer_model: LayerEstimator | None = None,
+        mode: str = "global",
+        ridge: float = 0.1,
+        target: str = "runtime_ms",
+        device_check: str = "warn",
+    ) -> None:
+        self.layer_model = layer_model
+        self.mode = mode
+        self.ridge = ridge
+        self.target = target
+        self.device_check = device_check
+
+    # ------------------------------------------------------------------ features
+    def _layer_sums(self, nets: pd.DataFrame, build: NetworkBuilder | None) -> pd.DataFrame:
+        """Summed layer predictions per network row, in total and per group (ms)."""
+        if self.layer_model is None:
+            raise PredictorError("NetworkCalibration needs a fitted layer_model")
+        require_columns(nets, ["network", "batch"], "NetworkCalibration")
+        build = build or _zoo_builder
+        cache: dict[tuple[str, int, int], dict[str, float]] = {}
+        rows = []
+        for _, row in nets.iterrows():
+            dtype_bytes = DTYPE_BYTES.get(str(row.get("dtype", "float32")), 4)
+            key = (str(row["network"]), int(row["batch"]), dtype_bytes)
+            if key not in cache:
+                pred = self.layer_model.predict_network(build(*key))
+                col = self.layer_model._output_name()
+                sums = pred.layers.groupby("group")[col].sum().to_dict()
+                sums["__total__"] = float(pred.layers[col].sum())
+                cache[key] = sums
+            rows.append(cache[key])
+        return pd.DataFrame(rows, index=nets.index).fillna(0.0)
+
+    def _design(self, sums: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        if self.mode == "global":
+            return sums[["__total__"]].to_numpy(), ["__total__"]
+        if self.mode == "affine":
+            return np.column_stack([np.ones(len(sums)), sums["__total__"]]), ["__offset__", "__total__"]
+        if self.mode == "per_group":
+            cols = sorted(c for c in sums.columns if c != "__total__")
+            return sums[cols].to_numpy(), cols
+        raise ValueError(f"mode must be 'global', 'per_group' or 'affine', got {self.mode!r}")
+
+    def _solve(self, x: np.ndarray, y: np.ndarray, names: list[str]) -> np.ndarray:
+        """Non-negative least relative squares, with the ``per_group`` pull."""
+        a = x / y[:, None]
+        b = np.ones(len(y))
+        if self.mode == "per_group" and self.ridge > 0:
+            total = x.sum(axis=1)
+            r = total / y
+            s0 = float(r.sum() / (r @ r))
+            lam = math.sqrt(float(self.ridge) * len(y))
+            a = np.vstack([a, lam * np.eye(len(names))])
+            b = np.concatenate([b, np.full(len(names), lam * s0)])
+        sol, _ = nnls(a, b)
+        return sol
+
+    # ------------------------------------------------------------------ API
+    def fit(self, nets: pd.DataFrame, y: Any = None, *, build: NetworkBuilder | None = None,
+            device: str | None = None) -> NetworkCalibration:
+        """Fit the correction on measured whole networks.
+
+        Args:
+            nets: Network table: ``network``, ``batch``, the target and optionally
+                ``dtype`` and ``status``.
+            y: Ignored.
+            build: ``(name, batch, dtype_bytes) -> Network``; default: the zoo.
+            device: GPU name of the measurements (default: the layer model's).
+
+        Returns:
+            self.
+        """
+        self._check_device_check()
+        require_columns(nets, ["network", "batch", self.target], "NetworkCalibration.fit")
+        rows, _ = usable_rows(nets, self.target)
+        if len(rows) < 1:
+            raise TooFewRowsError("NetworkCalibration.fit: no usable network rows")
+        y_true = rows[self.target].to_numpy(dtype=float)
+        if np.any(y_true <= 0):
+            raise PredictorError(f"NetworkCalibration.fit: {self.target} must be positive")
+        self._remember_data(rows, device or getattr(self.layer_model, "device_", None))
+        sums = self._layer_sums(rows, build)
+        x, names = self._design(sums)
+        sol = self._solve(x, y_true, names)
+        self.terms_ = names
+        if self.mode == "per_group":
+            self.scale_ = dict(zip(names, map(float, sol), strict=True))
+            self.offset_ms_ = 0.0
+        elif self.mode == "affine":
+            self.offset_ms_, self.scale_ = float(sol[0]), float(sol[1])
+        else:
+            self.scale_, self.offset_ms_ = float(sol[0]), 0.0
+        return self
+
+    def _apply(self, sums: pd.DataFrame) -> np.ndarray:
+        if self.mode == "per_group":
+            out = np.zeros(len(sums))
+            for g in sums.columns:
+                if g == "__total__":
+                    continue
+                if g not in self.scale_:
+                    raise PredictorError(
+                        f"NetworkCalibration: group {g!r} had no layers in the training networks, "
+                        "so it has no scale; use mode='global'"
+                    )
+                out += self.scale_[g] * sums[g].to_numpy()
+            return out
+        return self.offset_ms_ + self.scale_ * sums["__total__"].to_numpy()
+
+    def predict(self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None,
+                device: str | None = None) -> np.ndarray:
+        """Calibrated network predictions for the rows of a network table (``network``, ``batch``).
+
+        Returns:
+            Shape ``(n,)``, in the unit of ``target``.
+        """
+        self._check_fitted()
+        self.check_device(device)
+        return self._apply(self._layer_sums(nets, build))
+
+    def raw_sum(self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None) -> np.ndarray:
+        """The uncalibrated sums of layer predictions for the rows of ``nets``."""
+        return self._layer_sums(nets, build)["__total__"].to_numpy()
+
+    def predict_network(self, net: Network, *, device: str | None = None) -> NetworkPrediction:
+        """The layer model's per-layer prediction with raw and calibrated totals.
+
+        ``totals`` holds ``<target>`` (calibrated) and ``<target>_raw`` (the plain sum).
+        """
+        self._check_fitted()
+        self.check_device(device)
+        pred = self.layer_model.predict_network(net)
+        col = self.layer_model._output_name()
+        sums = pred.layers.groupby("group")[col].sum().to_dict()
+        sums["__total__"] = float(pred.layers[col].sum())
+        calibrated = float(self._apply(pd.DataFrame([sums]).fillna(0.0))[0])
+        totals = dict(pred.totals)
+        totals[f"{self.target}_raw"] = sums["__total__"]
+        totals[self.target] = calibrated
+        return NetworkPrediction(pred.layers, totals)
+
+    def leave_one_network_out(self, nets: pd.DataFrame, *,
+                              build: NetworkBuilder | None = None) -> pd.DataFrame:
+        """Honest evaluation: each network predicted by a calibration fitted without it.
+
+        Args:
+            nets: Network table as for :meth:`fit`.
+            build: As for :meth:`fit`.
+
+        Returns:
+            One row per usable network row: ``network``, ``batch``, ``actual``, ``raw``
+            (summed layers), ``calibrated`` (held out), ``raw_err_pct`` and
+            ``calibrated_err_pct`` (signed, 100 x (predicted - actual) / actual).
+        """
+        require_columns(nets, ["network", "batch", self.target], "leave_one_network_out")
+        rows, _ = usable_rows(nets, self.target)
+        names = sorted(set(rows["network"].astype(str)))
+        if len(names) < 2:
+            raise TooFewRowsError("leave_one_network_out needs rows of at least two networks")
+        sums = self._layer_sums(rows, build)
+        y_true = rows[self.target].to_numpy(dtype=float)
+        out = []
+        for name in names:
+            test = (rows["network"].astype(str) == name).to_numpy()
+            x, cols = self._design(sums.loc[~test])
+            sol = self._solve(x, y_true[~test], cols)
+            held = _clone_fitted(self, cols, sol)
+            pred = held._apply(sums.loc[test])
+            raw = sums.loc[test, "__total__"].to_numpy()
+            for b, a, r, p in zip(rows.loc[test, "batch"], y_true[test], raw, pred, strict=True):
+                out.append({"network": name, "batch": int(b), "actual": a, "raw": r, "calibrated": p,
+                            "raw_err_pct": 100 * (r - a) / a, "calibrated_err_pct": 100 * (p - a) / a})
+        return pd.DataFrame(out)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, Any]:
+        return {"layer_model": io.to_document(self.layer_model), "terms": self.terms_,
+                "scale": self.scale_, "offset_ms": self.offset_ms_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.layer_model = io.from_document(state["layer_model"])
+        self.terms_ = list(state["terms"])
+        self.scale_ = state["scale"] if isinstance(state["scale"], dict) else float(state["scale"])
+        self.offset_ms_ = float(state["offset_ms"])
+
+
+def _clone_fitted(cal: NetworkCalibration, names: list[str], sol: np.ndarray) -> NetworkCalibration:
+    held = NetworkCalibration(cal.layer_model, cal.mode, cal.ridge, cal.target, "ignore")
+    held.terms_ = names
+    if cal.mode == "per_group":
+        held.scale_ = dict(zip(names, map(float, sol), strict=True))
+        held.offset_ms_ = 0.0
+    elif cal.mode == "affine":
+        held.offset_ms_, held.scale_ = float(sol[0]), float(sol[1])
+    else:
+        held.scale_, held.offset_ms_ = float(sol[0]), 0.0
+    held.device_, held.dtype_ = cal.__dict__.get("device_"), cal.__dict__.get("dtype_")
+    return held

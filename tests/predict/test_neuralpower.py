@@ -1,0 +1,323 @@
+"""NeuralPower recovers known polynomials, picks the right degree and space, and predicts networks."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwml.describe import Layer, Network
+from hwml.predict import (
+    DeviceMismatchError,
+    DeviceMismatchWarning,
+    MissingColumnsError,
+    ModelFormatError,
+    NetworkCalibration,
+    NeuralPower,
+    NeuralPowerRegressor,
+    NotFittedError,
+    Paleo,
+    PredictorError,
+    TooFewRowsError,
+    UnknownKindError,
+    load,
+)
+from hwml.predict.base import KIND_GROUPS
+
+FAST = {"n_alphas": 20, "cv": 5}
+
+
+def L(x):  # noqa: N802 - the log1p transform of the log space
+    return np.log1p(np.asarray(x, dtype=float))
+
+
+def _terms(model: NeuralPowerRegressor, group: str) -> dict[str, float]:
+    return dict(model.terms(group).itertuples(index=False, name=None))
+
+
+# ---------------------------------------------------------------- recovery
+def test_linear_space_recovers_sparse_physical_formula(make_table):
+    t = make_table({"linear": 80})
+    # T = 0.01 ms + 2e-12 ms/FLOP * flops + 3e-9 ms/byte * param_bytes
+    t["runtime_ms"] = 0.01 + 2e-12 * t["flops"] + 3e-9 * t["param_bytes"]
+    m = NeuralPowerRegressor(degrees=(1,), space="linear", relaxed=True, **FAST).fit(t)
+    terms = _terms(m, "linear")
+    assert terms["1"] == pytest.approx(0.01, rel=1e-4)
+    assert terms["flops"] == pytest.approx(2e-12, rel=1e-4)
+    assert terms["param_bytes"] == pytest.approx(3e-9, rel=1e-4)
+    np.testing.assert_allclose(m.predict(t), t["runtime_ms"], rtol=1e-4)
+
+
+def test_log_space_recovers_sparse_polynomial(make_table):
+    t = make_table({"linear": 120}, seed=1)
+    # log T = -18 + 0.9 log1p(flops) + 0.05 log1p(in_features)^2
+    t["runtime_ms"] = np.exp(-18 + 0.9 * L(t["flops"]) + 0.05 * L(t["in_features"]) ** 2)
+    m = NeuralPowerRegressor(degrees=(2,), space="log", relaxed=True, **FAST).fit(t)
+    terms = _terms(m, "linear")
+    assert terms["log1p(flops)"] == pytest.approx(0.9, rel=1e-3)
+    assert terms["log1p(in_features)^2"] == pytest.approx(0.05, rel=1e-3)
+    assert terms["1"] == pytest.approx(-18, rel=1e-3)
+    others = {k: v for k, v in terms.items() if k not in ("1", "log1p(flops)", "log1p(in_features)^2")}
+    assert all(abs(v) < 1e-3 for v in others.values()), others
+    test = make_table({"linear": 30}, seed=99)
+    truth = np.exp(-18 + 0.9 * L(test["flops"]) + 0.05 * L(test["in_features"]) ** 2)
+    np.testing.assert_allclose(m.predict(test), truth, rtol=1e-3)
+
+
+@pytest.mark.parametrize("true_degree", [1, 2])
+def test_cross_validation_picks_the_generating_degree(make_table, true_degree):
+    t = make_table({"linear": 150}, seed=2)
+    b, i, o = L(t["batch"]), L(t["in_features"]), L(t["out_features"])
+    f = -4 + 0.6 * b + 0.3 * o
+    if true_degree == 2:
+        f = f + 0.15 * b * i - 0.1 * o**2
+    noise = 0.01 * np.random.default_rng(5).standard_normal(len(t))
+    t["runtime_ms"] = np.exp(f + noise)
+    m = NeuralPowerRegressor(degrees=(1, 2, 3), space="log", **FAST).fit(t)
+    assert m.degree_["linear"] == true_degree
+    chosen = m.cv_results_[m.cv_results_.chosen]
+    assert list(chosen.degree) == [true_degree]
+
+
+def test_auto_space_follows_the_data(make_table):
+    t = make_table({"activation": 60, "conv2d": 60}, seed=3)
+    act = t.kind == "activation"
+    # Memory-bound: launch overhead plus bytes over bandwidth (additive).
+    t.loc[act, "runtime_ms"] = 0.004 + 2e-10 * t.loc[act, "total_bytes"]
+    # Compute-bound: a power law of FLOPs with a shape-dependent efficiency (multiplicative).
+    conv = ~act
+    t.loc[conv, "runtime_ms"] = np.exp(-19 + 0.85 * L(t.loc[conv, "flops"])
+                                       - 0.2 * L(t.loc[conv, "in_channels"]))
+    m = NeuralPowerRegressor(degrees=(1, 2), relaxed=True, **FAST).fit(t)
+    assert m.space_ == {"activation": "linear", "conv2d": "log"}
+    assert m.cv_rmspe_["activation"] < 1.0 and m.cv_rmspe_["conv2d"] < 1.0
+    assert set(m.cv_results_.space) == {"log", "linear"}
+    terms = _terms(m, "activation")
+    assert terms["1"] == pytest.approx(0.004, rel=1e-6)
+    assert terms["total_bytes"] == pytest.approx(2e-10, rel=1e-6)
+
+
+# ---------------------------------------------------------------- errors
+def test_too_few_rows_for_the_folds(make_table):
+    t = make_table({"conv2d": 40, "batchnorm2d": 6})
+    t["runtime_ms"] = 1e-9 * t["total_bytes"] + 0.01
+    with pytest.raises(TooFewRowsError, match="'batchnorm2d' has 6 usable row.*10-fold"):
+        NeuralPowerRegressor(degrees=(1,)).fit(t)
+    m = NeuralPowerRegressor(degrees=(1,), groups=["conv2d"], **FAST).fit(t)
+    assert set(m.groups_) == {"conv2d"}
+
+
+def test_missing_columns_are_named(make_table):
+    t = make_table({"linear": 20})
+    with pytest.raises(MissingColumnsError, match="'runtime_ms'"):
+        NeuralPowerRegressor().fit(t)
+    t["runtime_ms"] = 1.0
+    with pytest.raises(MissingColumnsError, match="'in_features'"):
+        NeuralPowerRegressor().fit(t.drop(columns=["in_features"]))
+
+
+def test_unknown_kind_is_named(make_table):
+    t = make_table({"linear": 30})
+    t["runtime_ms"] = 0.01 + 1e-12 * t["flops"]
+    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(t)
+    conv = pd.DataFrame([Layer.conv2d(1, 3, 8, 8, 4, 3).to_row()] * 2)
+    with pytest.raises(UnknownKindError, match="'conv2d'.*fitted groups are linear"):
+        m.predict(conv)
+
+
+def test_bad_targets_and_mixed_dtypes(make_table):
+    t = make_table({"linear": 30})
+    t["runtime_ms"] = 0.01 + 1e-12 * t["flops"]
+    t.loc[0, "runtime_ms"] = 0.0
+    with pytest.raises(PredictorError, match="positive"):
+        NeuralPowerRegressor(**FAST).fit(t)
+    t.loc[0, "runtime_ms"] = 0.02
+    t.loc[1, "dtype"] = "float16"
+    with pytest.raises(PredictorError, match="mix dtypes"):
+        NeuralPowerRegressor(**FAST).fit(t)
+
+
+def test_unusable_rows_are_dropped(make_table):
+    t = make_table({"linear": 30})
+    t["runtime_ms"] = 0.01 + 1e-12 * t["flops"]
+    t.loc[:4, "status"] = "oom"
+    t.loc[5, "runtime_ms"] = np.nan
+    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(t)
+    assert m.n_dropped_ == 6
+    assert m.groups_["linear"].n_train == 24
+
+
+def test_predict_before_fit():
+    with pytest.raises(NotFittedError):
+        NeuralPowerRegressor().predict(pd.DataFrame())
+
+
+# ---------------------------------------------------------------- persistence and devices
+@pytest.fixture
+def fitted(make_table):
+    t = make_table({"conv2d": 40, "linear": 30, "maxpool2d": 20, "activation": 20}, seed=4)
+    rng = np.random.default_rng(0)
+    t["runtime_ms"] = (0.005 + 1e-12 * t["flops"] + 5e-10 * t["total_bytes"]) * np.exp(0.02 * rng.standard_normal(len(t)))
+    t["power_w"] = 100 + 50 * np.tanh(t["flops"] / 1e10) + rng.normal(0, 1, len(t))
+    t.loc[t.kind == "activation", "power_w"] = np.nan
+    t.loc[t.kind == "activation", "status"] = "no_power"
+    return t
+
+
+def test_json_round_trip_gives_identical_predictions(fitted, tmp_path):
+    m = NeuralPowerRegressor(degrees=(1, 2), **FAST).fit(fitted, device="GPU A")
+    path = m.save(tmp_path / "np.json")
+    doc = json.loads(path.read_text())
+    assert doc["format_version"] == 1 and doc["model_type"] == "neuralpower_regressor"
+    assert (doc["target"], doc["device"], doc["dtype"]) == ("runtime_ms", "GPU A", "float32")
+    back = NeuralPowerRegressor.load(path)
+    np.testing.assert_array_equal(back.predict(fitted), m.predict(fitted))
+    assert back.model_size_ == m.model_size_ and back.space_ == m.space_
+    pd.testing.assert_frame_equal(back.terms("conv2d"), m.terms("conv2d"))
+
+
+def test_wrong_version_or_type_is_refused(fitted, tmp_path):
+    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(fitted)
+    path = m.save(tmp_path / "np.json")
+    with pytest.raises(ModelFormatError, match="'neuralpower_regressor' model, not a 'paleo'"):
+        Paleo.load(path)
+    doc = json.loads(path.read_text())
+    doc["format_version"] = 99
+    (tmp_path / "v99.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFormatError, match="format_version 99"):
+        load(tmp_path / "v99.json")
+    (tmp_path / "junk.json").write_text('{"format": "other"}')
+    with pytest.raises(ModelFormatError, match="not an hwml predictor"):
+        load(tmp_path / "junk.json")
+
+
+def test_device_and_dtype_mismatch(fitted):
+    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(fitted, device="GPU A")
+    with pytest.warns(DeviceMismatchWarning, match="'GPU A'.*'GPU B'"):
+        m.predict(fitted, device="GPU B")
+    half = fitted.assign(dtype_bytes=2)
+    with pytest.warns(DeviceMismatchWarning, match="2-byte"):
+        m.predict(half)
+    m.set_params(device_check="error")
+    with pytest.raises(DeviceMismatchError):
+        m.predict(fitted, device="GPU B")
+    m.set_params(device_check="ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.predict(fitted, device="GPU B")
+        m.predict(fitted, device="GPU A")
+
+
+# ---------------------------------------------------------------- networks, power, energy
+def _toy_net(batch: int = 4) -> Network:
+    conv = Layer.conv2d(batch, 16, 14, 14, 32, 3, padding=1)
+    pool = Layer.pool2d("maxpool2d", batch, 32, 14, 14, 2)
+    flat = Layer(kind="flatten", in_shapes=(pool.out_shape,), out_shape=(batch, 32 * 7 * 7))
+    return Network("toy", (batch, 16, 14, 14), [
+        conv, Layer.activation("relu", conv.out_shape), pool, flat,
+        Layer.linear(batch, 32 * 7 * 7, 100), Layer.activation("relu", (batch, 100))])
+
+
+def test_neuralpower_energy_and_network_power(fitted, tmp_path):
+    model = NeuralPower(degrees=(1,), **FAST).fit(fitted)
+    assert set(model.power_.groups_) == {"conv2d", "linear", "pool"}
+    partial = model.predict_network(_toy_net())  # power was never measured for activations
+    act = partial.layers.kind == "activation"
+    assert partial.layers.power_w[act].isna().all() and partial.layers.power_w[~act & (partial.layers.kind != "flatten")].notna().all()
+    assert np.isnan(partial.totals["energy_mj"]) and partial.totals["runtime_ms"] > 0
+    t = fitted.assign(power_w=fitted["power_w"].fillna(120.0), status="ok")
+    model = NeuralPower(degrees=(1,), **FAST).fit(t)
+    pred = model.predict_network(_toy_net())
+    layers = pred.layers
+    assert layers.loc[3, "kind"] == "flatten" and bool(layers.loc[3, "fallback"])
+    assert layers.loc[3, "runtime_ms"] == 0.0 and layers.loc[3, "energy_mj"] == 0.0
+    assert np.isnan(layers.loc[3, "power_w"])
+    busy = layers.drop(index=3)
+    np.testing.assert_allclose(busy.energy_mj, busy.power_w * busy.runtime_ms)
+    assert pred.totals["runtime_ms"] == pytest.approx(layers.runtime_ms.sum())
+    assert pred.totals["energy_mj"] == pytest.approx(layers.energy_mj.sum())
+    assert pred.totals["power_w"] == pytest.approx(pred.totals["energy_mj"] / pred.totals["runtime_ms"])
+    assert model.model_size_["power"]["conv2d"] >= 1
+    back = load(model.save(tmp_path / "pair.json"))
+    pd.testing.assert_frame_equal(back.predict_network(_toy_net()).layers, layers)
+    # The fast path from Layer objects and the table path agree.
+    np.testing.assert_array_equal(model.predict(_toy_net().table()), layers.runtime_ms.to_numpy())
+
+
+def test_trivial_kinds_use_their_training_median(fitted):
+    flat = Layer(kind="flatten", in_shapes=((4, 8, 2, 2),), out_shape=(4, 32)).to_row()
+    extra = pd.DataFrame([flat, flat, flat]).assign(runtime_ms=[0.001, 0.002, 0.003], status="ok", dtype="float32")
+    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(pd.concat([fitted, extra], ignore_index=True))
+    pred = m.predict_network(_toy_net())
+    assert pred.layers.loc[3, "runtime_ms"] == pytest.approx(0.002)
+    assert not pred.layers.loc[3, "fallback"]
+
+
+def test_power_only_where_measured(fitted):
+    model = NeuralPower(degrees=(1,), **FAST).fit(fitted.drop(columns=["power_w"]))
+    assert model.power_ is None
+    out = model.predict_all(fitted[fitted.kind != "activation"])
+    assert out["power_w"].isna().all() and (out["runtime_ms"] > 0).all()
+
+
+# ---------------------------------------------------------------- network calibration
+NETS = {
+    "a": lambda b: _toy_net(b),
+    "b": lambda b: Network("b", (b, 64), [Layer.linear(b, 64, 256), Layer.activation("relu", (b, 256)),
+                                          Layer.linear(b, 256, 10)]),
+    "c": lambda b: Network("c", (b, 16, 28, 28), [Layer.conv2d(b, 16, 28, 28, 16, 3, padding=1),
+                                                  Layer.batchnorm2d(b, 16, 28, 28),
+                                                  Layer.activation("relu", (b, 16, 28, 28))]),
+}
+
+
+def _build(name: str, batch: int, dtype_bytes: int) -> Network:
+    return NETS[name](batch)
+
+
+@pytest.fixture
+def exact_paleo(make_table):
+    t = make_table({"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10})
+    work = t["flops"] + t["vector_ops"]
+    t["runtime_ms"] = 1e3 * (work / 1e12 + t["total_bytes"] / 1e11) / 0.5
+    return Paleo(1e12, 1e11).fit(t)
+
+
+def _nets_table(layer_model, fn) -> pd.DataFrame:
+    rows = []
+    for name in NETS:
+        for b in (1, 8, 32):
+            raw = layer_model.predict_network(_build(name, b, 4)).totals["runtime_ms"]
+            rows.append({"network": name, "batch": b, "dtype": "float32", "runtime_ms": fn(raw), "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+def test_global_calibration_recovers_the_overshoot(exact_paleo, tmp_path):
+    nets = _nets_table(exact_paleo, lambda raw: 0.9 * raw)
+    cal = NetworkCalibration(exact_paleo).fit(nets, build=_build)
+    assert cal.scale_ == pytest.approx(0.9)
+    np.testing.assert_allclose(cal.predict(nets, build=_build), nets.runtime_ms)
+    lono = cal.leave_one_network_out(nets, build=_build)
+    assert len(lono) == 9
+    np.testing.assert_allclose(lono.raw_err_pct, 100 * (1 / 0.9 - 1))
+    np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-9)
+    pred = cal.predict_network(_build("a", 8, 4))
+    assert pred.totals["runtime_ms"] == pytest.approx(0.9 * pred.totals["runtime_ms_raw"])
+    back = load(cal.save(tmp_path / "cal.json"))
+    np.testing.assert_array_equal(back.predict(nets, build=_build), cal.predict(nets, build=_build))
+
+
+def test_affine_and_per_group_calibration(exact_paleo):
+    nets = _nets_table(exact_paleo, lambda raw: 0.05 + raw)
+    cal = NetworkCalibration(exact_paleo, mode="affine").fit(nets, build=_build)
+    assert cal.offset_ms_ == pytest.approx(0.05, rel=1e-6) and cal.scale_ == pytest.approx(1.0, rel=1e-6)
+    nets = _nets_table(exact_paleo, lambda raw: raw)
+    per = NetworkCalibration(exact_paleo, mode="per_group", ridge=0.0).fit(nets, build=_build)
+    np.testing.assert_allclose(per.predict(nets, build=_build), nets.runtime_ms, rtol=1e-6)
+    assert set(per.scale_) == {KIND_GROUPS[k] for k in ("conv2d", "linear", "maxpool2d", "activation",
+                                                        "batchnorm2d", "flatten")}
+    with pytest.raises(TooFewRowsError, match="two networks"):
+        per.leave_one_network_out(nets[nets.network == "a"], build=_build)
