@@ -1,0 +1,678 @@
+"""``hwml optimize``: the tabular CNN benchmark and hardware-constrained searches.
+
+    hwml optimize benchmark structures --out DIR [--device cuda] [--shard I/N] ...
+    hwml optimize benchmark train      --out DIR [--device cuda] [--workers W] [--shard I/N] ...
+    hwml optimize benchmark summary    --out DIR [--quantile Q]
+    hwml optimize run  --benchmark DIR --method hw-ieci,ei --seeds 0-19 --n-evals 50
+                       (--power-budget-w W | --power-quantile Q)
+                       (--mem-budget-bytes B | --mem-quantile Q) --out runs/history.csv
+    hwml optimize live --device cuda --structures DIR --n-evals 30
+                       (--power-budget-w W | --power-quantile Q) ... --out history.csv
+
+``run`` searches a pre-measured benchmark (no training; any machine); ``live`` trains every
+chosen network for real. Both take HyperPower's linear power and memory models fitted on
+the benchmark's ``structures.csv`` as a-priori constraints. Each history file gets a JSON
+file beside it (same name, ``.json``) with the budgets, the models' cross-validated
+errors and the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "parse_seeds"]
+
+
+# ---------------------------------------------------------------------- argument types
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-19"``, ``"3"`` or ``"0,2,5-7"`` -> the listed non-negative seeds, in order."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                seeds += range(lo, hi + 1)
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seeds like 0-19 or 0,2,5-7, got {text!r}"
+        ) from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected non-negative seeds, got {text!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def _methods(text: str) -> list[str]:
+    from hwml.optimize import METHODS
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [m for m in names if m not in METHODS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {bad or text!r}; known: {', '.join(METHODS)}"
+        )
+    return names
+
+
+def _quantile(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < q < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return q
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _features(text: str) -> str | list[str]:
+    from hwml.objectives import FEATURE_SETS
+
+    if text in FEATURE_SETS:
+        return text
+    cols = [t.strip() for t in text.split(",") if t.strip()]
+    if not cols:
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(FEATURE_SETS)} or a column list")
+    return cols
+
+
+def _range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH, e.g. 16-512, got {text!r}") from None
+    if not 1 <= lo < hi:
+        raise argparse.ArgumentTypeError(f"expected 1 <= LOW < HIGH, got {text!r}")
+    return lo, hi
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: NaN becomes None (JSON has no NaN), containers recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _command() -> str:
+    return "hwml " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+class _UserError(Exception):
+    """An error whose message is all the user needs (printed without a traceback)."""
+
+
+def _structures_path(text: str) -> Path:
+    p = Path(text)
+    path = p / "structures.csv" if p.is_dir() or p.suffix != ".csv" else p
+    if not path.exists():
+        raise _UserError(
+            f"no structures table at {str(path)!r}: measure one with "
+            "`hwml optimize benchmark structures --out DIR` on the GPU first"
+        )
+    return path
+
+
+def _budgets(args: argparse.Namespace, structures: Any) -> dict[str, float | None]:
+    from hwml.benchmark import quantile_budgets
+
+    out: dict[str, float | None] = {
+        "power_w": args.power_budget_w,
+        "mem_bytes": args.mem_budget_bytes,
+    }
+    for name, q in (("power_w", args.power_quantile), ("mem_bytes", args.mem_quantile)):
+        if q is None:
+            continue
+        if out[name] is not None:
+            raise _UserError(f"give either a {name} budget or its quantile, not both")
+        value = quantile_budgets(structures, q)[name]
+        if not math.isfinite(value):
+            raise _UserError(f"no measured {name} in the structures table to take a quantile of")
+        out[name] = value
+    return out
+
+
+def _models(structures: Any, budgets: dict[str, float | None], features: Any, std: bool) -> dict:
+    from hwml.objectives import fit_hardware_models
+
+    targets = {
+        name: col
+        for name, col in (("power_w", "power_w"), ("mem_bytes", "peak_mem_bytes"))
+        if budgets[name] is not None
+    }
+    if not targets:
+        return {}
+    return fit_hardware_models(structures, features=features, targets=targets, return_std=std)
+
+
+def _model_report(models: dict) -> dict[str, Any]:
+    out = {}
+    for name, m in models.items():
+        summary = m.model.cv_summary() if hasattr(m.model, "cv_summary") else {}
+        out[name] = {
+            "features": list(getattr(m.model, "features_", [])),
+            "cv": {k: float(v) for k, v in summary.items()},
+            "image_size": m.image_size,
+            "batch": m.batch,
+        }
+    return out
+
+
+def _history_path(template: str, method: str, seed: int, many: bool) -> Path:
+    if "{method}" in template or "{seed}" in template:
+        return Path(template.format(method=method, seed=seed))
+    path = Path(template)
+    if not many:
+        return path
+    return path.with_name(f"{path.stem}-{method}-s{seed}{path.suffix or '.csv'}")
+
+
+def _best(history: Any) -> float:
+    ok = history[(history["status"] == "ok") & history["feasible"].astype(bool)]
+    return float(ok["objective"].min()) if len(ok) else math.nan
+
+
+def _write_sidecar(path: Path, info: dict[str, Any], commit: str | None) -> None:
+    from hwml.data import git_commit, now_iso
+
+    info = {**info, "command": _command(), "date": now_iso(), "git_commit": commit or git_commit()}
+    path.with_suffix(".json").write_text(json.dumps(_plain(info), indent=1, default=float) + "\n")
+
+
+def _search(
+    args: argparse.Namespace,
+    objective: Any,
+    space: Any,
+    structures: Any,
+    info: dict[str, Any],
+    candidates: Any = None,
+) -> int:
+    from hwml.objectives import hardware_constraints
+    from hwml.optimize import check_budgets, minimize
+
+    budgets = _budgets(args, structures)
+    models = _models(structures, budgets, args.features, std=False)
+    prob_models = None
+    if "hw-ieci-prob" in args.method and models:
+        prob_models = _models(structures, budgets, args.features, std=True)
+    runs = [(m, s) for m in args.method for s in args.seeds]
+    many = len(runs) > 1
+    print(
+        f"budgets: power {budgets['power_w']} W, memory {budgets['mem_bytes']} bytes; "
+        f"{len(runs)} run(s) of {args.n_evals} evaluations",
+        file=sys.stderr,
+    )
+    rows = []
+    for method, seed in runs:
+        chosen = prob_models if method == "hw-ieci-prob" and prob_models else models
+        constraints = hardware_constraints(
+            chosen, power_budget_w=budgets["power_w"], mem_budget_bytes=budgets["mem_bytes"]
+        )
+        fraction = None
+        if constraints:
+            pool = space.encode(candidates) if candidates is not None else None
+            fraction = check_budgets(space, constraints, seed=seed, pool=pool)
+        path = _history_path(args.out, method, seed, many)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        history = minimize(
+            objective,
+            space,
+            constraints,
+            method=method,
+            n_evals=args.n_evals,
+            n_init=args.n_init,
+            seed=seed,
+            history_path=path,
+            progress=None if not args.no_progress else False,
+        )
+        _write_sidecar(
+            path,
+            {
+                **info,
+                "method": method,
+                "seed": seed,
+                "n_evals": args.n_evals,
+                "n_init": args.n_init,
+                "budgets": budgets,
+                "features": args.features,
+                "models": _model_report(chosen),
+                "fraction_predicted_feasible": fraction,
+                "history": path.name,
+            },
+            args.git_commit,
+        )
+        best = _best(history)
+        rows.append(
+            (
+                method,
+                seed,
+                len(history),
+                best,
+                float(history["cumulative_time_s"].iloc[-1]) if len(history) else 0.0,
+                path,
+            )
+        )
+    print(
+        f"{'method':14s} {'seed':>4s} {'evals':>5s} {'best feasible':>13s} {'time_s':>9s}  history"
+    )
+    for method, seed, n, best, t, path in rows:
+        print(f"{method:14s} {seed:4d} {n:5d} {best:13.4f} {t:9.1f}  {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from hwml import benchmark
+
+    if args.what == "summary":
+        summary = benchmark.summarize_benchmark(args.out)
+        if (Path(args.out) / "structures.csv").exists():
+            import pandas as pd
+
+            structures = pd.read_csv(Path(args.out) / "structures.csv")
+            summary["budgets_at_quantile"] = {
+                "quantile": args.quantile,
+                **benchmark.quantile_budgets(structures, args.quantile),
+            }
+        print(json.dumps(_plain(summary), indent=1, default=float))
+        return 0
+    from hwml.hardware import open_device
+
+    if args.what == "structures":
+        from hwml.profile import SweepOptions
+
+        opts = SweepOptions(
+            power=not args.no_power,
+            periods=args.periods,
+            budget_ms=args.budget_ms,
+            progress=not args.no_progress,
+        )
+        from hwml.objectives import cnn_space
+
+        space = cnn_space(filters=args.filters, dense_units=args.dense_units)
+        device = open_device(args.device, power=not args.no_power)
+        n = benchmark.measure_structures(
+            args.out,
+            device,
+            args.n_structures,
+            args.seed,
+            args.batch,
+            args.image_size,
+            args.shard,
+            dataset=args.dataset,
+            space=space,
+            opts=opts,
+            progress=not args.no_progress,
+            command=_command(),
+            git_commit=args.git_commit,
+        )
+        print(f"{n} structures measured into {args.out}", file=sys.stderr)
+        return 0
+    n = benchmark.train_configs(
+        args.out,
+        args.device,
+        args.n_configs,
+        args.seed,
+        args.epochs,
+        args.workers,
+        args.shard,
+        batch_size=args.batch_size,
+        data_root=args.data_root,
+        cudnn_benchmark=bool(args.cudnn_benchmark),
+        progress=not args.no_progress,
+        command=_command(),
+        git_commit=args.git_commit,
+    )
+    print(f"{n} configurations trained into {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hwml.benchmark import benchmark_objective
+
+    folder = Path(args.benchmark)
+    structures_path = _structures_path(str(folder))
+    import pandas as pd
+
+    structures = pd.read_csv(structures_path)
+    objective = benchmark_objective(folder)
+    info = {"mode": "tabular", "benchmark": str(folder), "pool_size": len(objective.candidates)}
+    return _search(args, objective, objective.space, structures, info, objective.candidates)
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from hwml.benchmark import benchmark_space
+    from hwml.data import read_provenance
+    from hwml.objectives import CNNObjective, cnn_space
+
+    structures = None
+    space = cnn_space()
+    image_size, inference_batch = args.image_size, args.inference_batch
+    if args.structures:
+        path = _structures_path(args.structures)
+        structures = pd.read_csv(path)
+        if "space" in read_provenance(path.parent):
+            space = benchmark_space(path.parent)
+        image_size = int(structures["image_size"].iloc[0]) if len(structures) else image_size
+        inference_batch = int(structures["batch"].iloc[0]) if len(structures) else inference_batch
+    elif any(
+        v is not None
+        for v in (
+            args.power_budget_w,
+            args.mem_budget_bytes,
+            args.power_quantile,
+            args.mem_quantile,
+        )
+    ):
+        raise _UserError(
+            "budgets need constraint models: pass --structures DIR (a table made "
+            "by `hwml optimize benchmark structures`)"
+        )
+    else:
+        structures = pd.DataFrame({"status": []})
+    objective = CNNObjective(
+        args.device,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.train_seed,
+        image_size=image_size,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        measure=not args.no_measure,
+        inference_batch=inference_batch,
+    )
+    objective.data  # noqa: B018 - load (or fail on) the data before the search starts
+    info = {
+        "mode": "live",
+        "device": args.device,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "train_seed": args.train_seed,
+        "dataset": args.dataset,
+        "image_size": image_size,
+        "inference_batch": inference_batch,
+        "structures": args.structures,
+        "gpu_name": objective.device.info.get("gpu_name")
+        or objective.device.info.get("device_name"),
+    }
+    return _search(args, objective, space, structures, info)
+
+
+def _guarded(handler: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from hwml.data import DatasetError
+        from hwml.objectives import DatasetNotFoundError
+        from hwml.optimize import HistoryError, InfeasibleBudgetError
+
+        try:
+            return int(handler(args) or 0)
+        except (
+            _UserError,
+            DatasetError,
+            DatasetNotFoundError,
+            HistoryError,
+            InfeasibleBudgetError,
+        ) as err:
+            print(f"hwml optimize: error: {err}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def _add_search_args(p: argparse.ArgumentParser, *, default_evals: int, default_init: int) -> None:
+    p.add_argument(
+        "--method",
+        type=_methods,
+        default=["hw-ieci"],
+        help="search method(s), comma-separated (default hw-ieci); see hwml.optimize.METHODS",
+    )
+    p.add_argument(
+        "--n-evals",
+        type=_positive_int,
+        default=default_evals,
+        help=f"evaluations per run (default {default_evals})",
+    )
+    p.add_argument(
+        "--n-init",
+        type=_positive_int,
+        default=default_init,
+        help=f"initial random evaluations (default {default_init})",
+    )
+    budget = p.add_argument_group(
+        "budgets (each given as a value or as a quantile of the "
+        "structures' measured values; none = unconstrained)"
+    )
+    budget.add_argument("--power-budget-w", type=float, help="inference power budget (W)")
+    budget.add_argument(
+        "--power-quantile",
+        type=_quantile,
+        help="power budget at this quantile of the measured power, e.g. 0.6",
+    )
+    budget.add_argument("--mem-budget-bytes", type=float, help="inference memory budget (bytes)")
+    budget.add_argument(
+        "--mem-quantile",
+        type=_quantile,
+        help="memory budget at this quantile of the measured peak memory",
+    )
+    p.add_argument(
+        "--features",
+        type=_features,
+        default="derived",
+        help="features of the linear power/memory models: 'z' (the structural "
+        "hyper-parameters, HyperPower's form), 'derived' (z plus params, FLOPs, "
+        "activation bytes; default) or a comma-separated column list",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="history file (.csv or .jsonl); with several methods or seeds, "
+        "'-METHOD-sSEED' is added to its name unless it holds {method}/{seed}",
+    )
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--git-commit",
+        default=None,
+        help="commit to record when the tree has no .git (default: git rev-parse)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``optimize`` sub-command to the ``hwml`` parser's sub-parsers."""
+    opt = subparsers.add_parser(
+        "optimize",
+        help="tabular CNN benchmark and hardware-constrained search (HW-IECI)",
+        description=__doc__.splitlines()[0],
+    )
+    sub = opt.add_subparsers(dest="optimize_command", required=True)
+
+    b = sub.add_parser("benchmark", help="build (or summarize) the tabular CNN benchmark")
+    b.add_argument(
+        "what",
+        choices=("structures", "train", "summary"),
+        help="structures: phase (a), inference power/memory of each structure; "
+        "train: phase (b), train each configuration; summary: print counts "
+        "and spreads",
+    )
+    b.add_argument("--out", required=True, help="benchmark folder")
+    b.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
+    b.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the structure list (structures) or the configuration list (train)",
+    )
+    b.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: this process's share")
+    b.add_argument("--no-progress", action="store_true")
+    b.add_argument(
+        "--git-commit",
+        default=None,
+        help="commit to record when the tree has no .git (default: git rev-parse)",
+    )
+    a = b.add_argument_group("structures")
+    a.add_argument(
+        "--n-structures", type=_positive_int, default=400, help="distinct structures (default 400)"
+    )
+    a.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=256,
+        help="inference batch of the measurement (default 256)",
+    )
+    a.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=32,
+        help="input side, a multiple of 4 (default 32)",
+    )
+    a.add_argument("--dataset", default="digits", choices=("digits", "mnist", "cifar10"))
+    a.add_argument(
+        "--filters",
+        type=_range,
+        default=(16, 512),
+        help="range of both convolutions' filters, LOW-HIGH (default 16-512); "
+        "recorded in the folder, the train phase uses the same space",
+    )
+    a.add_argument(
+        "--dense-units",
+        type=_range,
+        default=(32, 4096),
+        help="range of the dense layer's units, LOW-HIGH (default 32-4096)",
+    )
+    a.add_argument("--no-power", action="store_true", help="runtime and memory only")
+    a.add_argument(
+        "--periods",
+        type=_positive_int,
+        default=3,
+        help="energy-counter updates per power window (default 3)",
+    )
+    a.add_argument("--budget-ms", type=float, default=100.0, help="timed-repeat budget per row")
+    t = b.add_argument_group("train")
+    t.add_argument(
+        "--n-configs", type=_positive_int, default=2500, help="configurations (default 2500)"
+    )
+    t.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (default 10)")
+    t.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="training batch (default 64)"
+    )
+    t.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="trainings sharing the device at once (processes; default 1)",
+    )
+    t.add_argument("--data-root", default=None, help="local folder of MNIST / CIFAR-10")
+    t.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="let cuDNN autotune each new shape in the workers (off by default)",
+    )
+    t.add_argument(
+        "--quantile",
+        type=_quantile,
+        default=0.6,
+        help="summary: also print budgets at this quantile (default 0.6)",
+    )
+    b.set_defaults(func=_guarded(_cmd_benchmark))
+
+    r = sub.add_parser("run", help="search a pre-measured benchmark (no training)")
+    r.add_argument(
+        "--benchmark", required=True, help="benchmark folder (configs.csv, structures.csv)"
+    )
+    r.add_argument("--seeds", type=parse_seeds, default=[0], help="seeds, e.g. 0-19 (default 0)")
+    _add_search_args(r, default_evals=50, default_init=10)
+    r.set_defaults(func=_guarded(_cmd_run))
+
+    lv = sub.add_parser("live", help="search by training each chosen network on a device")
+    lv.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
+    lv.add_argument(
+        "--structures",
+        default=None,
+        help="structures.csv (or its folder) to fit the power/memory models on",
+    )
+    lv.add_argument(
+        "--seed", dest="seeds", type=parse_seeds, default=[0], help="search seed(s) (default 0)"
+    )
+    lv.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (default 10)")
+    lv.add_argument(
+        "--batch-size", type=_positive_int, default=64, help="training batch (default 64)"
+    )
+    lv.add_argument("--train-seed", type=int, default=0, help="seed of every training (default 0)")
+    lv.add_argument("--dataset", default="digits", choices=("digits", "mnist", "cifar10"))
+    lv.add_argument("--data-root", default=None, help="local folder of MNIST / CIFAR-10")
+    lv.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=32,
+        help="input side when no --structures is given (default 32)",
+    )
+    lv.add_argument(
+        "--inference-batch",
+        type=_positive_int,
+        default=256,
+        help="batch of the power/memory measurement when no --structures is given",
+    )
+    lv.add_argument(
+        "--no-measure",
+        action="store_true",
+        help="do not measure each trained network's inference power and memory",
+    )
+    _add_search_args(lv, default_evals=30, default_init=5)
+    lv.set_defaults(func=_guarded(_cmd_live))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hwml.cli_optimize ...`` (the same as ``hwml optimize ...``)."""
+    parser = argparse.ArgumentParser(prog="hwml")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build the HyperPower CNN benchmark on this machine's GPUs, then run live searches.
+#
+#   scripts/benchmark.sh [OUT_DIR] [PHASE ...]
+#
+# OUT_DIR defaults to data/hyperpower-<gpu name> (a scratch folder under /tmp when SCALE
+# is not 1). PHASES (default: all, in this order):
+#   structures  phase (a): inference runtime, power, energy and peak memory of N_STRUCTURES
+#               distinct structures at inference batch BATCH, one process per GPU and
+#               nothing else on it                                  -> structures.csv
+#   train       phase (b): N_CONFIGS configurations (structure + learning rate, momentum,
+#               weight decay) trained once each for EPOCHS epochs, WORKERS trainings at
+#               a time on every GPU                                  -> configs.csv
+#   live        live searches that train every chosen network: HW-IECI on GPU 0 and
+#               hardware-unaware EI on GPU 1 (after it on GPU 0 when there is one GPU),
+#               budgets at the QUANTILE of the measured power and memory -> live/*.csv
+# Every phase is resumable: rerun the same command after an interruption. The tabular
+# searches (hwml optimize run) need no GPU and run from the committed tables.
+# Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no .git),
+# SCALE (fraction of every count, default 1; e.g. 0.05 for a smoke run), WORKERS (4),
+# EPOCHS (10), BATCH (256), N_STRUCTURES (400), N_CONFIGS (2500), LIVE_EVALS (30),
+# QUANTILE (0.6), FILTERS (16-512) and DENSE (32-4096): the space's ranges, DEVICE (cuda;
+# cpu runs everything on the CPU, one shard, no budgets: a dry run of the script with
+# small FILTERS/DENSE), TRAIN_TIMEOUT_S (stop the train phase after this many seconds, keeping
+# its rows, and go on: rerun later to finish; default none).
+set -euo pipefail
+PY=${PY:-python3}
+DEVICE=${DEVICE:-cuda}
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+[ "$DEVICE" = cpu ] && NGPU=1
+if [ "${NGPU:-0}" -eq 0 ]; then
+  echo "benchmark.sh: no NVIDIA GPU found (nvidia-smi -L); nothing to measure" >&2
+  exit 1
+fi
+S=${SCALE:-1}
+OUT=${1:-}
+shift || true
+if [ -z "$OUT" ]; then
+  if [ "$S" = 1 ] && [ "$DEVICE" != cpu ]; then
+    OUT=data/hyperpower-$($PY -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))')
+  else
+    OUT=/tmp/hwml-benchmark-smoke-$S
+  fi
+fi
+PHASES=${*:-structures train live}
+n() { $PY -c "print(max($2, round($1 * $S)))"; }
+WORKERS=${WORKERS:-4}
+EPOCHS=${EPOCHS:-10}
+BATCH=${BATCH:-256}
+N_STRUCTURES=$(n "${N_STRUCTURES:-400}" 8)
+N_CONFIGS=$(n "${N_CONFIGS:-2500}" 16)
+LIVE_EVALS=$(n "${LIVE_EVALS:-30}" 6)
+QUANTILE=${QUANTILE:-0.6}
+COMMIT=${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+
+sharded() {  # run "hwml optimize benchmark ..." once per GPU, each on its own rows
+  local pids=()
+  for ((i = 0; i < NGPU; i++)); do
+    CUDA_VISIBLE_DEVICES=$i $PY -m hwml optimize benchmark "$@" --out "$OUT" --device "$DEVICE" \
+      --shard "$i/$NGPU" --no-progress --git-commit "$COMMIT" &
+    pids+=($!)
+  done
+  local rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
+}
+
+live() {  # live METHOD GPU
+  local budgets=(--power-quantile "$QUANTILE" --mem-quantile "$QUANTILE")
+  [ "$DEVICE" = cpu ] && budgets=()  # nothing measured power or memory
+  CUDA_VISIBLE_DEVICES=$2 $PY -m hwml optimize live --device "$DEVICE" --structures "$OUT" \
+    --method "$1" --n-evals "$LIVE_EVALS" --n-init 5 --epochs "$EPOCHS" "${budgets[@]}" \
+    --out "$OUT/live/$1-s0.csv" --no-progress --git-commit "$COMMIT"
+}
+
+for phase in $PHASES; do
+  echo "== $phase ($NGPU GPU, out $OUT) $(date -u +%FT%TZ)" >&2
+  start=$SECONDS
+  case $phase in
+    structures) sharded structures --n-structures "$N_STRUCTURES" --batch "$BATCH" \
+                  --filters "${FILTERS:-16-512}" --dense-units "${DENSE:-32-4096}" ;;
+    train)
+      if [ -n "${TRAIN_TIMEOUT_S:-}" ]; then
+        # timeout signals the whole process group: every shard and its workers stop, the
+        # rows written so far stay, and a rerun trains only what is missing
+        timeout --kill-after=20 "$TRAIN_TIMEOUT_S" bash -c "$(declare -f sharded); $(declare -p PY OUT NGPU COMMIT DEVICE); sharded train --n-configs $N_CONFIGS --epochs $EPOCHS --workers $WORKERS" \
+          || echo "benchmark.sh: train phase stopped (timeout or error); rerun to resume" >&2
+      else
+        sharded train --n-configs "$N_CONFIGS" --epochs "$EPOCHS" --workers "$WORKERS"
+      fi ;;
+    live)
+      mkdir -p "$OUT/live"
+      if [ "$NGPU" -ge 2 ]; then
+        live hw-ieci 0 & a=$!
+        live ei 1 & b=$!
+        rc=0; wait $a || rc=1; wait $b || rc=1
+        [ $rc -eq 0 ]
+      else
+        live hw-ieci 0
+        live ei 0
+      fi ;;
+    *) echo "benchmark.sh: unknown phase $phase" >&2; exit 2 ;;
+  esac
+  echo "== $phase done in $((SECONDS - start)) s" >&2
+done
+$PY -m hwml optimize benchmark summary --out "$OUT"
+echo "== done $(date -u +%FT%TZ): $OUT" >&2

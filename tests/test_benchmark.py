@@ -1,0 +1,210 @@
+"""Tests of hwml.benchmark: the two phases on a CPU, resuming, sharding, joining."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hwml.benchmark import (
+    CONFIG_COLUMNS,
+    STRUCTURE_COLUMNS,
+    benchmark_objective,
+    benchmark_space,
+    load_benchmark,
+    measure_structures,
+    quantile_budgets,
+    sample_configs,
+    sample_structures,
+    summarize_benchmark,
+    train_configs,
+)
+from hwml.data import DatasetError
+from hwml.hardware import CpuTimer, Device, PowerReading, open_device
+from hwml.objectives import STRUCTURAL, cnn_space
+from hwml.profile import SweepOptions
+
+SMALL = cnn_space(filters=(2, 6), dense_units=(8, 16))
+FAST = SweepOptions(budget_ms=2.0, warmup=1, progress=False)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class ConstantMeter:
+    """An energy meter that always reads 150 W (stands in for NVML)."""
+
+    available = True
+
+    def update_period_s(self, samples: int = 20) -> float:
+        return 0.1
+
+    def idle_power_w(self, duration_s: float = 1.0) -> float:
+        return 60.0
+
+    def measure(
+        self,
+        launch: Callable[[], Any],
+        wait: Callable[[], None],
+        *,
+        periods: int = 3,
+        chunk_calls: int = 1,
+    ) -> PowerReading:
+        for _ in range(chunk_calls):
+            launch()
+        wait()
+        return PowerReading(150.0, 0.3, 45_000.0, periods, chunk_calls)
+
+
+def _structures(folder, device: Any = "cpu", **kw: Any) -> int:
+    args = {
+        "n_structures": 5,
+        "seed": 0,
+        "batch": 4,
+        "image_size": 16,
+        "space": SMALL,
+        "opts": FAST,
+        "progress": False,
+        "command": "test",
+        **kw,
+    }
+    return measure_structures(folder, device, **args)
+
+
+def test_structure_and_config_lists_are_seeded_and_prefix_stable() -> None:
+    s = sample_structures(6, 1, SMALL)
+    assert s["key"].is_unique and len(s) == 6
+    assert s.equals(sample_structures(6, 1, SMALL))
+    assert not s.equals(sample_structures(6, 2, SMALL))
+    assert s.iloc[:3].equals(sample_structures(3, 1, SMALL))
+    configs = sample_configs(14, 0, s, SMALL)
+    assert configs["key"].is_unique
+    assert configs.iloc[:5].equals(sample_configs(5, 0, s, SMALL))
+    counts = configs["structure_key"].value_counts()
+    assert counts.max() - counts.min() <= 1  # every structure trained about equally often
+    SMALL.encode(configs)  # every configuration lies in the space
+    assert (
+        configs["learning_rate"] == configs["learning_rate"].map(lambda v: float(f"{v:.4g}"))
+    ).all()
+    with pytest.raises(ValueError, match="fewer than"):
+        sample_structures(10_000, 0, cnn_space(filters=(2, 3), dense_units=(8, 9)))
+
+
+def test_structures_without_power_resume_and_shard(tmp_path) -> None:
+    folder = tmp_path / "bench"
+    assert _structures(folder, shard=(1, 2)) == 2
+    assert _structures(folder, shard=(0, 2)) == 3
+    assert _structures(folder) == 0  # resumed: nothing left
+    table = pd.read_csv(folder / "structures.csv")
+    assert list(table.columns) == STRUCTURE_COLUMNS
+    assert len(table) == 5 and table["key"].is_unique
+    assert set(table["key"]) == set(sample_structures(5, 0, SMALL)["key"])
+    assert (table["status"] == "no_power").all()
+    assert table["power_w"].isna().all() and table["energy_per_image_mj"].isna().all()
+    assert (table["runtime_ms"] > 0).all()
+    assert (table["batch"] == 4).all() and (table["image_size"] == 16).all()
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["inference_batch"] == 4 and prov["image_size"] == 16
+    assert benchmark_space(folder).to_specs() == SMALL.to_specs()
+    assert len(prov["runs"]) == 3 and prov["runs"][0]["command"] == "test"
+    readme = (folder / "README.md").read_text()
+    assert "| `power_w` | W |" in readme and "structures.csv" in readme
+    with pytest.raises(DatasetError, match="image_size"):
+        _structures(folder, image_size=32)
+
+
+def test_structures_with_an_energy_meter(tmp_path) -> None:
+    device = Device(torch.device("cpu"), CpuTimer(), ConstantMeter(), open_device("cpu").info)
+    _structures(tmp_path, n_structures=2, device=device)
+    table = pd.read_csv(tmp_path / "structures.csv")
+    assert (table["status"] == "ok").all()
+    assert (table["power_w"] == 150.0).all()
+    assert np.allclose(table["energy_per_image_mj"], 150.0 * table["runtime_ms"] / 4)
+    assert json.loads((tmp_path / "provenance.json").read_text())["runs"][0]["idle_power_w"] == 60.0
+
+
+def test_training_phase_resumes_and_extends(tmp_path) -> None:
+    _structures(tmp_path, n_structures=3)
+    common = {"seed": 0, "epochs": 1, "progress": False, "command": "test"}
+    assert train_configs(tmp_path, "cpu", n_configs=4, **common) == 4
+    assert train_configs(tmp_path, "cpu", n_configs=4, **common) == 0
+    assert train_configs(tmp_path, "cpu", n_configs=6, **common) == 2
+    table = pd.read_csv(tmp_path / "configs.csv")
+    assert list(table.columns) == CONFIG_COLUMNS
+    assert len(table) == 6 and table["key"].is_unique
+    assert set(table["structure_key"]) <= set(pd.read_csv(tmp_path / "structures.csv")["key"])
+    assert (table["image_size"] == 16).all()  # taken from the structures phase
+    ok = table[table["status"] == "ok"]
+    assert ok["test_error"].between(0, 1).all() and (table["train_time_s"] > 0).all()
+    assert set(table["status"]) <= {"ok", "failed"}
+    with pytest.raises(DatasetError, match="epochs"):
+        train_configs(tmp_path, "cpu", n_configs=7, **{**common, "epochs": 2})
+
+
+def test_training_workers_share_one_table(tmp_path) -> None:
+    _structures(tmp_path, n_structures=3)
+    n = train_configs(
+        tmp_path, "cpu", n_configs=5, seed=0, epochs=1, workers_per_gpu=2, progress=False
+    )
+    assert n == 5
+    table = pd.read_csv(tmp_path / "configs.csv")
+    assert len(table) == 5 and table["key"].is_unique and (table["workers"] == 2).all()
+
+
+def test_load_benchmark_joins_structures(tmp_path) -> None:
+    _structures(tmp_path, n_structures=3)
+    train_configs(tmp_path, "cpu", n_configs=5, seed=0, epochs=1, progress=False)
+    structures = pd.read_csv(tmp_path / "structures.csv")
+    structures.loc[0, "power_w"] = 123.0  # stands in for a measured value
+    structures.loc[0, "peak_mem_bytes"] = 4.5e6
+    structures.to_csv(tmp_path / "structures.csv", index=False)
+    joined = load_benchmark(tmp_path)
+    assert len(joined) == 5
+    assert joined["structure_key"].isin(structures["key"]).all()
+    for _, row in joined.iterrows():
+        src = structures[structures["key"] == row["structure_key"]].iloc[0]
+        assert row["conv1_filters"] == src["conv1_filters"]
+        assert (row["power_w"] == src["power_w"]) or (
+            math.isnan(row["power_w"]) and math.isnan(src["power_w"])
+        )
+        assert row["flops"] == src["flops"]
+    objective = benchmark_objective(tmp_path)
+    assert list(objective.candidates.columns) == objective.space.names
+    first = joined.iloc[0]
+    result = objective({n: first[n] for n in objective.space.names})
+    assert result["eval_time_s"] == pytest.approx(first["train_time_s"])
+    assert result["key"] == first["key"]
+    assert set(STRUCTURAL) <= set(joined.columns)
+    summary = summarize_benchmark(tmp_path)
+    assert summary["configs"]["rows"] == 5 and summary["structures"]["rows"] == 3
+
+
+def test_load_benchmark_needs_both_tables(tmp_path) -> None:
+    _structures(tmp_path, n_structures=2)
+    with pytest.raises(DatasetError, match="configs.csv"):
+        load_benchmark(tmp_path)
+
+
+def test_quantile_budgets() -> None:
+    table = pd.DataFrame(
+        {
+            "power_w": [100.0, 200.0, 300.0, np.nan, 1e6],
+            "peak_mem_bytes": [1.0, 2.0, 3.0, 4.0, 1e9],
+            "status": ["ok", "ok", "ok", "ok", "oom"],
+        }
+    )
+    budgets = quantile_budgets(table, 0.5)
+    assert budgets == {"power_w": 200.0, "mem_bytes": 2.5}
+    with pytest.raises(ValueError):
+        quantile_budgets(table, 1.0)
