@@ -39,6 +39,7 @@ more configurations later extends the same sequence.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import multiprocessing as mp
@@ -375,7 +376,10 @@ power was measured). A run whose loss became NaN or infinite has `status = faile
 `hwml.benchmark.load_benchmark` joins the two tables on `structure_key`. Rows are appended
 as they are measured and never edited.
 """
-    write_readme(folder, f"HyperPower CNN benchmark: {device}", description, column_docs(), prov)
+    title = f"HyperPower CNN benchmark: {device}"
+    with open(folder / "provenance.json", "a") as lock:  # shards finish at the same time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_readme(folder, title, description, column_docs(), read_provenance(folder))
 
 
 def _defaults_from(prov: Mapping[str, Any], key: str, given: Any, default: Any) -> Any:
