@@ -394,8 +394,8 @@ class LayerEstimator(Estimator):
         return np.array([groups.get(k, "") for k in kinds], dtype=object)
 
     def _unknown(self, batch: LayerBatch, mask: np.ndarray, fitted: Iterable[str]) -> UnknownKindError:
-        bad = sorted(set(batch.kinds[mask]))
-        names = [n for n in batch.names[mask] if n][:5]
+        bad = sorted({str(k) for k in batch.kinds[mask]})
+        names = [str(n) for n in batch.names[mask] if n][:5]
         where = f" (layers {', '.join(names)})" if names else ""
         fitted_list = ", ".join(sorted(fitted)) or "none"
         return UnknownKindError(

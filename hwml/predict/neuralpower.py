@@ -581,26 +581,45 @@ class NeuralPowerRegressor(LayerEstimator):
         return float(100.0 * np.sqrt(np.mean(((pred - y) / y) ** 2)))
 
     # ------------------------------------------------------------------ prediction
-    def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
-        groups = self._group_of(batch.kinds)
-        out = np.empty(len(batch))
+    def _predict_batch(self, batch: LayerBatch, groups: np.ndarray | None = None,
+                       cache: dict[str, tuple[np.ndarray, ...]] | None = None,
+                       skip_unknown: bool = False) -> dict[str, np.ndarray]:
+        """Predict a batch.
+
+        Args:
+            batch: The layers.
+            groups: Their groups, when the caller has them already.
+            cache: Group -> (mask, raw variables, raw special terms), shared between the
+                models of one prediction (both use the same inputs).
+            skip_unknown: Give NaN for unfitted groups instead of raising.
+        """
+        groups = self._group_of(batch.kinds) if groups is None else groups
+        cache = {} if cache is None else cache
+        out = np.full(len(batch), np.nan)
         fallback = np.zeros(len(batch), dtype=bool)
-        unknown = ~np.isin(groups, list(self.groups_)) & (groups != TRIVIAL_GROUP)
-        if unknown.any():
-            raise self._unknown(batch, unknown, self.groups_)
+        fitted = list(self.groups_)
+        if not skip_unknown:
+            unknown = ~np.isin(groups, fitted) & (groups != TRIVIAL_GROUP)
+            if unknown.any():
+                raise self._unknown(batch, unknown, self.groups_)
         for group in set(groups):
-            mask = groups == group
             if group == TRIVIAL_GROUP and group not in self.groups_:
+                mask = groups == group
                 out[mask] = float(self.trivial_value)
                 fallback[mask] = True
                 continue
-            model = self.groups_[group]
-            if model.constant is not None:
-                out[mask] = model.constant
+            model = self.groups_.get(group)
+            if model is None:
                 continue
-            sub = LayerBatch(batch.kinds[mask], batch.values[mask], batch.names[mask])
-            v, s = self._in_space(model.space, *self._raw_inputs(sub, group))
-            out[mask] = model.evaluate(v, s)
+            if model.constant is not None:
+                out[groups == group] = model.constant
+                continue
+            if group not in cache:
+                mask = groups == group
+                sub = LayerBatch(batch.kinds[mask], batch.values[mask], batch.names[mask])
+                cache[group] = (mask, *self._raw_inputs(sub, group))
+            mask, v_raw, s_raw = cache[group]
+            out[mask] = model.evaluate(*self._in_space(model.space, v_raw, s_raw))
         return {self.target: out, "fallback": fallback}
 
     # ------------------------------------------------------------------ reporting
@@ -796,14 +815,14 @@ class NeuralPower(LayerEstimator):
         return sizes
 
     def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
-        rt = self.runtime_._predict_batch(batch)
+        groups = self.runtime_._group_of(batch.kinds)
+        cache: dict[str, tuple[np.ndarray, ...]] = {}
+        rt = self.runtime_._predict_batch(batch, groups, cache)
         runtime = rt[self.runtime_target]
-        power = np.full(len(batch), np.nan)
         if self.power_ is not None:
-            has = np.isin(self.runtime_._group_of(batch.kinds), list(self.power_.groups_))
-            if has.any():
-                sub = LayerBatch(batch.kinds[has], batch.values[has], batch.names[has])
-                power[has] = self.power_._predict_batch(sub)[self.power_target]
+            power = self.power_._predict_batch(batch, groups, cache, skip_unknown=True)[self.power_target]
+        else:
+            power = np.full(len(batch), np.nan)
         idle = runtime == 0
         power[idle] = np.nan  # a layer that takes no time has no meaningful power
         energy = np.where(idle, 0.0, power * runtime)
