@@ -873,36 +873,43 @@ def _zoo_builder(name: str, batch: int, dtype_bytes: int) -> Network:
 class NetworkCalibration(Estimator):
     """Network-level correction of summed layer predictions.
 
-    Layers timed one at a time overshoot the whole network (on modern GPUs by 4-16%:
-    kernels of consecutive layers overlap their launch overhead and share warm caches).
-    This estimator learns that correction from whole-network measurements of the
-    *training* networks, on top of a fitted layer model (Paleo or NeuralPower):
+    Layers timed one at a time overshoot the whole network: inside a network, kernel
+    launches overlap the work of the kernels before them and caches stay warm, so each
+    layer's fixed overhead partly disappears (the survey reports 4-16% on its GPUs; at
+    small batch on a fast GPU it can be more). This estimator learns the correction
+    from whole-network measurements of the *training* networks, on top of a fitted
+    layer model (Paleo or NeuralPower). With ``S`` the summed layer predictions and
+    ``n`` the number of layers that launch work (trivial kinds not counted):
 
-    * ``mode="global"``: ``T = s * sum_layers T_layer`` (one scale).
-    * ``mode="per_group"``: ``T = sum_g s_g * sum_{layers in g} T_layer``, scales
-      non-negative and pulled towards the global scale with strength ``ridge`` (without
-      the pull, ten networks cannot pin down eight scales).
-    * ``mode="affine"``: ``T = a + s * sum_layers T_layer`` (``a`` a per-network
-      overhead in ms; both non-negative).
+    * ``mode="global"``: ``T = s * S`` (one scale).
+    * ``mode="overhead"``: ``T = s * S + o * n``; ``o`` (ms per layer, usually negative)
+      is the per-layer overhead that overlaps inside a network.
+    * ``mode="affine"``: ``T = a + s * S`` (``a`` a per-network overhead in ms).
+    * ``mode="per_group"``: ``T = sum_g s_g * S_g`` (a scale per layer group), pulled
+      towards the global scale with strength ``ridge``: without the pull, ten networks
+      cannot pin down eight scales.
 
-    All modes minimise the squared *relative* error over the training networks. Use
-    :meth:`leave_one_network_out` for an honest estimate: each network is predicted by a
-    calibration fitted without any row of that network (all its batch sizes).
+    Every mode minimises the squared *relative* error over the training networks; the
+    scales and ``a`` are non-negative, ``o`` may take either sign. Use
+    :meth:`leave_one_network_out` for an honest estimate: each network is predicted by
+    a calibration fitted without any row of that network (all its batch sizes).
 
     Args:
         layer_model: A fitted layer model whose ``predict_network`` gives ``target``.
-        mode: ``"global"``, ``"per_group"`` or ``"affine"``.
+        mode: ``"global"``, ``"overhead"``, ``"affine"`` or ``"per_group"``.
         ridge: Strength of the pull towards the global scale (``per_group`` only).
         target: Network column to calibrate (``runtime_ms``).
         device_check: As for every estimator.
 
     Attributes:
-        scale_: Global scale (``global``/``affine``), or group -> scale (``per_group``).
-        offset_ms_: The ``affine`` intercept (0 otherwise).
+        coef_: Term -> fitted coefficient. Terms: ``"sum"`` (the scale ``s``),
+            ``"layers"`` (``o``, ms per layer), ``"offset"`` (``a``, ms), or group names.
+        scale_: ``s`` (global, overhead, affine), or group -> scale (per_group).
     """
 
     model_type: ClassVar[str] = "network_calibration"
-    _fitted_attr: ClassVar[str] = "scale_"
+    _fitted_attr: ClassVar[str] = "coef_"
+    _MODES: ClassVar[tuple[str, ...]] = ("global", "overhead", "affine", "per_group")
 
     def __init__(
         self,
@@ -919,8 +926,18 @@ class NetworkCalibration(Estimator):
         self.device_check = device_check
 
     # ------------------------------------------------------------------ features
+    def _sums(self, pred: NetworkPrediction) -> dict[str, float]:
+        col = self.layer_model._output_name()
+        layers = pred.layers
+        sums = {str(g): float(v) for g, v in layers.groupby("group")[col].sum().items()}
+        sums["sum"] = float(layers[col].sum())
+        sums["layers"] = float((layers["group"] != TRIVIAL_GROUP).sum())
+        sums["offset"] = 1.0
+        return sums
+
     def _layer_sums(self, nets: pd.DataFrame, build: NetworkBuilder | None) -> pd.DataFrame:
-        """Summed layer predictions per network row, in total and per group (ms)."""
+        """Per network row: summed layer predictions (total ``sum`` and per group),
+        number of working ``layers``, and a constant ``offset`` column."""
         if self.layer_model is None:
             raise PredictorError("NetworkCalibration needs a fitted layer_model")
         require_columns(nets, ["network", "batch"], "NetworkCalibration")
@@ -931,37 +948,53 @@ class NetworkCalibration(Estimator):
             dtype_bytes = DTYPE_BYTES.get(str(row.get("dtype", "float32")), 4)
             key = (str(row["network"]), int(row["batch"]), dtype_bytes)
             if key not in cache:
-                pred = self.layer_model.predict_network(build(*key))
-                col = self.layer_model._output_name()
-                sums = pred.layers.groupby("group")[col].sum().to_dict()
-                sums["__total__"] = float(pred.layers[col].sum())
-                cache[key] = sums
+                cache[key] = self._sums(self.layer_model.predict_network(build(*key)))
             rows.append(cache[key])
         return pd.DataFrame(rows, index=nets.index).fillna(0.0)
 
-    def _design(self, sums: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    def _terms(self, sums: pd.DataFrame) -> list[str]:
+        if self.mode not in self._MODES:
+            raise ValueError(f"mode must be one of {self._MODES}, got {self.mode!r}")
         if self.mode == "global":
-            return sums[["__total__"]].to_numpy(), ["__total__"]
+            return ["sum"]
+        if self.mode == "overhead":
+            return ["sum", "layers"]
         if self.mode == "affine":
-            return np.column_stack([np.ones(len(sums)), sums["__total__"]]), ["__offset__", "__total__"]
-        if self.mode == "per_group":
-            cols = sorted(c for c in sums.columns if c != "__total__")
-            return sums[cols].to_numpy(), cols
-        raise ValueError(f"mode must be 'global', 'per_group' or 'affine', got {self.mode!r}")
+            return ["offset", "sum"]
+        return sorted(c for c in sums.columns if c not in ("sum", "layers", "offset"))
 
-    def _solve(self, x: np.ndarray, y: np.ndarray, names: list[str]) -> np.ndarray:
-        """Non-negative least relative squares, with the ``per_group`` pull."""
+    def _solve(self, x: np.ndarray, y: np.ndarray, terms: list[str]) -> np.ndarray:
+        """Least squared relative error; non-negative except the per-layer term."""
         a = x / y[:, None]
         b = np.ones(len(y))
+        if self.mode == "overhead":
+            sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+            return sol
         if self.mode == "per_group" and self.ridge > 0:
-            total = x.sum(axis=1)
-            r = total / y
+            r = x.sum(axis=1) / y
             s0 = float(r.sum() / (r @ r))
             lam = math.sqrt(float(self.ridge) * len(y))
-            a = np.vstack([a, lam * np.eye(len(names))])
-            b = np.concatenate([b, np.full(len(names), lam * s0)])
+            a = np.vstack([a, lam * np.eye(len(terms))])
+            b = np.concatenate([b, np.full(len(terms), lam * s0)])
         sol, _ = nnls(a, b)
         return sol
+
+    def _apply(self, sums: pd.DataFrame) -> np.ndarray:
+        if self.mode == "per_group":
+            extra = [g for g in sums.columns
+                     if g not in ("sum", "layers", "offset") and g not in self.coef_ and np.any(sums[g] != 0)]
+            if extra:
+                raise PredictorError(
+                    f"NetworkCalibration: group(s) {extra} had no layers in the training networks, "
+                    "so they have no scale; use another mode"
+                )
+        x = np.column_stack([sums[t].to_numpy() if t in sums.columns else np.zeros(len(sums))
+                             for t in self.coef_])
+        return x @ np.array(list(self.coef_.values()))
+
+    def _set_coef(self, terms: list[str], sol: np.ndarray) -> None:
+        self.coef_ = {t: float(v) for t, v in zip(terms, sol, strict=True)}
+        self.scale_ = dict(self.coef_) if self.mode == "per_group" else self.coef_["sum"]
 
     # ------------------------------------------------------------------ API
     def fit(self, nets: pd.DataFrame, y: Any = None, *, build: NetworkBuilder | None = None,
@@ -981,43 +1014,20 @@ class NetworkCalibration(Estimator):
         self._check_device_check()
         require_columns(nets, ["network", "batch", self.target], "NetworkCalibration.fit")
         rows, _ = usable_rows(nets, self.target)
-        if len(rows) < 1:
-            raise TooFewRowsError("NetworkCalibration.fit: no usable network rows")
+        if len(rows) < 2:
+            raise TooFewRowsError("NetworkCalibration.fit: needs at least two usable network rows")
         y_true = rows[self.target].to_numpy(dtype=float)
         if np.any(y_true <= 0):
             raise PredictorError(f"NetworkCalibration.fit: {self.target} must be positive")
         self._remember_data(rows, device or getattr(self.layer_model, "device_", None))
         sums = self._layer_sums(rows, build)
-        x, names = self._design(sums)
-        sol = self._solve(x, y_true, names)
-        self.terms_ = names
-        if self.mode == "per_group":
-            self.scale_ = dict(zip(names, map(float, sol), strict=True))
-            self.offset_ms_ = 0.0
-        elif self.mode == "affine":
-            self.offset_ms_, self.scale_ = float(sol[0]), float(sol[1])
-        else:
-            self.scale_, self.offset_ms_ = float(sol[0]), 0.0
+        terms = self._terms(sums)
+        self._set_coef(terms, self._solve(sums[terms].to_numpy(), y_true, terms))
         return self
-
-    def _apply(self, sums: pd.DataFrame) -> np.ndarray:
-        if self.mode == "per_group":
-            out = np.zeros(len(sums))
-            for g in sums.columns:
-                if g == "__total__":
-                    continue
-                if g not in self.scale_:
-                    raise PredictorError(
-                        f"NetworkCalibration: group {g!r} had no layers in the training networks, "
-                        "so it has no scale; use mode='global'"
-                    )
-                out += self.scale_[g] * sums[g].to_numpy()
-            return out
-        return self.offset_ms_ + self.scale_ * sums["__total__"].to_numpy()
 
     def predict(self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None,
                 device: str | None = None) -> np.ndarray:
-        """Calibrated network predictions for the rows of a network table (``network``, ``batch``).
+        """Calibrated predictions for the rows of a network table (``network``, ``batch``).
 
         Returns:
             Shape ``(n,)``, in the unit of ``target``.
@@ -1028,7 +1038,7 @@ class NetworkCalibration(Estimator):
 
     def raw_sum(self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None) -> np.ndarray:
         """The uncalibrated sums of layer predictions for the rows of ``nets``."""
-        return self._layer_sums(nets, build)["__total__"].to_numpy()
+        return self._layer_sums(nets, build)["sum"].to_numpy()
 
     def predict_network(self, net: Network, *, device: str | None = None) -> NetworkPrediction:
         """The layer model's per-layer prediction with raw and calibrated totals.
@@ -1038,13 +1048,10 @@ class NetworkCalibration(Estimator):
         self._check_fitted()
         self.check_device(device)
         pred = self.layer_model.predict_network(net)
-        col = self.layer_model._output_name()
-        sums = pred.layers.groupby("group")[col].sum().to_dict()
-        sums["__total__"] = float(pred.layers[col].sum())
-        calibrated = float(self._apply(pd.DataFrame([sums]).fillna(0.0))[0])
+        sums = self._sums(pred)
         totals = dict(pred.totals)
-        totals[f"{self.target}_raw"] = sums["__total__"]
-        totals[self.target] = calibrated
+        totals[f"{self.target}_raw"] = sums["sum"]
+        totals[self.target] = float(self._apply(pd.DataFrame([sums]).fillna(0.0))[0])
         return NetworkPrediction(pred.layers, totals)
 
     def leave_one_network_out(self, nets: pd.DataFrame, *,
@@ -1070,11 +1077,12 @@ class NetworkCalibration(Estimator):
         out = []
         for name in names:
             test = (rows["network"].astype(str) == name).to_numpy()
-            x, cols = self._design(sums.loc[~test])
-            sol = self._solve(x, y_true[~test], cols)
-            held = _clone_fitted(self, cols, sol)
+            train = sums.loc[~test]
+            terms = self._terms(train)
+            held = NetworkCalibration(self.layer_model, self.mode, self.ridge, self.target, "ignore")
+            held._set_coef(terms, self._solve(train[terms].to_numpy(), y_true[~test], terms))
             pred = held._apply(sums.loc[test])
-            raw = sums.loc[test, "__total__"].to_numpy()
+            raw = sums.loc[test, "sum"].to_numpy()
             for b, a, r, p in zip(rows.loc[test, "batch"], y_true[test], raw, pred, strict=True):
                 out.append({"network": name, "batch": int(b), "actual": a, "raw": r, "calibrated": p,
                             "raw_err_pct": 100 * (r - a) / a, "calibrated_err_pct": 100 * (p - a) / a})
@@ -1082,25 +1090,9 @@ class NetworkCalibration(Estimator):
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
-        return {"layer_model": io.to_document(self.layer_model), "terms": self.terms_,
-                "scale": self.scale_, "offset_ms": self.offset_ms_}
+        return {"layer_model": io.to_document(self.layer_model), "coef": self.coef_}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.layer_model = io.from_document(state["layer_model"])
-        self.terms_ = list(state["terms"])
-        self.scale_ = state["scale"] if isinstance(state["scale"], dict) else float(state["scale"])
-        self.offset_ms_ = float(state["offset_ms"])
-
-
-def _clone_fitted(cal: NetworkCalibration, names: list[str], sol: np.ndarray) -> NetworkCalibration:
-    held = NetworkCalibration(cal.layer_model, cal.mode, cal.ridge, cal.target, "ignore")
-    held.terms_ = names
-    if cal.mode == "per_group":
-        held.scale_ = dict(zip(names, map(float, sol), strict=True))
-        held.offset_ms_ = 0.0
-    elif cal.mode == "affine":
-        held.offset_ms_, held.scale_ = float(sol[0]), float(sol[1])
-    else:
-        held.scale_, held.offset_ms_ = float(sol[0]), 0.0
-    held.device_, held.dtype_ = cal.__dict__.get("device_"), cal.__dict__.get("dtype_")
-    return held
+        coef = state["coef"]
+        self._set_coef(list(coef), np.array(list(coef.values()), dtype=float))

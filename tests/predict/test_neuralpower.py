@@ -313,7 +313,17 @@ def test_global_calibration_recovers_the_overshoot(exact_paleo, tmp_path):
 def test_affine_and_per_group_calibration(exact_paleo):
     nets = _nets_table(exact_paleo, lambda raw: 0.05 + raw)
     cal = NetworkCalibration(exact_paleo, mode="affine").fit(nets, build=_build)
-    assert cal.offset_ms_ == pytest.approx(0.05, rel=1e-6) and cal.scale_ == pytest.approx(1.0, rel=1e-6)
+    assert cal.coef_["offset"] == pytest.approx(0.05, rel=1e-6) and cal.scale_ == pytest.approx(1.0, rel=1e-6)
+    # A fixed time per working layer overlaps inside a network.
+    n = _nets_table(exact_paleo, lambda raw: raw)["network"].map(
+        {name: sum(layer.kind != "flatten" for layer in NETS[name](1)) for name in NETS})
+    nets = _nets_table(exact_paleo, lambda raw: raw)
+    per_layer = -0.2 * float((nets["runtime_ms"] / n).min())
+    nets["runtime_ms"] = 0.95 * nets["runtime_ms"] + per_layer * n
+    ovh = NetworkCalibration(exact_paleo, mode="overhead").fit(nets, build=_build)
+    assert ovh.coef_["sum"] == pytest.approx(0.95) and ovh.coef_["layers"] == pytest.approx(per_layer)
+    lono = ovh.leave_one_network_out(nets, build=_build)
+    np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-6)
     nets = _nets_table(exact_paleo, lambda raw: raw)
     per = NetworkCalibration(exact_paleo, mode="per_group", ridge=0.0).fit(nets, build=_build)
     np.testing.assert_allclose(per.predict(nets, build=_build), nets.runtime_ms, rtol=1e-6)
