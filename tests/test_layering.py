@@ -1,0 +1,75 @@
+"""The package's floors: a module imports only modules on lower floors (or its own package).
+
+0  describe, hardware, data, optimize/      (the ground floor)
+1  zoo                                       (networks, described)
+2  predict/, profile, measurements          (use the ground floor)
+3  objectives                               (the CNN-training objective)
+4  benchmark                                (tables of trained objectives)
+5  cli, cli_predict, cli_optimize, notebook (faces)
+6  __main__
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "hwml"
+
+FLOORS = {
+    "describe": 0,
+    "hardware": 0,
+    "data": 0,
+    "optimize": 0,
+    "zoo": 1,
+    "predict": 2,
+    "profile": 2,
+    "measurements": 2,
+    "objectives": 3,
+    "benchmark": 4,
+    "cli": 5,
+    "cli_predict": 5,
+    "cli_optimize": 5,
+    "notebook": 5,
+    "__main__": 6,
+}
+
+
+def _unit(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def _imported_units(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hwml"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                names.add(parts[1])
+            else:  # from hwml import zoo, __version__
+                names.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("hwml."):
+                    names.add(a.name.split(".")[1])
+    return {n for n in names if n in FLOORS}
+
+
+MODULES = sorted(p for p in PKG.rglob("*.py") if _unit(p) != "__init__")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PKG)))
+def test_no_import_runs_back_up(path):
+    unit = _unit(path)
+    assert unit in FLOORS, f"{unit} has no floor: add it to FLOORS in this test"
+    for other in _imported_units(path):
+        if other == unit:
+            continue
+        assert FLOORS[other] < FLOORS[unit], (
+            f"hwml/{path.relative_to(PKG)} (floor {FLOORS[unit]}) imports hwml.{other} "
+            f"(floor {FLOORS[other]})"
+        )
