@@ -253,6 +253,7 @@ def test_book_end_to_end(tmp_path: Path) -> None:
     (tmp_path / "book").mkdir()
     shutil.copy(ROOT / "book" / "_config.yml", tmp_path / "book" / "_config.yml")
     shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")
+    shutil.copytree(ROOT / "book" / "_extra", tmp_path / "book" / "_extra")
     shutil.copy(ROOT / "book" / "intro.md", tmp_path / "book" / "intro.md")
     _chapter_notebook(tmp_path / "notebooks" / "01_check.ipynb")
     _write(
