@@ -242,6 +242,7 @@ def run_notebooks(
     quick: bool,
     only: Sequence[str] = (),
     root: Path = ROOT,
+    overrides: dict[str, Any] | None = None,
 ) -> list[str]:
     """Execute the book's notebooks with papermill into ``book/_executed/``.
 
@@ -254,6 +255,9 @@ def run_notebooks(
         only: Run just these notebooks (paths as listed); empty runs all, and then
             executed copies of notebooks no longer listed are removed.
         root: The repository root.
+        overrides: Parameters given on the command line (``--set name=value``), passed
+            to every notebook that declares them (e.g. ``dataset`` after measuring on a
+            new GPU); notebooks without such a parameter do not receive it.
 
     Returns:
         One line per failed notebook, ``path: error``; empty when all ran.
@@ -281,6 +285,9 @@ def run_notebooks(
     with this_interpreter_kernel() as kernel_name:
         for chapter in notebooks:
             parameters = chapter.parameters(quick)
+            if overrides:
+                declared = papermill.inspect_notebook(str(chapter.path(root)))
+                parameters.update({k: v for k, v in overrides.items() if k in declared})
             output = chapter.executed(root)
             shown = ", ".join(f"{k}={v!r}" for k, v in parameters.items()) or "defaults"
             print(f"[book] running {chapter.source} ({shown})", flush=True)
@@ -345,6 +352,23 @@ def build_html(root: Path = ROOT) -> int:
     return subprocess.call(command, cwd=root)
 
 
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["dataset=nvidia-h100", "seeds=5"]`` → ``{"dataset": "nvidia-h100", "seeds": 5}``.
+
+    Values are read as YAML scalars (numbers, booleans, strings).
+
+    Raises:
+        BuildError: for an item without ``=``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BuildError(f"--set takes NAME=VALUE, got {item!r}")
+        out[name.strip()] = yaml.safe_load(value) if value else ""
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="book/build.py", description=__doc__.split("\n")[0])
@@ -355,6 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]:
         command = commands.add_parser(name, help=text)
         command.add_argument("--quick", action="store_true", help="quick mode (what CI runs)")
+        command.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a parameter for every notebook that declares it (repeatable)",
+        )
         if name == "run":
             command.add_argument("--only", nargs="+", default=(), metavar="NOTEBOOK")
     toc = commands.add_parser("toc", help="write book/_toc.yml from book/chapters.yml")
@@ -385,7 +416,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command in ("run", "all"):
         try:
-            failures = run_notebooks(book, args.quick, getattr(args, "only", ()))
+            overrides = parse_overrides(args.set)
+            failures = run_notebooks(
+                book, args.quick, getattr(args, "only", ()), overrides=overrides
+            )
         except BuildError as error:
             print(f"[book] {error}", file=sys.stderr)
             return 2

@@ -286,3 +286,29 @@ def test_book_end_to_end(tmp_path: Path) -> None:
     state = report["state"]
     assert state["h1"] == "Pipeline check" and state["images"] == 1
     assert state["mathRendered"] >= 2  # the inline $n$ and the display formula
+
+
+def test_parse_overrides() -> None:
+    assert build.parse_overrides(["dataset=nvidia-h100", "seeds=5", "quick=true"]) == {
+        "dataset": "nvidia-h100",
+        "seeds": 5,
+        "quick": True,
+    }
+    with pytest.raises(build.BuildError, match="NAME=VALUE"):
+        build.parse_overrides(["dataset"])
+
+
+@pytest.mark.slow
+def test_overrides_reach_only_notebooks_that_declare_them(repo: Path) -> None:
+    book = build.load_book(repo / "book" / "chapters.yml", repo)
+    build.run_notebooks(
+        book,
+        quick=True,
+        only=["notebooks/01_ok.ipynb"],
+        root=repo,
+        overrides={"quick": False, "not_declared_here": 1},
+    )
+    executed = nbformat.read(repo / "book" / "_executed" / "01_ok.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "quick = False" in injected[0].source
+    assert "not_declared_here" not in injected[0].source
