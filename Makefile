@@ -32,15 +32,23 @@ test: $(STAMP) $(CHROMIUM)
 	$(MAKE) offline-check
 
 # Measure anew where there is a GPU, run every notebook in full mode, build the book.
+# With a GPU the notebooks read the new data/<gpu name> and data/hyperpower-<gpu name>.
 reproduce: $(STAMP)
-	@if nvidia-smi -L >/dev/null 2>&1; then $(MAKE) measure; \
-	else echo "no GPU found (nvidia-smi -L): the book is rebuilt from the data in data/"; fi
-	$(MAKE) notebooks
+	@if nvidia-smi -L >/dev/null 2>&1; then \
+	  $(MAKE) measure && \
+	  slug=$$($(PY) -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))') && \
+	  $(PY) book/build.py run --set dataset=$$slug --set benchmark=hyperpower-$$slug; \
+	else \
+	  echo "no GPU found (nvidia-smi -L): the book is rebuilt from the data in data/"; \
+	  $(PY) book/build.py run; \
+	fi
 	$(MAKE) book
 
-# Every GPU dataset anew on this machine's GPUs (one process per GPU), into data/<gpu name>/.
+# Every GPU dataset anew on this machine's GPUs (one process per GPU): layers and networks
+# into data/<gpu name>/, the HyperPower CNN benchmark into data/hyperpower-<gpu name>/.
 measure: $(STAMP)
 	PY=$(abspath $(PY)) scripts/measure.sh
+	PY=$(abspath $(PY)) scripts/benchmark.sh
 
 # Run every notebook (full mode) into book/_executed/.
 notebooks: $(STAMP)
