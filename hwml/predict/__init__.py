@@ -15,6 +15,10 @@ pandas DataFrames of layer descriptions, ``get_params``), saved as portable JSON
 * :class:`Eyeriss` (:mod:`~hwml.predict.eyeriss`): analytical accelerator energy,
   computation plus data movement through the memory hierarchy.
 * :mod:`~hwml.predict.metrics`: RMSPE, RMSE, MAPE, Spearman rho, fraction within +-10%.
+* :mod:`~hwml.predict.evaluate`: held-out splits, the noise floor of repeated
+  measurements, the survey's Tables 1 and 2 beside ours, network predictions of any
+  model in one form, prediction timing (what the modeling chapters and ``hwml predict``
+  use).
 
 Typical use::
 

@@ -358,7 +358,7 @@ class LayerBatch(NamedTuple):
         require_columns(table, ("kind", *LAYER_COLUMNS), what)
         values = table.loc[:, list(LAYER_COLUMNS)].to_numpy(dtype=float)
         kinds = table["kind"].to_numpy(dtype=str)
-        names = (table["name"].fillna("").to_numpy(dtype=str) if "name" in table.columns
+        names = (table["name"].astype(object).fillna("").to_numpy(dtype=str) if "name" in table.columns
                  else np.full(len(table), "", dtype=object))
         return cls(kinds, values, names)
 

@@ -4,7 +4,7 @@ A saved predictor is one JSON document (never a pickle), readable by any JSON pa
 
     {
       "format": "hwml.predict",
-      "format_version": 1,
+      "format_version": 2,
       "model_type": "neuralpower_regressor",
       "hwml_version": "0.1.0",
       "target": "runtime_ms",
@@ -49,8 +49,10 @@ __all__ = [
 #: Value of the ``format`` key of every saved predictor.
 FORMAT_NAME = "hwml.predict"
 #: Version of the document layout; bumped whenever a reader of the old layout would
-#: misread the new one.
-FORMAT_VERSION = 1
+#: misread the new one. 2: NeuralPower's inputs changed (conv2d: ``grouped`` for the group
+#: count, ``tile_flops`` added; element-wise: bytes only) and its groups record the names
+#: of their inputs.
+FORMAT_VERSION = 2
 
 
 class ModelFormatError(ValueError):

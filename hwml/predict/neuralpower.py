@@ -12,16 +12,24 @@ power x runtime, and its average power the energy divided by the runtime.
 What hwml does, group by group (:data:`~hwml.predict.base.KIND_GROUPS`):
 
 * **Variables** (:data:`GROUP_SPECS`): conv2d uses batch, in/out channels, input size
-  (``sqrt(in_h * in_w)``), kernel, stride, padding, groups, bias, and whether the
+  (``sqrt(in_h * in_w)``), kernel, stride, padding, bias, whether the convolution is
+  grouped (depthwise included: cuDNN runs those with separate, non-GEMM kernels; the
+  raw group count, up to thousands, is a poor polynomial variable) and whether the
   channels per group and the output channels are multiples of 8 (cuDNN picks different
   kernels for aligned shapes); linear uses batch and in/out features; pooling uses
   batch, channels, input size, kernel, stride and whether it averages; batch norm,
   activations, element-wise add/mul and concatenation use batch, channels and input
   size. **Special terms** are the description's physical features: FLOPs (conv,
-  linear), vector operations (the rest) and bytes moved (input, output and parameter
-  bytes for conv and linear, whose sum ``total_bytes`` would be an exact linear
-  combination of them; total bytes for the rest). FLOPs and bytes always come from
-  :mod:`hwml.describe`, never recomputed.
+  linear), vector operations (pooling, batch norm, activations) and bytes moved
+  (input, output and parameter bytes for conv and linear, whose sum ``total_bytes``
+  would be an exact linear combination of them; total bytes for the rest). Element-wise
+  add/mul and concatenation have bytes only: their operation count duplicates their
+  bytes, and is zero for a concatenation, which can then borrow the element-wise model.
+  For conv2d, the FLOPs of its implicit matrix product rounded up to whole tiles are a
+  special term too (``tile_flops``: tensor-core kernels compute whole tiles, so a
+  convolution with 8 output channels costs nearly as much as one with 64; see
+  :func:`tile_flops`). FLOPs and bytes always come from :mod:`hwml.describe`, never
+  recomputed.
 * **Space** (``space``), two forms of the same model:
 
   - ``"linear"`` is the paper's form: a polynomial of the raw variables plus the raw
@@ -52,7 +60,9 @@ What hwml does, group by group (:data:`~hwml.predict.base.KIND_GROUPS`):
   the training table has none, with ``fallback=True`` in network predictions.
 * An unfitted group (or kind ``other``) raises :class:`~hwml.predict.base.UnknownKindError`.
 
-:class:`NeuralPower` pairs a runtime and a power model and predicts energy;
+:class:`NeuralPower` pairs a runtime and a power model and predicts energy (its power
+predictions stay within the range of the measured layer powers of their group, since a
+polynomial extrapolated past its data can predict a multiple of any power measured);
 :class:`NetworkCalibration` is the optional network-level correction of summed layer
 runtimes (layers timed alone overshoot whole networks), fitted on training networks.
 
@@ -94,6 +104,8 @@ from hwml.predict.base import (
 
 __all__ = [
     "GROUP_SPECS",
+    "GEMM_TILE",
+    "tile_flops",
     "NeuralPowerRegressor",
     "NeuralPower",
     "NetworkCalibration",
@@ -118,22 +130,51 @@ _BYTES = ("input_bytes", "output_bytes", "param_bytes")
 #: Variables and special terms of every group.
 GROUP_SPECS: dict[str, GroupSpec] = {
     "conv2d": GroupSpec(
-        ("batch", "in_channels", "out_channels", "in_size", "kernel", "stride", "padding", "groups",
+        ("batch", "in_channels", "out_channels", "in_size", "kernel", "stride", "padding", "grouped",
          "bias", "in_aligned", "out_aligned"),
-        ("flops", *_BYTES)),
+        ("flops", *_BYTES, "tile_flops")),
     "linear": GroupSpec(("batch", "in_features", "out_features"), ("flops", *_BYTES)),
     "pool": GroupSpec(("batch", "channels", "in_size", "kernel", "stride", "is_avg"),
                       ("vector_ops", "input_bytes", "output_bytes")),
     "batchnorm2d": GroupSpec(("batch", "channels", "in_size"), ("vector_ops", "total_bytes")),
     "activation": GroupSpec(("batch", "channels", "in_size"), ("vector_ops", "total_bytes")),
-    "eltwise": GroupSpec(("batch", "channels", "in_size", "is_mul"), ("vector_ops", "total_bytes")),
+    "eltwise": GroupSpec(("batch", "channels", "in_size", "is_mul"), ("total_bytes",)),
     "concat": GroupSpec(("batch", "channels", "in_size"), ("total_bytes",)),
 }
+
+
+#: Tile of :func:`tile_flops`: output pixels x output channels x reduction length.
+GEMM_TILE: tuple[int, int, int] = (128, 64, 32)
+
+
+def tile_flops(batch: LayerBatch, tile: tuple[int, int, int] = GEMM_TILE) -> np.ndarray:
+    """FLOPs of each convolution's implicit matrix product rounded up to whole tiles.
+
+    A dense convolution is a matrix product of ``M = batch * out_h * out_w`` output pixels
+    by ``N = out_channels`` filters over ``K = in_channels * kernel_h * kernel_w`` inputs;
+    GPU kernels compute it in tiles of ``tile = (m, n, k)``, so the work actually done is
+    ``2 * ceil(M/m)*m * ceil(N/n)*n * ceil(K/k)*k``. Grouped and depthwise convolutions
+    do not run as one such product: they keep their plain ``flops``.
+
+    Returns:
+        Shape ``(n_layers,)``, FLOPs.
+    """
+    col = batch.column
+    m_t, n_t, k_t = tile
+    m = col("batch") * col("out_h") * col("out_w")
+    n = col("out_channels")
+    k = col("in_channels") * col("kernel_h") * col("kernel_w")
+    padded = 2 * np.ceil(m / m_t) * m_t * np.ceil(n / n_t) * n_t * np.ceil(k / k_t) * k_t
+    return np.where(col("groups") <= 1, padded, col("flops"))
 
 
 def _variable(batch: LayerBatch, name: str) -> np.ndarray:
     """One variable of :data:`GROUP_SPECS` for every layer of ``batch``, shape ``(n,)``."""
     col = batch.column
+    if name == "grouped":
+        return (col("groups") > 1).astype(float)
+    if name == "tile_flops":
+        return tile_flops(batch)
     if name == "in_size":
         return np.sqrt(col("in_h") * col("in_w"))
     if name == "kernel":
@@ -230,6 +271,7 @@ class _GroupModel:
     floor: float = 0.0
     cv_rmspe: float | None = None
     constant: float | None = None
+    clip: tuple[float, float] | None = None
 
     def evaluate(self, v: np.ndarray, s: np.ndarray) -> np.ndarray:
         """The prediction in the target's unit, from the unscaled variables of ``space``."""
@@ -240,9 +282,8 @@ class _GroupModel:
             f += _monomials(v, self.exponents) @ self.coef_poly
         if len(self.coef_special):
             f += s[:, self.special_idx] @ self.coef_special
-        if self.space == "log":
-            return np.exp(f)
-        return np.maximum(f, self.floor)
+        out = np.exp(f) if self.space == "log" else np.maximum(f, self.floor)
+        return out if self.clip is None else np.clip(out, *self.clip)
 
     @property
     def size(self) -> int:
@@ -255,6 +296,7 @@ class _GroupModel:
             "coef_special": self.coef_special.tolist(), "intercept": self.intercept,
             "degree": self.degree, "alpha": self.alpha, "n_train": self.n_train,
             "floor": self.floor, "cv_rmspe": self.cv_rmspe, "constant": self.constant,
+            "clip": None if self.clip is None else list(self.clip),
         }
 
     @classmethod
@@ -269,6 +311,7 @@ class _GroupModel:
             alpha=float(st["alpha"]), n_train=int(st["n_train"]), floor=float(st["floor"]),
             cv_rmspe=None if st["cv_rmspe"] is None else float(st["cv_rmspe"]),
             constant=None if st["constant"] is None else float(st["constant"]),
+            clip=None if st["clip"] is None else (float(st["clip"][0]), float(st["clip"][1])),
         )
 
     @classmethod
@@ -319,6 +362,10 @@ class NeuralPowerRegressor(LayerEstimator):
         kind_groups: Overrides of :data:`~hwml.predict.base.KIND_GROUPS` (kind -> group;
             a new group name uses the spec of its kinds' default group).
         trivial_value: Prediction for trivial kinds when the training table has none.
+        clip: Keep every prediction within the range of its group's training targets
+            (for a bounded quantity such as power, where a polynomial extrapolated past
+            its data can predict a multiple of anything measured; never for runtime,
+            which grows with the layer).
         seed: Seed of the fold shuffling.
         device_check: ``"warn"``, ``"error"`` or ``"ignore"`` when predicting for another
             device or element size than the training data's.
@@ -356,6 +403,7 @@ class NeuralPowerRegressor(LayerEstimator):
         groups: Sequence[str] | None = None,
         kind_groups: Mapping[str, str] | None = None,
         trivial_value: float = 0.0,
+        clip: bool = False,
         seed: int = 0,
         device_check: str = "warn",
     ) -> None:
@@ -371,6 +419,7 @@ class NeuralPowerRegressor(LayerEstimator):
         self.groups = groups
         self.kind_groups = kind_groups
         self.trivial_value = trivial_value
+        self.clip = clip
         self.seed = seed
         self.device_check = device_check
 
@@ -533,6 +582,7 @@ class NeuralPowerRegressor(LayerEstimator):
             cand.space, cand.exps[sel_p], coef_poly[sel_p], sel_s.astype(np.int64), coef_special[sel_s],
             intercept, cand.degree, float(cand.lasso.alpha_), len(y),
             floor=0.5 * float(y.min()), cv_rmspe=cand.cv_rmspe,
+            clip=(float(y.min()), float(y.max())) if self.clip else None,
         )
         return model, cv_rows
 
@@ -578,6 +628,8 @@ class NeuralPowerRegressor(LayerEstimator):
                 coef, b = _relaxed_refit(xs[train], z[train], coef != 0, w)
             oof[test] = xs[test] @ coef + b
         pred = np.exp(oof) if cand.space == "log" else np.maximum(oof, 0.5 * float(y.min()))
+        if self.clip:
+            pred = np.clip(pred, y.min(), y.max())
         return float(100.0 * np.sqrt(np.mean(((pred - y) / y) ** 2)))
 
     # ------------------------------------------------------------------ prediction
@@ -660,15 +712,27 @@ class NeuralPowerRegressor(LayerEstimator):
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
         cv = self.cv_results_.astype(object).where(self.cv_results_.notna(), None)
+        specs = {g: self._spec(g) for g, m in self.groups_.items() if m.constant is None}
         return {
             "groups": {g: m.to_state() for g, m in self.groups_.items()},
+            "inputs": {g: {"variables": list(sp.variables), "special": list(sp.special)}
+                       for g, sp in specs.items()},
             "cv_results": cv.to_dict(orient="list"),
             "n_dropped": self.n_dropped_,
         }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         models = {}
+        inputs = state["inputs"]
         for g, st in state["groups"].items():
+            if st["constant"] is None:
+                spec = self._spec(g)
+                saved = (inputs[g]["variables"], inputs[g]["special"])
+                if saved != (list(spec.variables), list(spec.special)):
+                    raise io.ModelFormatError(
+                        f"group {g!r} was fitted on inputs {saved[0]} + {saved[1]}, but this hwml "
+                        f"models it with {list(spec.variables)} + {list(spec.special)}: refit the model"
+                    )
             d = 0 if st["constant"] is not None else len(self._spec(g).variables)
             models[g] = _GroupModel.from_state(st, d)
         self.groups_ = models
@@ -725,6 +789,8 @@ class NeuralPower(LayerEstimator):
         runtime_target: Runtime column (ms).
         power_target: Power column (W). When no group has ``cv`` usable rows of it, only
             the runtime model is fitted and power/energy predict as NaN.
+        clip_power: Keep power predictions within the range of measured layer powers of
+            their group (``clip`` of the power model; the runtime model is never clipped).
         **kwargs: Every other argument of :class:`NeuralPowerRegressor` (shared by both
             models): degrees, cv, space, weighting, n_alphas, eps, max_iter, relaxed,
             groups, kind_groups, trivial_value, seed, device_check.
@@ -752,6 +818,7 @@ class NeuralPower(LayerEstimator):
         groups: Sequence[str] | None = None,
         kind_groups: Mapping[str, str] | None = None,
         trivial_value: float = 0.0,
+        clip_power: bool = True,
         seed: int = 0,
         device_check: str = "warn",
     ) -> None:
@@ -768,6 +835,7 @@ class NeuralPower(LayerEstimator):
         self.groups = groups
         self.kind_groups = kind_groups
         self.trivial_value = trivial_value
+        self.clip_power = clip_power
         self.seed = seed
         self.device_check = device_check
 
@@ -777,8 +845,9 @@ class NeuralPower(LayerEstimator):
 
     def _regressor(self, target: str) -> NeuralPowerRegressor:
         shared = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in ("runtime_target", "power_target")}
-        return NeuralPowerRegressor(target=target, **shared)
+                  if k not in ("runtime_target", "power_target", "clip_power")}
+        clip = bool(self.clip_power) and target == self.power_target
+        return NeuralPowerRegressor(target=target, clip=clip, **shared)
 
     def fit(self, table: pd.DataFrame, y: Any = None, *, device: str | None = None) -> NeuralPower:
         """Fit the runtime model and, where power was measured, the power model.
@@ -873,10 +942,12 @@ def _zoo_builder(name: str, batch: int, dtype_bytes: int) -> Network:
 class NetworkCalibration(Estimator):
     """Network-level correction of summed layer predictions.
 
-    Layers timed one at a time overshoot the whole network: inside a network, kernel
-    launches overlap the work of the kernels before them and caches stay warm, so each
-    layer's fixed overhead partly disappears (the survey reports 4-16% on its GPUs; at
-    small batch on a fast GPU it can be more). This estimator learns the correction
+    Layers timed one at a time do not add up to the whole network: inside a network,
+    kernel launches overlap the work of the kernels before them and caches stay warm, so
+    each layer's fixed overhead partly disappears, while a long network at high power may
+    be slowed by the power limit that a short layer measurement never reaches (on the
+    H200 of hwml's dataset the in-place sum is 41% below to 82% above the network). The
+    survey does not quantify this gap. This estimator learns the correction
     from whole-network measurements of the *training* networks, on top of a fitted
     layer model (Paleo or NeuralPower). With ``S`` the summed layer predictions and
     ``n`` the number of layers that launch work (trivial kinds not counted):
@@ -898,7 +969,9 @@ class NetworkCalibration(Estimator):
         layer_model: A fitted layer model whose ``predict_network`` gives ``target``.
         mode: ``"global"``, ``"overhead"``, ``"affine"`` or ``"per_group"``.
         ridge: Strength of the pull towards the global scale (``per_group`` only).
-        target: Network column to calibrate (``runtime_ms``).
+        target: Network column to calibrate: ``runtime_ms`` (default), or any other
+            additive per-layer column of the layer model's predictions, e.g. ``energy_mj``
+            of :class:`NeuralPower` (summed layer energies scaled to whole networks).
         device_check: As for every estimator.
 
     Attributes:
@@ -927,8 +1000,8 @@ class NetworkCalibration(Estimator):
 
     # ------------------------------------------------------------------ features
     def _sums(self, pred: NetworkPrediction) -> dict[str, float]:
-        col = self.layer_model._output_name()
         layers = pred.layers
+        col = self.target if self.target in layers.columns else self.layer_model._output_name()
         sums = {str(g): float(v) for g, v in layers.groupby("group")[col].sum().items()}
         sums["sum"] = float(layers[col].sum())
         sums["layers"] = float((layers["group"] != TRIVIAL_GROUP).sum())

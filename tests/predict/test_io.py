@@ -21,7 +21,7 @@ def paleo_file(make_table, tmp_path):
 def test_document_layout(paleo_file):
     _, _, path = paleo_file
     doc = json.loads(path.read_text())
-    assert doc["format"] == io.FORMAT_NAME and doc["format_version"] == io.FORMAT_VERSION == 1
+    assert doc["format"] == io.FORMAT_NAME and doc["format_version"] == io.FORMAT_VERSION == 2
     assert doc["model_type"] == "paleo" and doc["target"] == "runtime_ms"
     assert (doc["device"], doc["dtype"]) == ("GPU A", "float32")
     assert doc["params"]["peak_flops_per_s"] == 1e12
@@ -42,7 +42,7 @@ def test_other_version_type_or_file_is_refused(paleo_file, tmp_path):
         NeuralPowerRegressor.load(path)
     with pytest.raises(ModelFormatError, match="'paleo' model, not a 'eyeriss'"):
         Eyeriss.from_dict(doc)
-    for change, message in [({"format_version": 2}, "format_version 2"),
+    for change, message in [({"format_version": 1}, "format_version 1"),
                             ({"model_type": "mystery"}, "unknown model_type 'mystery'"),
                             ({"format": "sklearn"}, "not an hwml predictor")]:
         bad = tmp_path / "bad.json"

@@ -171,7 +171,7 @@ def test_json_round_trip_gives_identical_predictions(fitted, tmp_path):
     m = NeuralPowerRegressor(degrees=(1, 2), **FAST).fit(fitted, device="GPU A")
     path = m.save(tmp_path / "np.json")
     doc = json.loads(path.read_text())
-    assert doc["format_version"] == 1 and doc["model_type"] == "neuralpower_regressor"
+    assert doc["format_version"] == 2 and doc["model_type"] == "neuralpower_regressor"
     assert (doc["target"], doc["device"], doc["dtype"]) == ("runtime_ms", "GPU A", "float32")
     back = NeuralPowerRegressor.load(path)
     np.testing.assert_array_equal(back.predict(fitted), m.predict(fitted))
@@ -331,3 +331,66 @@ def test_affine_and_per_group_calibration(exact_paleo):
                                                         "batchnorm2d", "flatten")}
     with pytest.raises(TooFewRowsError, match="two networks"):
         per.leave_one_network_out(nets[nets.network == "a"], build=_build)
+
+
+# ---------------------------------------------------------------- conv2d inputs
+def test_tile_flops_round_dense_products_up_to_whole_tiles():
+    from hwml.predict.base import LayerBatch
+    from hwml.predict.neuralpower import GEMM_TILE, _variable, tile_flops
+
+    assert GEMM_TILE == (128, 64, 32)
+    dense = Layer.conv2d(2, 3, 8, 8, 8, 3, padding=1)  # M = 2*8*8 = 128, N = 8, K = 27
+    depthwise = Layer.conv2d(2, 16, 8, 8, 16, 3, padding=1, groups=16)
+    batch = LayerBatch.from_layers([dense, depthwise])
+    out = tile_flops(batch)
+    assert out[0] == 2 * 128 * 64 * 32  # N 8 -> 64, K 27 -> 32
+    assert out[0] > dense.flops
+    assert out[1] == depthwise.flops  # not a single matrix product: unchanged
+    np.testing.assert_array_equal(_variable(batch, "grouped"), [0.0, 1.0])
+
+
+def test_saved_inputs_must_match_the_current_spec(fitted, tmp_path):
+    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(fitted)
+    doc = m.to_dict()
+    assert doc["state"]["inputs"]["conv2d"]["special"][-1] == "tile_flops"
+    doc["state"]["inputs"]["conv2d"]["variables"][7] = "groups"  # as fitted by an older hwml
+    with pytest.raises(ModelFormatError, match="refit"):
+        NeuralPowerRegressor.from_dict(doc)
+
+
+def test_calibration_of_summed_layer_energy(make_table):
+    t = make_table({"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10})
+    t["runtime_ms"] = 0.01 + 1e-12 * t["flops"] + 1e-9 * t["total_bytes"]
+    t["power_w"] = 150 + 1e-7 * t["total_bytes"]
+    model = NeuralPower(degrees=(1,), space="linear", **FAST).fit(t)
+    rows = []
+    for name in NETS:
+        for b in (1, 8, 32):
+            energy = model.predict_network(_build(name, b, 4)).totals["energy_mj"]
+            rows.append({"network": name, "batch": b, "energy_mj": 2.0 * energy, "runtime_ms": 1.0})
+    nets = pd.DataFrame(rows)
+    cal = NetworkCalibration(model, target="energy_mj").fit(nets, build=_build)
+    assert cal.scale_ == pytest.approx(2.0)
+    lono = cal.leave_one_network_out(nets, build=_build)
+    np.testing.assert_allclose(lono.raw_err_pct, -50.0)
+    np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-9)
+    pred = cal.predict_network(_build("c", 8, 4))
+    assert pred.totals["energy_mj"] == pytest.approx(2.0 * pred.totals["energy_mj_raw"])
+
+
+def test_power_predictions_stay_within_the_measured_range(make_table):
+    t = make_table({"linear": 60}, seed=7)
+    t = t[t["flops"] < np.quantile(t["flops"], 0.8)]
+    t["runtime_ms"] = 0.01 + 1e-12 * t["flops"]
+    t["power_w"] = 100 + 1e-7 * t["flops"] ** 0.8
+    huge = make_table({"linear": 1}, seed=1)
+    huge.loc[:, ["batch", "in_features", "out_features"]] = [4096, 8192, 8192]
+    huge["flops"] = 2.0 * 4096 * 8192 * 8192
+    clipped = NeuralPower(degrees=(1,), space="linear", **FAST).fit(t)
+    free = NeuralPower(degrees=(1,), space="linear", clip_power=False, **FAST).fit(t)
+    assert clipped.power_.clip and not clipped.runtime_.clip
+    assert clipped.predict_all(huge)["power_w"].iloc[0] == pytest.approx(t["power_w"].max())
+    assert free.predict_all(huge)["power_w"].iloc[0] > 2 * t["power_w"].max()
+    assert clipped.predict_all(huge)["runtime_ms"].iloc[0] == free.predict_all(huge)["runtime_ms"].iloc[0]
+    back = NeuralPower.from_dict(clipped.to_dict())
+    assert back.predict_all(huge)["power_w"].iloc[0] == pytest.approx(t["power_w"].max())

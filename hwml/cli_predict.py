@@ -1,0 +1,319 @@
+"""``hwml fit`` and ``hwml predict``: layer-wise runtime, power and energy predictors.
+
+    hwml fit --data DATASET --out MODEL.json [--model neuralpower|paleo] [--dtype float32]
+             [--target runtime|power|both] [--source all|sample|zoo] [--degrees 1,2,3]
+             [--cv 10] [--space auto|log|linear] [--seed 0] [--calibrate MODE]
+    hwml predict --model MODEL.json --net NAME --batch B [--format table|csv|json]
+
+``fit`` reads a measured dataset (``data/<name>`` or a folder, as written by ``hwml
+profile``), keeps the layer rows of one dtype and fits NeuralPower's sparse polynomial
+models (runtime, power or both) or Paleo's analytical runtime model; with ``--calibrate``
+it also fits a network-level correction of summed layer runtimes on the dataset's
+``nets.csv``. The model is saved as portable JSON (see :mod:`hwml.predict.io`).
+
+``predict`` loads such a file and prints the per-layer and total runtime (ms), power (W)
+and energy (mJ) of a zoo network at a batch size; what the model does not predict is
+left empty. The network is described in the element size of the model's training data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "MODEL_TYPES"]
+
+#: Model types ``hwml predict`` accepts (``model_type`` of the saved file).
+MODEL_TYPES: tuple[str, ...] = (
+    "neuralpower",
+    "neuralpower_regressor",
+    "paleo",
+    "network_calibration",
+)
+
+_TARGETS = {"runtime": "runtime_ms", "power": "power_w"}
+
+
+def _degrees(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected degrees like 1,2,3, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive degrees, got {text!r}")
+    return values
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"hwml {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+# ---------------------------------------------------------------------- fit
+
+
+def _fit_rows(args: argparse.Namespace, layers: Any) -> Any:
+    rows = layers
+    if "dtype" in rows.columns:
+        have = sorted(set(rows["dtype"].dropna().astype(str)))
+        rows = rows[rows["dtype"].astype(str) == args.dtype]
+        if rows.empty:
+            raise ValueError(f"no layer rows of dtype {args.dtype!r} (the dataset has {have})")
+    if args.source != "all":
+        source = rows["source"].astype(str).str.split(":").str[0]
+        rows = rows[source == args.source]
+        if rows.empty:
+            raise ValueError(f"no layer rows of source {args.source!r} and dtype {args.dtype!r}")
+    return rows
+
+
+def _build_model(args: argparse.Namespace, provenance: dict[str, Any]) -> Any:
+    from hwml.predict import NeuralPower, NeuralPowerRegressor, Paleo
+
+    target = args.target or ("both" if args.model == "neuralpower" else "runtime")
+    if args.model == "paleo":
+        if target != "runtime":
+            raise ValueError(
+                "Paleo models runtime only: use --target runtime (or --model neuralpower)"
+            )
+        peak = args.peak_dtype or args.dtype
+        try:
+            return Paleo.from_provenance(provenance, peak, device_check="warn")
+        except KeyError as err:
+            raise ValueError(
+                f"the dataset's provenance.json lacks Paleo's peaks: {err.args[0]}"
+            ) from None
+    shared = {"degrees": args.degrees, "cv": args.cv, "space": args.space, "seed": args.seed}
+    if target == "both":
+        return NeuralPower(**shared)
+    return NeuralPowerRegressor(target=_TARGETS[target], **shared)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    import warnings
+
+    from hwml import measurements
+    from hwml.predict import NetworkCalibration, NeuralPower
+
+    try:
+        ds = measurements.load(args.data)
+    except FileNotFoundError as err:
+        return _fail("fit", str(err))
+    if ds.layers is None:
+        return _fail("fit", f"dataset {args.data} has no layers.csv to fit on")
+    rows = _fit_rows(args, ds.layers)
+    model = _build_model(args, ds.provenance)
+    print(
+        f"fitting {type(model).__name__} on {len(rows)} {args.dtype} layer rows of {ds.device}",
+        file=sys.stderr,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(rows, device=ds.device)
+    if isinstance(model, NeuralPower) and model.power_ is None:
+        print(
+            "note: no layer kind has enough rows with measured power; power and energy "
+            "will predict as missing",
+            file=sys.stderr,
+        )
+    saved = model
+    if args.calibrate != "none":
+        if ds.nets is None:
+            return _fail(
+                "fit", f"--calibrate needs the dataset's nets.csv, and {args.data} has none"
+            )
+        nets = (
+            ds.nets[ds.nets["dtype"].astype(str) == args.dtype] if "dtype" in ds.nets else ds.nets
+        )
+        saved = NetworkCalibration(model, mode=args.calibrate).fit(nets, device=ds.device)
+        coef = ", ".join(f"{k} {v:.4g}" for k, v in saved.coef_.items())
+        print(
+            f"network calibration ({args.calibrate}) on {len(nets)} network rows: {coef}",
+            file=sys.stderr,
+        )
+    path = saved.save(args.out)
+    _print_fit_summary(model)
+    print(f"saved {saved.model_type} model to {path}", file=sys.stderr)
+    return 0
+
+
+def _print_fit_summary(model: Any) -> None:
+    from hwml.predict import NeuralPower, NeuralPowerRegressor, Paleo
+
+    if isinstance(model, Paleo):
+        print(model.ppp_.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return
+    parts = (
+        [("runtime", model.runtime_), ("power", model.power_)]
+        if isinstance(model, NeuralPower)
+        else [(model.target, model)]
+    )
+    for label, reg in parts:
+        if isinstance(reg, NeuralPowerRegressor):
+            table = reg.summary()[
+                ["group", "n_train", "space", "degree", "model_size", "cv_rmspe_pct"]
+            ]
+            print(f"{label}:")
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+
+
+# ---------------------------------------------------------------------- predict
+
+
+def _load_model(path: str) -> Any:
+    from hwml.predict import load
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no model file {path}: make one with hwml fit")
+    model = load(path)
+    if model.model_type not in MODEL_TYPES:
+        raise ValueError(
+            f"{path} holds a {model.model_type!r} model; hwml predict takes "
+            f"{', '.join(MODEL_TYPES)} models (made by hwml fit)"
+        )
+    return model
+
+
+def _number(value: float, digits: int = 4) -> str:
+    return "" if not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from hwml import zoo
+    from hwml.predict.base import DTYPE_BYTES
+    from hwml.predict.evaluate import network_prediction
+
+    try:
+        model = _load_model(args.model)
+    except FileNotFoundError as err:
+        return _fail("predict", str(err))
+    dtype = model.dtype_ or "float32"
+    net = zoo.describe_net(
+        args.net, args.batch, dtype_bytes=DTYPE_BYTES.get(dtype, 4), weights=False
+    )
+    pred = network_prediction(model, net)
+    layers, totals = pred.layers, pred.totals
+    header = {
+        "network": args.net,
+        "batch": args.batch,
+        "dtype": dtype,
+        "device": model.device_,
+        "model_type": model.model_type,
+    }
+    if args.format == "json":
+        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
+        doc = {
+            **header,
+            "totals": {k: clean(float(v)) for k, v in totals.items()},
+            "layers": [
+                {k: clean(v) for k, v in row.items()}
+                for row in layers.astype(object).to_dict(orient="records")
+            ],
+        }
+        json.dump(
+            doc, sys.stdout, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v)
+        )
+        print()
+        return 0
+    if args.format == "csv":
+        total = {
+            "index": "",
+            "name": "total",
+            "kind": "",
+            **{c: totals[c] for c in ("runtime_ms", "power_w", "energy_mj")},
+        }
+        out = layers.astype(object)
+        out.loc[len(out)] = total
+        out.to_csv(sys.stdout, index=False)
+        return 0
+    view = layers.copy()
+    for col, digits in (("runtime_ms", 4), ("power_w", 4), ("energy_mj", 4)):
+        view[col] = [_number(float(v), digits) for v in layers[col]]
+    print(view.to_string(index=False))
+    r, p, e = totals["runtime_ms"], totals["power_w"], totals["energy_mj"]
+    line = (
+        f"\n{args.net} batch {args.batch} ({dtype}, {model.device_ or 'unknown device'}): "
+        f"{len(layers)} layers; runtime {_number(r)} ms"
+    )
+    if "runtime_ms_raw" in totals:
+        line += f" (sum of layers {_number(totals['runtime_ms_raw'])} ms, network-calibrated)"
+    line += (
+        f"; average power {_number(p)} W; energy {_number(e)} mJ"
+        if np.isfinite(p)
+        else "; power and energy: not predicted by this model"
+    )
+    print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``fit`` and ``predict`` sub-commands to the ``hwml`` parser's sub-parsers."""
+    f = subparsers.add_parser(
+        "fit",
+        help="fit a layer runtime/power predictor on a measured dataset",
+        description="Fit NeuralPower (runtime, power) or Paleo (runtime) on a dataset's layers.",
+    )
+    f.add_argument("--data", required=True, help="dataset folder: a name under data/ or a path")
+    f.add_argument("--out", required=True, help="model file to write (JSON)")
+    f.add_argument("--model", choices=("neuralpower", "paleo"), default="neuralpower")
+    f.add_argument(
+        "--dtype", default="float32", help="dtype of the layer rows to fit (default float32)"
+    )
+    f.add_argument(
+        "--target",
+        choices=("runtime", "power", "both"),
+        default=None,
+        help="what to model (default: both for neuralpower, runtime for paleo)",
+    )
+    f.add_argument(
+        "--source",
+        choices=("all", "sample", "zoo"),
+        default="all",
+        help="layer rows to fit: random samples, zoo layers or all (default all)",
+    )
+    f.add_argument(
+        "--degrees",
+        type=_degrees,
+        default=(1, 2, 3),
+        help="polynomial degrees tried by cross-validation (default 1,2,3)",
+    )
+    f.add_argument("--cv", type=int, default=10, help="cross-validation folds (default 10)")
+    f.add_argument(
+        "--space",
+        choices=("auto", "log", "linear"),
+        default="auto",
+        help="NeuralPower's fitting space (default auto: per group, by CV)",
+    )
+    f.add_argument("--seed", type=int, default=0, help="seed of the folds")
+    f.add_argument(
+        "--peak-dtype",
+        default=None,
+        help="Paleo: which measured peak to use (default: --dtype; e.g. tf32)",
+    )
+    f.add_argument(
+        "--calibrate",
+        choices=("none", "global", "overhead", "affine", "per_group"),
+        default="none",
+        help="also fit a network-level correction of summed layers on nets.csv",
+    )
+    f.set_defaults(func=_cmd_fit)
+
+    p = subparsers.add_parser(
+        "predict",
+        help="per-layer and total runtime, power and energy of a zoo network",
+        description="Predict a zoo network with a model made by hwml fit.",
+    )
+    p.add_argument("--model", required=True, help="model file written by hwml fit")
+    p.add_argument("--net", required=True, help="zoo network name (see hwml describe --list)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=_cmd_predict)
