@@ -55,12 +55,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hwml import __version__
 from hwml.data import (
     AppendTable,
     DatasetError,
+    dataset_path,
     now_iso,
     read_provenance,
     update_provenance,
@@ -71,22 +72,28 @@ from hwml.hardware import Device, open_device
 from hwml.objectives import (
     STRUCTURAL,
     TRAINING,
+    StructuralModel,
     cnn_space,
+    fit_hardware_models,
+    hardware_constraints,
     load_data,
     measure_inference,
     structural_features,
     train_cnn,
 )
-from hwml.optimize import Space, TabularObjective, derive_seed
+from hwml.optimize import Constraint, Space, TabularObjective, derive_seed, read_history
 
 __all__ = [
     "CONFIG_COLUMNS",
     "DATASET_CHANNELS",
     "STRUCTURE_COLUMNS",
+    "HyperPowerProblem",
     "benchmark_objective",
     "benchmark_space",
     "column_docs",
+    "hyperpower_problem",
     "load_benchmark",
+    "load_live_runs",
     "measure_structures",
     "quantile_budgets",
     "sample_configs",
@@ -1000,3 +1007,230 @@ def summarize_benchmark(folder: str | os.PathLike[str]) -> dict[str, Any]:
             },
         }
     return out
+
+
+# ====================================================================== the search problem
+
+
+@dataclass(frozen=True)
+class HyperPowerProblem:
+    """A benchmark folder set up as HyperPower's constrained search problem.
+
+    Build it with :func:`hyperpower_problem`.
+
+    Attributes:
+        folder: the benchmark folder.
+        objective: the tabular objective (test error; cost: measured training time; each
+            result carries the structure's measured ``power_w`` and ``peak_mem_bytes``).
+        structures: the ``structures.csv`` table.
+        budgets: ``{"power_w": W, "mem_bytes": bytes}``.
+        quantiles: the quantiles of the measured structures the budgets were taken at.
+        models: HyperPower's linear models, ``{"power_w": ..., "mem_bytes": ...}``, fitted
+            on every structure, returning point predictions.
+        models_std: the same models returning ``(mean, std)``, for ``hw-ieci-prob``.
+    """
+
+    folder: Path
+    objective: TabularObjective
+    structures: pd.DataFrame
+    budgets: dict[str, float]
+    quantiles: dict[str, float]
+    models: dict[str, StructuralModel]
+    models_std: dict[str, StructuralModel]
+
+    @property
+    def space(self) -> Space:
+        """The benchmark's search space."""
+        return self.objective.space
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every configuration (:func:`load_benchmark`), with ``feasible``: its structure's
+        measured power and memory are within the budgets."""
+        table = self.objective.table
+        table["feasible"] = self._meets(table["power_w"], table["peak_mem_bytes"])
+        return table
+
+    def _meets(self, power_w: pd.Series, mem_bytes: pd.Series) -> np.ndarray:
+        power = pd.to_numeric(power_w, errors="coerce").to_numpy(dtype=float)
+        mem = pd.to_numeric(mem_bytes, errors="coerce").to_numpy(dtype=float)
+        return (power <= self.budgets["power_w"]) & (mem <= self.budgets["mem_bytes"])
+
+    def constraints(self, method: str = "hw-ieci") -> list[Constraint]:
+        """The a-priori power and memory constraints a search method gets.
+
+        Args:
+            method: a search method; ``"hw-ieci-prob"`` gets the models with a predictive
+                standard deviation, every other method point predictions.
+
+        Returns:
+            ``[Constraint("power_w", ...), Constraint("mem_bytes", ...)]``.
+        """
+        models = self.models_std if method == "hw-ieci-prob" else self.models
+        return hardware_constraints(
+            models,
+            power_budget_w=self.budgets["power_w"],
+            mem_budget_bytes=self.budgets["mem_bytes"],
+        )
+
+    def constraints_by_method(self, methods: Iterable[str]) -> dict[str, list[Constraint]]:
+        """``{method: self.constraints(method)}`` for each method."""
+        return {m: self.constraints(m) for m in methods}
+
+    def best_feasible_error(self) -> float:
+        """Lowest test error of a trained configuration whose structure meets the budgets."""
+        table = self.table
+        ok = table[(table["status"] == "ok") & table["feasible"]]
+        return float(ok["test_error"].min()) if len(ok) else math.nan
+
+    def model_errors(self) -> pd.DataFrame:
+        """Cross-validated errors of the power and memory models.
+
+        Returns:
+            One row per model (``power_w``, ``mem_bytes``): ``rmse`` (W or bytes),
+            ``rmspe_pct``, ``mape_pct`` (%) and ``n`` (structures), NaN where the model
+            does not report them.
+        """
+        rows = {}
+        for name, model in self.models.items():
+            summary = model.model.cv_summary() if hasattr(model.model, "cv_summary") else {}
+            rows[name] = {
+                k: float(summary.get(k, math.nan)) for k in ("rmse", "rmspe_pct", "mape_pct", "n")
+            }
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def structure_table(self) -> pd.DataFrame:
+        """The measured structures with the models' predictions and the budget verdicts.
+
+        Returns:
+            The usable rows of ``structures.csv`` (status ``ok``) with ``pred_power_w`` and
+            ``pred_mem_bytes`` (the fitted models' predictions, which the searches use),
+            ``cv_pred_power_w`` and ``cv_pred_mem_bytes`` (out-of-fold predictions of the
+            cross-validation, NaN if the model keeps none), ``violates_power``,
+            ``violates_mem``, ``violates`` (measured value over a budget) and
+            ``pred_violates`` (a prediction over a budget).
+        """
+        s = self.structures
+        s = s[s["status"].astype(str) == "ok"].reset_index(drop=True)
+        out = s.copy()
+        for name, column in (("power_w", "power_w"), ("mem_bytes", "peak_mem_bytes")):
+            model = self.models[name]
+            out[f"pred_{name}"] = model.predict(s)
+            oof = getattr(model.model, "cv_predictions_", None)
+            usable = pd.to_numeric(s[column], errors="coerce").notna().to_numpy()
+            cv = np.full(len(s), np.nan)
+            if oof is not None and len(oof) == usable.sum():
+                cv[usable] = np.asarray(oof, dtype=float)
+            out[f"cv_pred_{name}"] = cv
+        out["violates_power"] = out["power_w"] > self.budgets["power_w"]
+        out["violates_mem"] = out["peak_mem_bytes"] > self.budgets["mem_bytes"]
+        out["violates"] = out["violates_power"] | out["violates_mem"]
+        out["pred_violates"] = (out["pred_power_w"] > self.budgets["power_w"]) | (
+            out["pred_mem_bytes"] > self.budgets["mem_bytes"]
+        )
+        return out
+
+    def violation_summary(self) -> dict[str, float]:
+        """Fractions of the space that violate the budgets, measured and predicted.
+
+        Returns:
+            Fractions in ``[0, 1]`` of the usable structures: ``power`` (measured power over
+            its budget), ``mem``, ``either``, ``pred_either`` (per the models),
+            ``false_accept`` (predicted within budgets, measured over one: a constraint
+            violation HW-IECI cannot avoid) and ``false_reject`` (predicted over, measured
+            within: a configuration HW-IECI never tries); and ``configs_either``, the
+            fraction of trained configurations whose structure violates a budget.
+        """
+        st = self.structure_table()
+        table = self.table
+        return {
+            "power": float(st["violates_power"].mean()),
+            "mem": float(st["violates_mem"].mean()),
+            "either": float(st["violates"].mean()),
+            "pred_either": float(st["pred_violates"].mean()),
+            "false_accept": float((~st["pred_violates"] & st["violates"]).mean()),
+            "false_reject": float((st["pred_violates"] & ~st["violates"]).mean()),
+            "configs_either": float((~table["feasible"]).mean()),
+        }
+
+
+def hyperpower_problem(
+    folder: str | os.PathLike[str],
+    *,
+    power_quantile: float = 0.6,
+    mem_quantile: float = 0.6,
+    features: str | list[str] = "derived",
+    cv: int = 10,
+    seed: int = 0,
+) -> HyperPowerProblem:
+    """Set a benchmark folder up as HyperPower's power- and memory-constrained search.
+
+    The budgets are quantiles of the measured inference power and peak memory of the
+    structures (:func:`quantile_budgets`), so about ``1 - quantile`` of the structures
+    exceed each; the constraint models are HyperPower's linear models
+    (:func:`hwml.objectives.fit_hardware_models`) fitted on every structure.
+
+    Args:
+        folder: a benchmark folder, or its name under ``data/``.
+        power_quantile: quantile of the measured power that becomes the power budget.
+        mem_quantile: quantile of the measured peak memory that becomes the memory budget.
+        features: feature set of the linear models (see
+            :data:`hwml.objectives.FEATURE_SETS`).
+        cv: cross-validation folds of the models' error estimates.
+        seed: seed of the fold shuffling.
+
+    Returns:
+        The problem.
+    """
+    path = dataset_path(folder)
+    structures = _read(path, "structures")
+    budgets = {
+        "power_w": quantile_budgets(structures, power_quantile)["power_w"],
+        "mem_bytes": quantile_budgets(structures, mem_quantile)["mem_bytes"],
+    }
+    models = fit_hardware_models(structures, features=features, cv=cv, seed=seed)
+    models_std = fit_hardware_models(
+        structures, features=features, cv=cv, seed=seed, return_std=True
+    )
+    return HyperPowerProblem(
+        folder=path,
+        objective=benchmark_objective(path),
+        structures=structures,
+        budgets=budgets,
+        quantiles={"power_w": float(power_quantile), "mem_bytes": float(mem_quantile)},
+        models=models,
+        models_std=models_std,
+    )
+
+
+def load_live_runs(
+    folder: str | os.PathLike[str],
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The live searches of a benchmark folder: ``live/*.csv`` with their JSON sidecars.
+
+    Args:
+        folder: a benchmark folder, or its name under ``data/``.
+
+    Returns:
+        ``(histories, info)``: the histories concatenated (columns of
+        :mod:`hwml.optimize.history`, with the constraints ``power_w`` and ``mem_bytes``),
+        sorted by method and seed; and ``{file stem: sidecar}`` (budgets, models' errors,
+        command, date).
+
+    Raises:
+        DatasetError: the folder has no live runs.
+    """
+    path = dataset_path(folder)
+    files = sorted((path / "live").glob("*.csv"))
+    if not files:
+        raise DatasetError(f"{path}: no live searches under live/ (run `hwml optimize live`)")
+    space = benchmark_space(path)
+    parts, info = [], {}
+    for file in files:
+        sidecar = file.with_suffix(".json")
+        meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        names = list(meta.get("budgets", {"power_w": 0, "mem_bytes": 0}))
+        parts.append(read_history(file, space, names))
+        info[file.stem] = meta
+    histories = pd.concat(parts, ignore_index=True).sort_values(["method", "seed", "iteration"])
+    return histories.reset_index(drop=True), info

@@ -17,7 +17,9 @@ from hwml.benchmark import (
     STRUCTURE_COLUMNS,
     benchmark_objective,
     benchmark_space,
+    hyperpower_problem,
     load_benchmark,
+    load_live_runs,
     measure_structures,
     quantile_budgets,
     sample_configs,
@@ -25,7 +27,7 @@ from hwml.benchmark import (
     summarize_benchmark,
     train_configs,
 )
-from hwml.data import DatasetError
+from hwml.data import DatasetError, dataset_path
 from hwml.hardware import CpuTimer, Device, PowerReading, open_device
 from hwml.objectives import STRUCTURAL, cnn_space
 from hwml.profile import SweepOptions
@@ -208,3 +210,77 @@ def test_quantile_budgets() -> None:
     assert budgets == {"power_w": 200.0, "mem_bytes": 2.5}
     with pytest.raises(ValueError):
         quantile_budgets(table, 1.0)
+
+
+H200 = dataset_path("hyperpower-nvidia-h200")
+
+
+@pytest.fixture
+def small_h200(tmp_path):
+    """The first 60 measured structures of the committed H200 benchmark, their configurations
+    and the live runs, in a temporary folder."""
+    if not (H200 / "configs.csv").exists():
+        pytest.skip("the committed H200 benchmark is not in data/")
+    structures = pd.read_csv(H200 / "structures.csv").head(60)
+    configs = pd.read_csv(H200 / "configs.csv")
+    structures.to_csv(tmp_path / "structures.csv", index=False)
+    configs[configs["structure_key"].isin(structures["key"])].to_csv(
+        tmp_path / "configs.csv", index=False
+    )
+    (tmp_path / "provenance.json").write_text((H200 / "provenance.json").read_text())
+    (tmp_path / "live").mkdir()
+    for file in (H200 / "live").iterdir():
+        (tmp_path / "live" / file.name).write_text(file.read_text())
+    return tmp_path
+
+
+def test_hyperpower_problem(small_h200) -> None:
+    problem = hyperpower_problem(small_h200, power_quantile=0.5, mem_quantile=0.7, cv=5)
+    structures = pd.read_csv(small_h200 / "structures.csv")
+    assert problem.budgets == {
+        "power_w": quantile_budgets(structures, 0.5)["power_w"],
+        "mem_bytes": quantile_budgets(structures, 0.7)["mem_bytes"],
+    }
+    assert problem.quantiles == {"power_w": 0.5, "mem_bytes": 0.7}
+    assert problem.space.names == benchmark_space(small_h200).names
+    st = problem.structure_table()
+    assert len(st) == 60 and st["cv_pred_power_w"].notna().all()
+    assert st["violates_power"].mean() == pytest.approx(0.5, abs=0.02)
+    summary = problem.violation_summary()
+    assert summary["power"] == pytest.approx(st["violates_power"].mean())
+    assert summary["mem"] == pytest.approx(0.3, abs=0.02)
+    assert summary["either"] == pytest.approx(st["violates"].mean())
+    assert summary["false_accept"] + summary["false_reject"] == pytest.approx(
+        (st["violates"] != st["pred_violates"]).mean()
+    )
+    table = problem.table
+    feasible = (table["power_w"] <= problem.budgets["power_w"]) & (
+        table["peak_mem_bytes"] <= problem.budgets["mem_bytes"]
+    )
+    assert (table["feasible"] == feasible).all()
+    assert summary["configs_either"] == pytest.approx(1 - feasible.mean())
+    ok = table[(table["status"] == "ok") & feasible]
+    assert problem.best_feasible_error() == ok["test_error"].min()
+    errors = problem.model_errors()
+    assert list(errors.index) == ["power_w", "mem_bytes"] and (errors["rmspe_pct"] > 0).all()
+    assert errors.loc["power_w", "n"] == 60
+    point = problem.constraints("hw-ieci")
+    prob = problem.constraints_by_method(["hw-ieci-prob"])["hw-ieci-prob"]
+    assert [c.name for c in point] == ["power_w", "mem_bytes"]
+    z = structures.head(3)
+    assert np.asarray(point[0].model(z)).shape == (3,)
+    mean, std = prob[0].model(z)
+    assert np.allclose(mean, point[0].model(z)) and np.all(std > 0)
+
+
+def test_load_live_runs(small_h200, tmp_path_factory) -> None:
+    histories, info = load_live_runs(small_h200)
+    assert set(info) == {"ei-s0", "hw-ieci-s0"}
+    assert histories["method"].unique().tolist() == ["ei", "hw-ieci"]
+    assert histories.groupby("method").size().eq(25).all()
+    assert {"pred_power_w", "measured_power_w", "feasible"} <= set(histories.columns)
+    assert info["hw-ieci-s0"]["budgets"]["power_w"] > 0
+    with pytest.raises(DatasetError, match="live"):
+        empty = tmp_path_factory.mktemp("empty")
+        (empty / "provenance.json").write_text((small_h200 / "provenance.json").read_text())
+        load_live_runs(empty)

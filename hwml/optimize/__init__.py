@@ -16,9 +16,11 @@ Typical use::
 
 Modules: :mod:`~hwml.optimize.space` (dimensions, unit cube), :mod:`~hwml.optimize.bo`
 (GP, EI, HW-IECI), :mod:`~hwml.optimize.baselines` (random search, GA),
-:mod:`~hwml.optimize.search` (the loop), :mod:`~hwml.optimize.history` (the table and its
+:mod:`~hwml.optimize.search` (the loop), :mod:`~hwml.optimize.multiobjective` (ParEGO,
+random, NSGA-II for Pareto fronts), :mod:`~hwml.optimize.history` (the table and its
 file), :mod:`~hwml.optimize.tabular` (pre-measured objectives), :mod:`~hwml.optimize.analysis`
-(curves, Pareto fronts), :mod:`~hwml.optimize.seeding`, :mod:`~hwml.optimize.bench`.
+(curves, Pareto fronts, hypervolume), :mod:`~hwml.optimize.experiments` (many seeds of many
+methods, speed-ups), :mod:`~hwml.optimize.seeding`, :mod:`~hwml.optimize.bench`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from hwml.optimize.analysis import (
     best_so_far,
     evals_to_reach,
     hypervolume_2d,
+    hypervolume_curve,
     mean_band,
     on_grid,
     pareto_front,
@@ -47,7 +50,26 @@ from hwml.optimize.constraints import (
     InfeasibleBudgetError,
     predict_constraints,
 )
+from hwml.optimize.experiments import (
+    Speedup,
+    compare_final,
+    reach_summary,
+    reach_times,
+    run_pareto_searches,
+    run_searches,
+    speedup,
+    tolerance_sweep,
+)
 from hwml.optimize.history import HistoryError, history_columns, read_history
+from hwml.optimize.multiobjective import (
+    PARETO_METHODS,
+    ParetoSettings,
+    chebyshev,
+    crowding_distance,
+    minimize_pareto,
+    nondominated_ranks,
+    nsga_fitness,
+)
 from hwml.optimize.search import METHODS, SearchSettings, check_budgets, minimize
 from hwml.optimize.seeding import derive_seed, seed_everything
 from hwml.optimize.space import Categorical, Dimension, Integer, LogReal, Real, Space, SpecError
@@ -66,13 +88,19 @@ __all__ = [
     "Integer",
     "LogReal",
     "METHODS",
+    "PARETO_METHODS",
+    "ParetoSettings",
     "Real",
     "SearchSettings",
     "Space",
     "SpecError",
+    "Speedup",
     "TabularObjective",
     "best_so_far",
+    "chebyshev",
     "check_budgets",
+    "compare_final",
+    "crowding_distance",
     "derive_seed",
     "evals_to_reach",
     "expected_improvement",
@@ -80,8 +108,12 @@ __all__ = [
     "hw_ieci",
     "hw_ieci_prob",
     "hypervolume_2d",
+    "hypervolume_curve",
     "mean_band",
     "minimize",
+    "minimize_pareto",
+    "nondominated_ranks",
+    "nsga_fitness",
     "on_grid",
     "pareto_front",
     "pareto_rows",
@@ -89,6 +121,12 @@ __all__ = [
     "propose_bo",
     "propose_ga",
     "propose_random",
+    "reach_summary",
+    "reach_times",
     "read_history",
+    "run_pareto_searches",
+    "run_searches",
     "seed_everything",
+    "speedup",
+    "tolerance_sweep",
 ]

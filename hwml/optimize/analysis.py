@@ -17,6 +17,7 @@ __all__ = [
     "best_so_far",
     "evals_to_reach",
     "hypervolume_2d",
+    "hypervolume_curve",
     "mean_band",
     "on_grid",
     "pareto_front",
@@ -52,7 +53,10 @@ def best_so_far(history: pd.DataFrame, feasible_only: bool = True) -> pd.DataFra
 
 
 def on_grid(
-    curves: pd.DataFrame, grid: Sequence[float] | np.ndarray, x: str = "cumulative_time_s"
+    curves: pd.DataFrame,
+    grid: Sequence[float] | np.ndarray,
+    x: str = "cumulative_time_s",
+    value: str = "best_objective",
 ) -> pd.DataFrame:
     """Resample best-so-far curves onto a common grid, as step functions.
 
@@ -60,28 +64,27 @@ def on_grid(
     ``x <= g`` (NaN before the first). Runs are thus forward-filled past their end.
 
     Args:
-        curves: output of :func:`best_so_far`.
+        curves: output of :func:`best_so_far` (or of :func:`hypervolume_curve`).
         grid: increasing grid values, in the unit of ``x``.
         x: ``"iteration"`` or ``"cumulative_time_s"`` (s).
+        value: the column to resample (``"hypervolume"`` for hypervolume curves).
 
     Returns:
-        Frame with ``method``, ``seed``, ``x`` (the grid) and ``best_objective``.
+        Frame with ``method``, ``seed``, ``x`` (the grid) and ``value``.
     """
     grid = np.asarray(grid, dtype=float)
     parts = []
     for (method, seed), run in curves.groupby(RUN_KEYS, sort=True):
         run = run.sort_values(x)
         xs = run[x].to_numpy(dtype=float)
-        ys = run["best_objective"].to_numpy(dtype=float)
+        ys = run[value].to_numpy(dtype=float)
         idx = np.searchsorted(xs, grid, side="right") - 1
         values = np.where(idx >= 0, ys[np.clip(idx, 0, None)], np.nan)
-        parts.append(
-            pd.DataFrame({"method": method, "seed": seed, x: grid, "best_objective": values})
-        )
+        parts.append(pd.DataFrame({"method": method, "seed": seed, x: grid, value: values}))
     return (
         pd.concat(parts, ignore_index=True)
         if parts
-        else pd.DataFrame(columns=[*RUN_KEYS, x, "best_objective"])
+        else pd.DataFrame(columns=[*RUN_KEYS, x, value])
     )
 
 
@@ -90,14 +93,16 @@ def mean_band(
     x: str = "iteration",
     grid: Sequence[float] | np.ndarray | None = None,
     confidence: float = 0.95,
+    value: str = "best_objective",
 ) -> pd.DataFrame:
     """Mean best-so-far curve over seeds with a Student-t confidence band, per method.
 
     Args:
-        curves: output of :func:`best_so_far` for many runs.
+        curves: output of :func:`best_so_far` (or :func:`hypervolume_curve`) for many runs.
         x: ``"iteration"`` or ``"cumulative_time_s"`` (s).
         grid: common grid of ``x``; default: every ``x`` value any run has.
         confidence: confidence level of the band, e.g. 0.95.
+        value: the column to average.
 
     Returns:
         Frame with ``method``, ``x``, ``mean``, ``std``, ``n`` (seeds with a value at
@@ -108,8 +113,8 @@ def mean_band(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if grid is None:
         grid = np.unique(curves[x].to_numpy(dtype=float))
-    sampled = on_grid(curves, grid, x)
-    groups = sampled.groupby(["method", x], sort=True)["best_objective"]
+    sampled = on_grid(curves, grid, x, value)
+    groups = sampled.groupby(["method", x], sort=True)[value]
     out = groups.agg(mean="mean", std="std", n="count").reset_index()
     n = out["n"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -216,3 +221,39 @@ def hypervolume_2d(points: np.ndarray, reference: Sequence[float]) -> float:
     front = np.unique(front, axis=0)
     xs = np.append(front[:, 0], rx)
     return float(np.sum((xs[1:] - xs[:-1]) * (ry - front[:, 1])))
+
+
+def hypervolume_curve(
+    history: pd.DataFrame, x: str, y: str, reference: Sequence[float]
+) -> pd.DataFrame:
+    """Hypervolume of the designs found so far after each evaluation, per run.
+
+    Only successful evaluations (``status == "ok"`` where the column exists) with finite
+    ``x`` and ``y`` count.
+
+    Args:
+        history: one or more concatenated histories holding columns ``x`` and ``y``
+            (both minimized), e.g. from :func:`hwml.optimize.multiobjective.minimize_pareto`.
+        x: first objective column.
+        y: second objective column.
+        reference: ``(r_x, r_y)`` of :func:`hypervolume_2d`, in the objectives' units.
+
+    Returns:
+        Frame with ``method``, ``seed``, ``iteration``, ``cumulative_time_s`` (s, when the
+        history has it) and ``hypervolume`` (product of the two units), sorted by run
+        and iteration.
+    """
+    frame = history.sort_values([*RUN_KEYS, "iteration"]).reset_index(drop=True)
+    ok = np.ones(len(frame), dtype=bool)
+    if "status" in frame.columns:
+        ok &= (frame["status"] == "ok").to_numpy()
+    pts = frame[[x, y]].to_numpy(dtype=float, copy=True)
+    pts[~ok] = np.nan
+    hv = np.empty(len(frame))
+    for _, idx in frame.groupby(RUN_KEYS, sort=False).indices.items():
+        for k, i in enumerate(idx):
+            hv[i] = hypervolume_2d(pts[idx[: k + 1]], reference)
+    keep = [c for c in (*RUN_KEYS, "iteration", "cumulative_time_s") if c in frame.columns]
+    out = frame[keep].copy()
+    out["hypervolume"] = hv
+    return out

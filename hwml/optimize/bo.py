@@ -266,7 +266,11 @@ class BOSettings:
         n_centers: best points around which local candidates are drawn.
         n_local: local candidates per centre.
         local_scales: perturbation sizes of the local candidates, unit-cube units.
-        xi: EI exploration margin, in the objective's unit.
+        xi: EI exploration margin, in the objective's unit (in its logarithm with
+            ``log_objective``).
+        log_objective: model the logarithm of the objective (when every successful value
+            is positive), for objectives such as an error rate whose interesting values
+            are small beside a long tail of bad ones; EI is then computed in log units.
     """
 
     n_restarts: int = 3
@@ -276,6 +280,7 @@ class BOSettings:
     n_local: int = 200
     local_scales: tuple[float, ...] = (0.02, 0.1)
     xi: float = 0.0
+    log_objective: bool = False
 
 
 @dataclass(frozen=True)
@@ -332,12 +337,14 @@ def propose_bo(
     ok = obs.ok
     if not ok.any():
         raise ValueError("propose_bo needs at least one successful observation")
+    log = settings.log_objective and bool(np.all(obs.values[ok] > 0))
     y = _impute(obs)
     gp = GPSurrogate(n_restarts=settings.n_restarts, max_iters=settings.max_iters)
-    gp.fit(obs.points, y, rng)
+    gp.fit(obs.points, np.log(y) if log else y, rng)
 
     good = ok & obs.feasible if aware and (ok & obs.feasible).any() else ok
     best = float(np.min(obs.values[good]))
+    best = float(np.log(best)) if log else best
     order = np.flatnonzero(good)[np.argsort(obs.values[good], kind="stable")]
     centers = obs.points[order[: settings.n_centers]]
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hwml.optimize.baselines import GASettings, propose_ga, propose_random
 from hwml.optimize.bo import BOSettings, Proposal, propose_bo

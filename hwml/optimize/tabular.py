@@ -118,6 +118,26 @@ class TabularObjective:
             return int(np.argmin(np.linalg.norm(self._points - point, axis=1)))
         raise KeyError(f"configuration {dict(config)} is not in the table")
 
+    def row_indices(self, configs: pd.DataFrame) -> np.ndarray:
+        """Index of the table row answering each configuration of a frame.
+
+        Matching is done in unit-cube coordinates, so values that went through a search's
+        encoding (e.g. a log-scaled learning rate off in its last bits) still match.
+
+        Args:
+            configs: one column per dimension, ``n`` rows (e.g. a search history).
+
+        Returns:
+            Row positions in :attr:`table`, shape ``(n,)``; ``-1`` for a configuration
+            not in the table (with ``match="nearest"``, the nearest row instead).
+        """
+        points = self.space.encode(configs)
+        out = np.array([self._index.get(self._key(p), -1) for p in points], dtype=int)
+        if self.match == "nearest":
+            for i in np.flatnonzero(out < 0):
+                out[i] = int(np.argmin(np.linalg.norm(self._points - points[i], axis=1)))
+        return out
+
     def __call__(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Return the stored result of ``config``.
 

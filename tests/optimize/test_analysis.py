@@ -10,6 +10,7 @@ from hwml.optimize.analysis import (
     best_so_far,
     evals_to_reach,
     hypervolume_2d,
+    hypervolume_curve,
     mean_band,
     on_grid,
     pareto_front,
@@ -127,3 +128,28 @@ def test_hypervolume_hand_example() -> None:
     # adding a dominated point changes nothing; a new non-dominated one adds its area
     assert hypervolume_2d(np.vstack([pts, [5, 5]]), (6, 6)) == pytest.approx(17.0)
     assert hypervolume_2d(np.vstack([pts, [3, 2]]), (6, 6)) == pytest.approx(18.0)
+
+
+def test_hypervolume_curve_grows_with_each_new_front_point() -> None:
+    history = pd.DataFrame(
+        {
+            "method": ["bo"] * 4 + ["rs"] * 2,
+            "seed": [0] * 6,
+            "iteration": [1, 2, 3, 4, 2, 1],  # unsorted on purpose
+            "cumulative_time_s": [1.0, 2.0, 3.0, 4.0, 2.0, 1.0],
+            "energy": [2.0, 1.0, 3.0, 0.5, 1.0, 5.0],
+            "error": [3.0, 5.0, 1.0, np.nan, 1.0, 1.0],
+            "status": ["ok", "ok", "ok", "failed", "ok", "ok"],
+        }
+    )
+    curve = hypervolume_curve(history, "energy", "error", (6.0, 6.0))
+    bo = curve[curve["method"] == "bo"]
+    # (2, 3): 4 x 3 = 12; + (1, 5): 1 x 1 = 13; + (3, 1): 3 x 2 = 19; failed row adds nothing
+    assert bo["hypervolume"].tolist() == pytest.approx([12.0, 13.0, 19.0, 19.0])
+    assert bo["iteration"].tolist() == [1, 2, 3, 4]
+    rs = curve[curve["method"] == "rs"]
+    assert rs["hypervolume"].tolist() == pytest.approx([5.0, 25.0])
+    band = mean_band(curve, x="iteration", value="hypervolume")
+    assert band.loc[band["method"] == "bo", "mean"].tolist() == pytest.approx([12, 13, 19, 19])
+    grid = on_grid(curve, [0.5, 2.5], x="cumulative_time_s", value="hypervolume")
+    assert np.isnan(grid["hypervolume"].iloc[0]) and grid["hypervolume"].iloc[1] == 13.0

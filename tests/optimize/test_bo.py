@@ -124,6 +124,27 @@ def test_propose_bo_over_pool_picks_unevaluated_row() -> None:
     assert any(np.allclose(prop.point, p) for p in pool[[1, 2, 3, 4, 6, 7, 8]])
 
 
+def test_propose_bo_log_objective_models_the_logarithm() -> None:
+    space = Space([Real("a", 0.0, 1.0)])
+    pool = np.linspace(0.05, 0.95, 10)[:, None]
+    values = np.array([0.5, 0.01, 0.9])
+    obs = Observations(pool[[0, 5, 9]], values, np.ones(3, dtype=bool))
+    settings = BOSettings(n_restarts=1, log_objective=True)
+    prop = propose_bo(space, obs, np.random.default_rng(0), "ei", None, pool, settings)
+    gp = GPSurrogate(n_restarts=1).fit(obs.points, np.log(values), 0)
+    mean, std = gp.predict(np.delete(pool, [0, 5, 9], axis=0))
+    expected = expected_improvement(mean, std, float(np.log(0.01)))
+    assert prop is not None and prop.acquisition == pytest.approx(expected.max(), rel=1e-6)
+    # a non-positive value: the linear scale, as without the option
+    obs0 = Observations(obs.points, np.array([0.5, 0.0, 0.9]), obs.feasible)
+    plain = propose_bo(
+        space, obs0, np.random.default_rng(0), "ei", None, pool, BOSettings(n_restarts=1)
+    )
+    logged = propose_bo(space, obs0, np.random.default_rng(0), "ei", None, pool, settings)
+    assert plain is not None and logged is not None
+    assert plain.acquisition == pytest.approx(logged.acquisition)
+
+
 def test_propose_bo_rejects_unknown_kind() -> None:
     space = Space([Real("a", 0.0, 1.0)])
     obs = Observations(np.array([[0.5]]), np.array([1.0]), np.array([True]))

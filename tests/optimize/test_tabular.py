@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwml.optimize import Constraint, Space, TabularObjective, minimize
+from hwml.optimize import Constraint, LogReal, Space, TabularObjective, minimize
 
 
 def test_lookup_returns_stored_row(grid_space: Space, grid_table: pd.DataFrame) -> None:
@@ -74,3 +74,15 @@ def test_failed_measurement_row(grid_space: Space, grid_table: pd.DataFrame) -> 
     )
     failed = history[history["status"] == "failed"]
     assert list(zip(failed["a"], failed["b"], strict=True)) == [(0, 0)]
+
+
+def test_row_indices_match_through_the_encoding() -> None:
+    space = Space([LogReal("lr", 1e-4, 1e-1)])
+    table = pd.DataFrame({"lr": [1.234e-4, 3.3e-3, 0.0977], "objective": [1.0, 2.0, 3.0]})
+    objective = TabularObjective(table, space)
+    searched = space.decode(space.encode(table.iloc[[2, 0]]))  # off in the last bits
+    assert objective.row_indices(searched).tolist() == [2, 0]
+    missing = pd.DataFrame({"lr": [1e-2]})
+    assert objective.row_indices(missing).tolist() == [-1]
+    nearest = TabularObjective(table, space, match="nearest")
+    assert nearest.row_indices(missing).tolist() == [1]  # nearest on the log scale

@@ -1,0 +1,391 @@
+"""Many seeds of many search methods, and the numbers the optimization chapters report.
+
+Comparing search methods takes many runs of each (the survey's Figures 2 and 4 are
+averages over repeated searches). :func:`run_searches` runs
+:func:`~hwml.optimize.search.minimize` and :func:`run_pareto_searches` runs
+:func:`~hwml.optimize.multiobjective.minimize_pareto` for every ``(method, seed)``,
+optionally in worker processes; each run is a function of its seed alone, so the result
+does not depend on ``n_jobs`` (up to the measured optimizer overhead in the time
+columns).
+
+The summaries turn best-so-far curves into how long each method took to reach a level
+(HyperPower's "near-optimal region"), with runs that never reach it handled as censored,
+and compare final values of two methods across seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from hwml.optimize.analysis import RUN_KEYS
+from hwml.optimize.constraints import Constraint
+from hwml.optimize.multiobjective import PARETO_METHODS, ParetoSettings, minimize_pareto
+from hwml.optimize.search import METHODS, SearchSettings, minimize
+from hwml.optimize.space import Space
+
+__all__ = [
+    "Speedup",
+    "compare_final",
+    "reach_summary",
+    "reach_times",
+    "run_pareto_searches",
+    "run_searches",
+    "speedup",
+    "tolerance_sweep",
+]
+
+_SHARED: dict[str, Any] = {}
+
+
+def _init_worker(shared: dict[str, Any]) -> None:
+    _SHARED.clear()
+    _SHARED.update(shared)
+
+
+def _one_search(job: tuple[str, int]) -> pd.DataFrame:
+    method, seed = job
+    s = _SHARED
+    return minimize(
+        s["objective"],
+        s["space"],
+        s["constraints"].get(method, ()),
+        method=method,
+        n_evals=s["n_evals"],
+        n_init=s["n_init"],
+        seed=seed,
+        settings=s["settings"],
+        progress=False,
+    )
+
+
+def _one_pareto(job: tuple[str, int]) -> pd.DataFrame:
+    method, seed = job
+    s = _SHARED
+    return minimize_pareto(
+        s["objective"],
+        s["space"],
+        objectives=s["objectives"],
+        method=method,
+        n_evals=s["n_evals"],
+        n_init=s["n_init"],
+        seed=seed,
+        settings=s["settings"],
+    )
+
+
+def _check_jobs(methods: Sequence[str], seeds: Sequence[int], known: Sequence[str]) -> None:
+    bad = [m for m in methods if m not in known]
+    if bad or not methods:
+        raise ValueError(f"methods must be among {tuple(known)}, got {list(methods)}")
+    if not seeds:
+        raise ValueError("seeds is empty")
+
+
+def _map(
+    worker: Callable[[tuple[str, int]], pd.DataFrame],
+    shared: dict[str, Any],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    n_jobs: int,
+) -> pd.DataFrame:
+    jobs = [(m, int(s)) for m in dict.fromkeys(methods) for s in dict.fromkeys(seeds)]
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+    if n_jobs == 1 or len(jobs) == 1:
+        saved = dict(_SHARED)
+        try:
+            _init_worker(shared)
+            parts = [worker(job) for job in jobs]
+        finally:
+            _init_worker(saved)
+    else:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(
+            max_workers=min(n_jobs, len(jobs)),
+            mp_context=mp.get_context(method),
+            initializer=_init_worker,
+            initargs=(shared,),
+        ) as pool:
+            parts = list(pool.map(worker, jobs))
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def run_searches(
+    objective: Callable[[dict[str, Any]], Any],
+    space: Space,
+    constraints: Sequence[Constraint] | Mapping[str, Sequence[Constraint]] = (),
+    *,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    n_evals: int,
+    n_init: int,
+    settings: SearchSettings | None = None,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Run :func:`~hwml.optimize.search.minimize` for every method and seed.
+
+    Args:
+        objective: the objective (picklable when ``n_jobs > 1`` without ``fork``).
+        space: the search space.
+        constraints: the constraints every method gets, or ``{method: constraints}``
+            (e.g. models with a predictive std for ``hw-ieci-prob``); a method missing
+            from the mapping searches without constraints.
+        methods: methods of :data:`~hwml.optimize.search.METHODS`.
+        seeds: seeds; each method runs once per seed.
+        n_evals: evaluations per run.
+        n_init: initial random evaluations per run.
+        settings: search settings.
+        n_jobs: worker processes (1: in this process).
+
+    Returns:
+        The histories concatenated, ordered by method (as given) and seed.
+    """
+    _check_jobs(methods, seeds, METHODS)
+    if not isinstance(constraints, Mapping):
+        constraints = {m: tuple(constraints) for m in methods}
+    shared = {
+        "objective": objective,
+        "space": space,
+        "constraints": {m: tuple(c) for m, c in constraints.items()},
+        "n_evals": n_evals,
+        "n_init": n_init,
+        "settings": settings,
+    }
+    return _map(_one_search, shared, methods, seeds, n_jobs)
+
+
+def run_pareto_searches(
+    objective: Callable[[dict[str, Any]], Any],
+    space: Space,
+    *,
+    objectives: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    n_evals: int,
+    n_init: int,
+    settings: ParetoSettings | None = None,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Run :func:`~hwml.optimize.multiobjective.minimize_pareto` for every method and seed.
+
+    Args:
+        objective: the objective, reporting every name of ``objectives``.
+        space: the search space.
+        objectives: result keys of the quantities to minimize.
+        methods: methods of :data:`~hwml.optimize.multiobjective.PARETO_METHODS`.
+        seeds: seeds; each method runs once per seed.
+        n_evals: evaluations per run.
+        n_init: initial random evaluations per run.
+        settings: search settings.
+        n_jobs: worker processes (1: in this process).
+
+    Returns:
+        The histories concatenated, ordered by method (as given) and seed.
+    """
+    _check_jobs(methods, seeds, PARETO_METHODS)
+    shared = {
+        "objective": objective,
+        "space": space,
+        "objectives": tuple(objectives),
+        "n_evals": n_evals,
+        "n_init": n_init,
+        "settings": settings,
+    }
+    return _map(_one_pareto, shared, methods, seeds, n_jobs)
+
+
+def reach_times(curves: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Evaluations and time each run needed to reach ``best_objective <= threshold``.
+
+    Unlike :func:`~hwml.optimize.analysis.evals_to_reach`, a run that never reached the
+    level keeps a *censored* value: its number of evaluations and its total time, lower
+    bounds of what it would have needed.
+
+    Args:
+        curves: output of :func:`~hwml.optimize.analysis.best_so_far`.
+        threshold: objective level, in the objective's unit.
+
+    Returns:
+        Frame with ``method``, ``seed``, ``reached`` (bool), ``evals`` and ``time_s`` (s;
+        at the first evaluation at or below the level, or the censored bounds).
+    """
+    rows = []
+    for (method, seed), run in curves.groupby(RUN_KEYS, sort=True):
+        run = run.sort_values("iteration")
+        hit = run["best_objective"].to_numpy(dtype=float) <= threshold
+        at = run.iloc[int(np.argmax(hit))] if hit.any() else run.iloc[-1]
+        rows.append(
+            (method, seed, bool(hit.any()), float(at["iteration"]), float(at["cumulative_time_s"]))
+        )
+    return pd.DataFrame(rows, columns=[*RUN_KEYS, "reached", "evals", "time_s"])
+
+
+def _censored_median(values: np.ndarray, reached: np.ndarray) -> tuple[float, float, bool]:
+    """Median with unreached runs counted as never reaching, and its bound if censored."""
+    exact = np.where(reached, values, np.inf)
+    median = float(np.median(exact))
+    if math.isfinite(median):
+        return median, median, False
+    return math.inf, float(np.median(values)), True
+
+
+def reach_summary(curves: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """How quickly each method reaches a level, over its seeds.
+
+    Medians count a run that never reached the level as needing more than the run had;
+    when that is true of half the runs or more, the median is unknown (``inf``) and
+    ``*_bound`` holds a lower bound (the median of the censored values).
+
+    Args:
+        curves: output of :func:`~hwml.optimize.analysis.best_so_far` for many runs.
+        threshold: objective level, in the objective's unit.
+
+    Returns:
+        One row per method (index): ``runs``, ``reached`` (fraction of runs),
+        ``median_evals``, ``median_evals_bound``, ``median_time_s``,
+        ``median_time_s_bound`` (s), ``censored`` (the medians are only bounds) and
+        ``mean_evals_reached`` (mean over the runs that reached it).
+    """
+    times = reach_times(curves, threshold)
+    rows = {}
+    for method, runs in times.groupby("method", sort=False):
+        reached = runs["reached"].to_numpy(dtype=bool)
+        evals, evals_bound, censored = _censored_median(runs["evals"].to_numpy(float), reached)
+        time_s, time_bound, _ = _censored_median(runs["time_s"].to_numpy(float), reached)
+        rows[method] = {
+            "runs": len(runs),
+            "reached": float(reached.mean()),
+            "median_evals": evals,
+            "median_evals_bound": evals_bound,
+            "median_time_s": time_s,
+            "median_time_s_bound": time_bound,
+            "censored": censored,
+            "mean_evals_reached": float(runs.loc[reached, "evals"].mean())
+            if reached.any()
+            else math.nan,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """How many times fewer evaluations (or less time) one method needed than another.
+
+    Attributes:
+        ratio: baseline median / method median; a lower bound when ``kind`` is
+            ``"lower"``; NaN when ``kind`` is ``"undefined"``.
+        kind: ``"exact"``, ``"lower"`` (the baseline's median is censored: it needs
+            *more* than this) or ``"undefined"`` (the method's own median is censored).
+    """
+
+    ratio: float
+    kind: str
+
+    def text(self, digits: int = 1) -> str:
+        """``"3.5x"``, ``"more than 2.0x"`` or ``"undefined"``, for prose."""
+        if self.kind == "undefined":
+            return "undefined"
+        value = f"{self.ratio:.{digits}f}x"
+        return value if self.kind == "exact" else f"more than {value}"
+
+
+def speedup(summary: pd.DataFrame, method: str, baseline: str, what: str = "evals") -> Speedup:
+    """Speed-up of ``method`` over ``baseline`` from :func:`reach_summary`.
+
+    Args:
+        summary: output of :func:`reach_summary`.
+        method: the faster method, e.g. ``"hw-ieci"``.
+        baseline: the method it is compared with, e.g. ``"ei"``.
+        what: ``"evals"`` or ``"time_s"``.
+
+    Returns:
+        The ratio of the baseline's median to the method's.
+    """
+    if what not in ("evals", "time_s"):
+        raise ValueError(f"what must be 'evals' or 'time_s', got {what!r}")
+    mine = float(summary.loc[method, f"median_{what}"])
+    theirs = float(summary.loc[baseline, f"median_{what}"])
+    if not math.isfinite(mine) or mine <= 0:
+        return Speedup(math.nan, "undefined")
+    if math.isfinite(theirs):
+        return Speedup(theirs / mine, "exact")
+    return Speedup(float(summary.loc[baseline, f"median_{what}_bound"]) / mine, "lower")
+
+
+def tolerance_sweep(
+    curves: pd.DataFrame,
+    optimum: float,
+    tolerances: Sequence[float] | np.ndarray,
+    method: str,
+    baseline: str,
+) -> pd.DataFrame:
+    """Reach statistics and speed-ups for near-optimal regions of several widths.
+
+    Args:
+        curves: output of :func:`~hwml.optimize.analysis.best_so_far`.
+        optimum: the best attainable objective (e.g. the best feasible row of a table).
+        tolerances: widths of the region ``objective <= optimum + tolerance``.
+        method: the method whose speed-up is computed, e.g. ``"hw-ieci"``.
+        baseline: the method it is compared with, e.g. ``"ei"``.
+
+    Returns:
+        One row per tolerance: ``tolerance``, ``threshold``, for each method of the
+        curves ``median_evals[<m>]`` and ``reached[<m>]``, and ``speedup_evals``,
+        ``speedup_time`` (ratios; lower bounds where ``*_kind`` is ``"lower"``) with
+        ``speedup_evals_kind`` and ``speedup_time_kind``.
+    """
+    rows = []
+    for tol in tolerances:
+        threshold = float(optimum) + float(tol)
+        summary = reach_summary(curves, threshold + 1e-12)
+        row: dict[str, Any] = {"tolerance": float(tol), "threshold": threshold}
+        for m in summary.index:
+            row[f"median_evals[{m}]"] = float(summary.loc[m, "median_evals"])
+            row[f"reached[{m}]"] = float(summary.loc[m, "reached"])
+        for what, label in (("evals", "speedup_evals"), ("time_s", "speedup_time")):
+            s = speedup(summary, method, baseline, what)
+            row[label], row[f"{label}_kind"] = s.ratio, s.kind
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_final(frame: pd.DataFrame, value: str, method: str, baseline: str) -> dict[str, float]:
+    """Compare one number per run (e.g. final hypervolume) between two methods.
+
+    Args:
+        frame: one row per run with ``method`` and the column ``value``.
+        value: the compared column.
+        method: first method.
+        baseline: second method.
+
+    Returns:
+        ``mean`` and ``std`` of each (``mean_method``, ``std_method``, ``mean_baseline``,
+        ``std_baseline``), ``difference`` (mean of method minus mean of baseline) and
+        ``p_value`` of a two-sided Mann-Whitney U test (NaN with fewer than two runs
+        each).
+    """
+    a = frame.loc[frame["method"] == method, value].to_numpy(dtype=float)
+    b = frame.loc[frame["method"] == baseline, value].to_numpy(dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError(f"no runs of {method!r} or {baseline!r} in the frame")
+    p = math.nan
+    if len(a) >= 2 and len(b) >= 2:
+        p = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return {
+        "mean_method": float(a.mean()),
+        "std_method": float(a.std(ddof=1)) if len(a) > 1 else math.nan,
+        "mean_baseline": float(b.mean()),
+        "std_baseline": float(b.std(ddof=1)) if len(b) > 1 else math.nan,
+        "difference": float(a.mean() - b.mean()),
+        "p_value": p,
+    }
