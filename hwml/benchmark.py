@@ -61,6 +61,7 @@ from hwml import __version__
 from hwml.data import (
     AppendTable,
     DatasetError,
+    RunLog,
     dataset_path,
     now_iso,
     read_provenance,
@@ -355,8 +356,13 @@ def _run_facts(
     }
 
 
-def _record(folder: Path, facts: Mapping[str, Any], run: Mapping[str, Any] | None = None) -> None:
-    update_provenance(folder, facts, run, identity=_IDENTITY)
+def _record(folder: Path, facts: Mapping[str, Any]) -> None:
+    update_provenance(folder, facts, identity=_IDENTITY)
+
+
+def _logged(folder: Path, facts: Mapping[str, Any], run: Mapping[str, Any]) -> RunLog:
+    """The run's log entry: written now, completed (and the README rewritten) at the end."""
+    return RunLog(folder, facts, run, identity=_IDENTITY, on_exit=lambda: _write_readme(folder))
 
 
 def _write_readme(folder: Path) -> None:
@@ -499,7 +505,6 @@ def measure_structures(
     )
     done = table.done_keys()
     todo = [j for j, key in enumerate(structures["key"]) if j % n == i and key not in done]
-    written = 0
     bar = tqdm(
         todo,
         desc=f"structures {i}/{n}",
@@ -508,47 +513,45 @@ def measure_structures(
         file=sys.stderr,
         dynamic_ncols=True,
     )
-    for j in bar:
-        config = Space.to_dicts(structures.iloc[[j]])[0]
-        row: dict[str, Any] = {
-            **Space.to_dicts(feats.iloc[[j]])[0],
-            "key": config["key"],
-            "in_channels": in_channels,
-            "image_size": int(image_size),
-            "batch": int(batch),
-            "gpu_uuid": dev.info.get("gpu_uuid"),
-            "timestamp": now_iso(),
-        }
-        try:
-            row.update(
-                measure_inference(
-                    config,
-                    dev,
-                    batch=int(batch),
-                    image_size=int(image_size),
-                    in_channels=in_channels,
-                    opts=opts,
-                    seed=int(seed),
+    with _logged(folder, facts, run) as log:
+        for j in bar:
+            config = Space.to_dicts(structures.iloc[[j]])[0]
+            row: dict[str, Any] = {
+                **Space.to_dicts(feats.iloc[[j]])[0],
+                "key": config["key"],
+                "in_channels": in_channels,
+                "image_size": int(image_size),
+                "batch": int(batch),
+                "gpu_uuid": dev.info.get("gpu_uuid"),
+                "timestamp": now_iso(),
+            }
+            try:
+                row.update(
+                    measure_inference(
+                        config,
+                        dev,
+                        batch=int(batch),
+                        image_size=int(image_size),
+                        in_channels=in_channels,
+                        opts=opts,
+                        seed=int(seed),
+                    )
                 )
-            )
-        except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
-            oom = dev.is_oom(err)
-            row.update(
-                status="oom" if oom else "error",
-                error=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
-            )
-            if not oom:
-                warnings.warn(
-                    f"structure {config['key']}: {row['error']}", RuntimeWarning, stacklevel=2
+            except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+                oom = dev.is_oom(err)
+                row.update(
+                    status="oom" if oom else "error",
+                    error=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
                 )
-            dev.reset_peak_memory()
-        table.append({k: v for k, v in row.items() if k in STRUCTURE_COLUMNS})
-        written += 1
+                if not oom:
+                    warnings.warn(
+                        f"structure {config['key']}: {row['error']}", RuntimeWarning, stacklevel=2
+                    )
+                dev.reset_peak_memory()
+            table.append({k: v for k, v in row.items() if k in STRUCTURE_COLUMNS})
+            log.row()
     bar.close()
-    run.update(rows_written=written, finished=now_iso())
-    _record(folder, facts, run)
-    _write_readme(folder)
-    return written
+    return log.rows_written
 
 
 # ====================================================================== phase (b)
@@ -650,7 +653,7 @@ def _worker_main(job: _TrainJob, tasks: Any, done: Any, worker: int) -> None:
     done.put(("exit", worker, ""))
 
 
-def _run_workers(job: _TrainJob, pending: list[dict[str, Any]], bar: Any) -> int:
+def _run_workers(job: _TrainJob, pending: list[dict[str, Any]], bar: Any, log: RunLog) -> int:
     ctx = mp.get_context("spawn")
     tasks, done = ctx.Queue(), ctx.Queue()
     for task in pending:
@@ -678,6 +681,7 @@ def _run_workers(job: _TrainJob, pending: list[dict[str, Any]], bar: Any) -> int
                     continue
             if kind == "row":
                 written += 1
+                log.row()
                 bar.update(1)
                 bar.set_postfix_str(f"last {payload}", refresh=False)
             elif kind == "fatal":
@@ -685,6 +689,10 @@ def _run_workers(job: _TrainJob, pending: list[dict[str, Any]], bar: Any) -> int
                 exited += 1
             else:
                 exited += 1
+    except BaseException:
+        # stopped early: tasks nobody will take must not keep this process from exiting
+        tasks.cancel_join_thread()
+        raise
     finally:
         for p in procs:
             p.join(timeout=10)
@@ -829,30 +837,26 @@ def train_configs(
         file=sys.stderr,
         dynamic_ncols=True,
     )
-    try:
-        if workers_per_gpu == 1 or len(pending) <= 1:
-            written = 0
+    with _logged(folder, facts, run) as log:
+        try:
+            if workers_per_gpu == 1 or len(pending) <= 1:
 
-            def count(row: dict[str, Any]) -> None:
-                nonlocal written
-                written += 1
-                bar.update(1)
+                def count(row: dict[str, Any]) -> None:
+                    log.row()
+                    bar.update(1)
 
-            previous = torch.backends.cudnn.benchmark
-            try:
-                if dev.is_cuda and cudnn_benchmark is not None:
-                    torch.backends.cudnn.benchmark = cudnn_benchmark
-                _train_rows(job, pending, count)
-            finally:
-                torch.backends.cudnn.benchmark = previous
-        else:
-            written = _run_workers(job, pending, bar)
-    finally:
-        bar.close()
-    run.update(rows_written=written, finished=now_iso())
-    _record(folder, facts, run)
-    _write_readme(folder)
-    return written
+                previous = torch.backends.cudnn.benchmark
+                try:
+                    if dev.is_cuda and cudnn_benchmark is not None:
+                        torch.backends.cudnn.benchmark = cudnn_benchmark
+                    _train_rows(job, pending, count)
+                finally:
+                    torch.backends.cudnn.benchmark = previous
+            else:
+                _run_workers(job, pending, bar, log)
+        finally:
+            bar.close()
+    return log.rows_written
 
 
 # ====================================================================== reading

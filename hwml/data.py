@@ -6,8 +6,10 @@ A dataset folder holds one device's measurements (never two GPU models in one fo
   at most the row in flight; every row has a ``key`` and a rerun skips keys already
   present;
 * ``provenance.json``: the device and software facts, and one entry per measuring run
-  (command line, date, git commit, idle power, counter update period, ...);
-* ``README.md``: where the data came from and a column | unit | meaning table.
+  (command line, date, git commit, idle power, counter update period, ...), written when
+  the run starts and completed when it ends, however it ends (:class:`RunLog`);
+* ``README.md``: where the data came from, the run log and a column | unit | meaning
+  table, followed by the folder's hand-written ``NOTES.md`` when there is one.
 
 Folders are found from the repository root, never from the current directory.
 """
@@ -19,10 +21,14 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 __all__ = [
@@ -35,6 +41,8 @@ __all__ = [
     "read_table",
     "read_provenance",
     "update_provenance",
+    "RunLog",
+    "RunStopped",
     "git_commit",
     "now_iso",
     "write_readme",
@@ -259,6 +267,122 @@ def _update_provenance_locked(
     return prov
 
 
+class RunStopped(SystemExit):
+    """A termination signal (e.g. ``SIGTERM`` from ``timeout``) arrived during a logged run.
+
+    Uncaught, it ends the process with status 128 + the signal number, as the signal would.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signal = signal.Signals(signum).name
+
+
+class RunLog:
+    """One measuring run's entry in a dataset's run log, kept true however the run ends.
+
+    Entering appends the entry (``finished`` empty, ``outcome`` "running"), so even a run
+    killed outright is listed. Each row the run writes is counted with :meth:`row`; leaving
+    the block records ``rows_written``, ``finished`` and the ``outcome``: "completed", or
+    "stopped (SIGTERM)", "interrupted" or "failed: <error>" when it ends early. While the
+    block runs in the main thread, ``SIGTERM`` raises :class:`RunStopped` (exit status 143)
+    so that the rows counted so far reach the log; the previous handler comes back after.
+
+    Example::
+
+        with RunLog(folder, facts, {"command": cmd, "date": now_iso()}) as log:
+            for row in rows:
+                table.append(row)
+                log.row()
+    """
+
+    def __init__(
+        self,
+        dataset: str | os.PathLike[str],
+        facts: Mapping[str, Any],
+        run: Mapping[str, Any],
+        identity: Iterable[str] = ("gpu_name",),
+        on_exit: Callable[[], Any] | None = None,
+    ) -> None:
+        """
+        Args:
+            dataset: Dataset folder.
+            facts: Dataset-level facts, checked and merged as by :func:`update_provenance`.
+            run: The run's facts (command, date, commit, ...).
+            identity: Facts that must not change within the dataset.
+            on_exit: Called after the entry is completed (e.g. to rewrite the README).
+        """
+        self.folder = dataset_path(dataset)
+        self.facts = dict(facts)
+        self.run = {**run, "run_id": uuid.uuid4().hex[:12]}
+        self.identity = tuple(identity)
+        self.on_exit = on_exit
+        self.rows_written = 0
+        self._previous: Any = None
+
+    def row(self, n: int = 1) -> None:
+        """Count ``n`` rows written by this run."""
+        self.rows_written += n
+
+    def __enter__(self) -> RunLog:
+        update_provenance(
+            self.folder,
+            self.facts,
+            {**self.run, "finished": None, "outcome": "running"},
+            self.identity,
+        )
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, _raise_stopped)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+        if exc_type is None:
+            outcome = "completed"
+        elif isinstance(exc, RunStopped):
+            outcome = f"stopped ({exc.signal})"
+        elif isinstance(exc, KeyboardInterrupt):
+            outcome = "interrupted"
+        else:
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            outcome = f"failed: {exc_type.__name__}" + (f": {first}" if first else "")
+        _finish_run(
+            self.folder,
+            self.run["run_id"],
+            {"rows_written": self.rows_written, "finished": now_iso(), "outcome": outcome},
+        )
+        if self.on_exit is not None:
+            self.on_exit()
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise RunStopped(signum)
+
+
+def _finish_run(folder: Path, run_id: str, updates: Mapping[str, Any]) -> None:
+    import fcntl
+
+    with open(folder / "provenance.json", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        prov = read_provenance(folder)
+        for entry in prov.get("runs", []):
+            if entry.get("run_id") == run_id:
+                entry.update(updates)
+                break
+        else:  # the file was replaced meanwhile: keep the run anyway
+            prov.setdefault("runs", []).append({"run_id": run_id, **updates})
+        (folder / "provenance.json").write_text(
+            json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"
+        )
+
+
 def _json_safe(value: Any) -> Any:
     """NaN becomes None (JSON has no NaN); containers are converted recursively."""
     if isinstance(value, float) and value != value:
@@ -304,11 +428,20 @@ def write_readme(
             lines.append(f"| {k} | {v} |")
         lines.append("")
     if runs:
-        lines += ["## Runs", "", "| date | command | rows | commit |", "| --- | --- | --- | --- |"]
+        lines += [
+            "## Runs",
+            "",
+            "| date | command | rows | outcome | commit |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for r in runs:
+            rows = r.get("rows_written")
+            outcome = r.get("outcome", "")
+            if outcome == "running":  # never completed: killed, or still measuring
+                outcome = "no end recorded (killed, or still running)"
             lines.append(
                 f"| {r.get('date', '')} | `{r.get('command', '')}` | "
-                f"{r.get('rows_written', '')} | {r.get('git_commit', '')} |"
+                f"{'' if rows is None else rows} | {outcome} | {r.get('git_commit', '') or ''} |"
             )
         lines.append("")
     for table, cols in tables.items():
@@ -318,6 +451,9 @@ def write_readme(
         for name, (unit, meaning) in cols.items():
             lines.append(f"| `{name}` | {unit} | {meaning} |")
         lines.append("")
+    notes = folder / "NOTES.md"
+    if notes.exists():  # hand-written remarks about the runs (never about the numbers)
+        lines += [notes.read_text().strip(), ""]
     path = folder / "README.md"
     path.write_text("\n".join(lines))
     return path

@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hwml import __version__, zoo
-from hwml.data import AppendTable, git_commit, now_iso, update_provenance, write_readme
+from hwml.data import AppendTable, RunLog, git_commit, now_iso, write_readme
 from hwml.describe import KINDS, Layer
 from hwml.hardware import Device, Timing
 
@@ -566,6 +566,7 @@ def _run_rows(
     device: Device,
     opts: SweepOptions,
     desc: str,
+    log: RunLog,
 ) -> int:
     """Measure pending rows of ``todo`` ((key, fixed columns, measure)) into ``table``."""
     done = table.done_keys()
@@ -595,6 +596,7 @@ def _run_rows(
                 warnings.warn(f"{desc} {key}: {row['error']}", RuntimeWarning, stacklevel=2)
             device.reset_peak_memory()
         table.append(row)
+        log.row()
         written += 1
     bar.close()
     return written
@@ -655,11 +657,9 @@ def _begin(
     return {"facts": facts, "run": run}
 
 
-def _finish(folder: Path, begun: dict[str, Any], written: int) -> None:
-    begun["run"]["rows_written"] = written
-    begun["run"]["finished"] = now_iso()
-    update_provenance(folder, begun["facts"], begun["run"])
-    write_dataset_readme(folder)
+def _logged(folder: Path, begun: dict[str, Any]) -> RunLog:
+    """The run's log entry: written now, completed (and the README rewritten) at the end."""
+    return RunLog(folder, begun["facts"], begun["run"], on_exit=lambda: write_dataset_readme(folder))
 
 
 def sweep_layers(
@@ -692,7 +692,6 @@ def sweep_layers(
     opts = opts or SweepOptions()
     folder = Path(folder)
     begun = _begin(folder, device, opts, command, calibration, "layers")
-    update_provenance(folder, begun["facts"])
     out = AppendTable(folder / f"{table}.csv", LAYER_COLUMNS)
     db = torch.empty((), dtype=DTYPES[opts.dtype]).element_size()
     todo = []
@@ -702,9 +701,8 @@ def sweep_layers(
             fixed = {"source": source, "dtype": opts.dtype, **layer.to_row()}
             key = layer_key(layer, opts.dtype) + (f"#r{rep}" if repeat > 1 else "")
             todo.append((key, fixed, lambda layer=layer: measure_layer(layer, device, opts)))
-    written = _run_rows(out, todo, device, opts, f"{table} {opts.dtype}")
-    _finish(folder, begun, written)
-    return written
+    with _logged(folder, begun) as log:
+        return _run_rows(out, todo, device, opts, f"{table} {opts.dtype}", log)
 
 
 def sweep_networks(
@@ -721,7 +719,6 @@ def sweep_networks(
     opts = opts or SweepOptions()
     folder = Path(folder)
     begun = _begin(folder, device, opts, command, calibration, "nets")
-    update_provenance(folder, begun["facts"])
     table = AppendTable(folder / "nets.csv", NET_COLUMNS)
     todo = []
     for name in networks:
@@ -745,9 +742,8 @@ def sweep_networks(
                     lambda name=name, b=b: measure_network(name, b, device, opts),
                 )
             )
-    written = _run_rows(table, todo, device, opts, f"nets {opts.dtype}")
-    _finish(folder, begun, written)
-    return written
+    with _logged(folder, begun) as log:
+        return _run_rows(table, todo, device, opts, f"nets {opts.dtype}", log)
 
 
 def sweep_net_layers(
@@ -768,36 +764,34 @@ def sweep_net_layers(
     opts = opts or SweepOptions()
     folder = Path(folder)
     begun = _begin(folder, device, opts, command, calibration, "net_layers")
-    update_provenance(folder, begun["facts"])
     table = AppendTable(folder / "net_layers.csv", NET_LAYER_COLUMNS)
     done = table.done_keys()
     db = torch.empty((), dtype=DTYPES[opts.dtype]).element_size()
-    written = 0
-    for name in networks:
-        for b in batches:
-            prefix = f"{name}|{b}|{opts.dtype}|"
-            desc = zoo.describe_net(name, b, dtype_bytes=db, weights=False)
-            if all(prefix + layer.name in done for layer in desc):
-                continue
-            net = zoo.describe_net(name, b, dtype_bytes=db)
-            assert net.graph_module is not None
-            net.graph_module.to(device.torch_device, DTYPES[opts.dtype])
-            todo = []
-            for idx, layer in enumerate(net):
-                fixed = {"network": name, "index": idx, "dtype": opts.dtype, **layer.to_row()}
-                todo.append(
-                    (
-                        prefix + layer.name,
-                        fixed,
-                        lambda layer=layer, net=net: measure_layer(
-                            layer, device, opts, module=net.runnable(layer.name)
-                        ),
+    with _logged(folder, begun) as log:
+        for name in networks:
+            for b in batches:
+                prefix = f"{name}|{b}|{opts.dtype}|"
+                desc = zoo.describe_net(name, b, dtype_bytes=db, weights=False)
+                if all(prefix + layer.name in done for layer in desc):
+                    continue
+                net = zoo.describe_net(name, b, dtype_bytes=db)
+                assert net.graph_module is not None
+                net.graph_module.to(device.torch_device, DTYPES[opts.dtype])
+                todo = []
+                for idx, layer in enumerate(net):
+                    fixed = {"network": name, "index": idx, "dtype": opts.dtype, **layer.to_row()}
+                    todo.append(
+                        (
+                            prefix + layer.name,
+                            fixed,
+                            lambda layer=layer, net=net: measure_layer(
+                                layer, device, opts, module=net.runnable(layer.name)
+                            ),
+                        )
                     )
-                )
-            written += _run_rows(table, todo, device, opts, f"{name} b{b} {opts.dtype}")
-            device.reset_peak_memory()
-    _finish(folder, begun, written)
-    return written
+                _run_rows(table, todo, device, opts, f"{name} b{b} {opts.dtype}", log)
+                device.reset_peak_memory()
+    return log.rows_written
 
 
 def write_dataset_readme(folder: str | Path) -> Path:
@@ -820,7 +814,4 @@ back to back (ΔE/Δt); energy per call is power × median runtime. Memory is Py
 peak allocation while the row was measured. Rows are appended as they are measured and
 never edited; a configuration that ran out of memory keeps `status = oom`.
 """
-    notes = folder / "NOTES.md"
-    if notes.exists():  # hand-written remarks about the runs (never about the numbers)
-        description += "\n" + notes.read_text()
     return write_readme(folder, f"Dataset: {device}", description, column_docs(), prov)

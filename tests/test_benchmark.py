@@ -284,3 +284,44 @@ def test_load_live_runs(small_h200, tmp_path_factory) -> None:
         empty = tmp_path_factory.mktemp("empty")
         (empty / "provenance.json").write_text((small_h200 / "provenance.json").read_text())
         load_live_runs(empty)
+
+
+_STOPPABLE_TRAINING = """
+import sys, torch
+from hwml.benchmark import train_configs
+from hwml.objectives import cnn_space
+torch.set_num_threads(1)
+train_configs(sys.argv[1], "cpu", n_configs=1000, seed=0, epochs=10, workers_per_gpu=2,
+              threads_per_worker=1, space=cnn_space(filters=(2, 6), dense_units=(8, 16)),
+              progress=False, command="stoppable")
+"""
+
+
+def test_training_stopped_by_sigterm_keeps_its_rows_and_its_log(tmp_path) -> None:
+    """What `timeout` does to the train phase: SIGTERM to the whole process group."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _structures(tmp_path, n_structures=3)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STOPPABLE_TRAINING, str(tmp_path)], start_new_session=True
+    )
+    configs = tmp_path / "configs.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if configs.exists() and len(configs.read_text().splitlines()) > 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the training finished before it could be stopped"
+    time.sleep(1.5)  # let the parent hear of the rows already written
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    table = pd.read_csv(configs)
+    assert 3 <= len(table) < 1000 and table["key"].is_unique
+    run = json.loads((tmp_path / "provenance.json").read_text())["runs"][-1]
+    assert run["command"] == "stoppable" and run["outcome"] == "stopped (SIGTERM)"
+    assert 1 <= run["rows_written"] <= len(table) and run["finished"]
+    assert "stopped (SIGTERM)" in (tmp_path / "README.md").read_text()
