@@ -13,12 +13,14 @@
 #               a time on every GPU                                  -> configs.csv
 #   live        live searches that train every chosen network: HW-IECI on GPU 0 and
 #               hardware-unaware EI on GPU 1 (after it on GPU 0 when there is one GPU),
-#               budgets at the QUANTILE of the measured power and memory -> live/*.csv
+#               one search per seed in LIVE_SEEDS, budgets at the QUANTILE of the measured
+#               power and memory -> live/<method>-s<seed>.csv
 # Every phase is resumable: rerun the same command after an interruption. The tabular
 # searches (hwml optimize run) need no GPU and run from the committed tables.
 # Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no .git),
 # SCALE (fraction of every count, default 1; e.g. 0.05 for a smoke run), WORKERS (4),
 # EPOCHS (10), BATCH (256), N_STRUCTURES (400), N_CONFIGS (2500), LIVE_EVALS (30),
+# LIVE_SEEDS (0; e.g. 0-4),
 # QUANTILE (0.6), FILTERS (16-512) and DENSE (32-4096): the space's ranges, DEVICE (cuda;
 # cpu runs everything on the CPU, one shard, no budgets: a dry run of the script with
 # small FILTERS/DENSE), TRAIN_TIMEOUT_S (stop the train phase after this many seconds, keeping
@@ -69,8 +71,8 @@ live() {  # live METHOD GPU
   local budgets=(--power-quantile "$QUANTILE" --mem-quantile "$QUANTILE")
   [ "$DEVICE" = cpu ] && budgets=()  # nothing measured power or memory
   CUDA_VISIBLE_DEVICES=$2 $PY -m hwml optimize live --device "$DEVICE" --structures "$OUT" \
-    --method "$1" --n-evals "$LIVE_EVALS" --n-init 5 --epochs "$EPOCHS" "${budgets[@]}" \
-    --out "$OUT/live/$1-s0.csv" --no-progress --git-commit "$COMMIT"
+    --method "$1" --seed "${LIVE_SEEDS:-0}" --n-evals "$LIVE_EVALS" --n-init 5 --epochs "$EPOCHS" \
+    "${budgets[@]}" --out "$OUT/live/{method}-s{seed}.csv" --no-progress --git-commit "$COMMIT"
 }
 
 for phase in $PHASES; do
