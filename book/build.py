@@ -4,7 +4,7 @@
 One list, ``book/chapters.yml``, drives both the notebook runs and the book's
 ``_toc.yml``. Run from the project's environment (``make`` does)::
 
-    python book/build.py run [--quick] [--only notebooks/01_networks.ipynb ...]
+    python book/build.py run [--quick] [--only 01_networks ...]
     python book/build.py toc [--check]
     python book/build.py html
     python book/build.py all [--quick]
@@ -237,6 +237,11 @@ def this_interpreter_kernel() -> Iterator[str]:
                 os.environ["JUPYTER_PATH"] = old
 
 
+def _notebook_name(name: str) -> str:
+    """``notebooks/07_x.ipynb``, ``07_x.ipynb`` and ``07_x`` all name ``07_x``."""
+    return Path(name).name.removesuffix(".ipynb")
+
+
 def run_notebooks(
     book: Book,
     quick: bool,
@@ -252,7 +257,8 @@ def run_notebooks(
         book: The parsed chapter list.
         quick: Quick mode (``quick=True`` and the chapter's ``quick:`` parameters) or
             the full run (the chapter's ``params:``).
-        only: Run just these notebooks (paths as listed); empty runs all, and then
+        only: Run just these notebooks, named by path, file name or stem
+            (``notebooks/07_hyperpower.ipynb``, ``07_hyperpower``); empty runs all, and then
             executed copies of notebooks no longer listed are removed.
         root: The repository root.
         overrides: Parameters given on the command line (``--set name=value``), passed
@@ -269,10 +275,15 @@ def run_notebooks(
 
     notebooks = book.notebooks
     if only:
-        missing = sorted(set(only) - {c.source for c in notebooks})
+        wanted = {_notebook_name(name) for name in only}
+        listed = {_notebook_name(c.source) for c in notebooks}
+        missing = sorted(name for name in only if _notebook_name(name) not in listed)
         if missing:
-            raise BuildError(f"not in book/chapters.yml: {', '.join(missing)}")
-        notebooks = [c for c in notebooks if c.source in only]
+            raise BuildError(
+                f"not in book/chapters.yml: {', '.join(missing)} "
+                f"(listed: {', '.join(sorted(listed))})"
+            )
+        notebooks = [c for c in notebooks if _notebook_name(c.source) in wanted]
     out_dir = root / "book" / EXECUTED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     if not only:

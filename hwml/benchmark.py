@@ -46,7 +46,6 @@ import multiprocessing as mp
 import os
 import queue
 import sys
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +81,17 @@ from hwml.objectives import (
     structural_features,
     train_cnn,
 )
-from hwml.optimize import Constraint, Space, TabularObjective, derive_seed, read_history
+from hwml.optimize import (
+    Constraint,
+    SearchSettings,
+    Space,
+    TabularObjective,
+    best_so_far,
+    derive_seed,
+    read_history,
+    run_searches,
+    tolerance_sweep,
+)
 
 __all__ = [
     "CONFIG_COLUMNS",
@@ -91,6 +100,7 @@ __all__ = [
     "HyperPowerProblem",
     "benchmark_objective",
     "benchmark_space",
+    "budget_sweep",
     "column_docs",
     "hyperpower_problem",
     "load_benchmark",
@@ -466,7 +476,7 @@ def measure_structures(
     Raises:
         DatasetError: the folder holds another device's or another setting's benchmark.
     """
-    from hwml.profile import SweepOptions
+    from hwml.profile import SweepOptions, failed_measurement
 
     opts = opts or SweepOptions(progress=progress)
     i, n = shard
@@ -538,16 +548,7 @@ def measure_structures(
                     )
                 )
             except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
-                oom = dev.is_oom(err)
-                row.update(
-                    status="oom" if oom else "error",
-                    error=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
-                )
-                if not oom:
-                    warnings.warn(
-                        f"structure {config['key']}: {row['error']}", RuntimeWarning, stacklevel=2
-                    )
-                dev.reset_peak_memory()
+                row.update(failed_measurement(err, dev, f"structure {config['key']}"))
             table.append({k: v for k, v in row.items() if k in STRUCTURE_COLUMNS})
             log.row()
     bar.close()
@@ -1205,6 +1206,96 @@ def hyperpower_problem(
         models=models,
         models_std=models_std,
     )
+
+
+def budget_sweep(
+    folder: str | os.PathLike[str],
+    quantiles: Iterable[float],
+    *,
+    seeds: Iterable[int],
+    n_evals: int,
+    n_init: int,
+    tolerance: float,
+    method: str = "hw-ieci",
+    baseline: str = "ei",
+    settings: SearchSettings | None = None,
+    features: str | list[str] = "derived",
+    seed: int = 0,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """How the gain of a budget-aware search over another depends on how tight the budgets are.
+
+    At each quantile ``q``, both budgets are set at ``q`` of the measured power and memory
+    (:func:`hyperpower_problem`), ``method`` and ``baseline`` search the table once per
+    seed, and the evaluations each needs to come within ``tolerance`` of that level's best
+    feasible error are compared (:func:`hwml.optimize.tolerance_sweep`).
+
+    Args:
+        folder: a benchmark folder, or its name under ``data/``.
+        quantiles: budget quantiles, each in (0, 1); lower is tighter.
+        seeds: search seeds (each method runs once per seed and level).
+        n_evals: evaluations per search.
+        n_init: random evaluations that start each search.
+        tolerance: width of the near-optimal region (in test error).
+        method: the budget-aware method, e.g. ``"hw-ieci"``.
+        baseline: the method it is compared with, e.g. ``"ei"``.
+        settings: search settings.
+        features: feature set of the constraint models.
+        seed: seed of the models' cross-validation.
+        n_jobs: worker processes for the searches.
+        progress: show a progress bar over the levels.
+
+    Returns:
+        One row per quantile: ``quantile``, the budgets ``power_w`` and ``mem_bytes``,
+        ``over_either`` (fraction of structures over a budget), ``best_feasible``,
+        ``infeasible[<m>]`` (fraction of each method's evaluations over a budget), and the
+        columns of :func:`hwml.optimize.tolerance_sweep` (``median_evals[<m>]``,
+        ``reached[<m>]``, ``speedup_evals``, ``speedup_time`` and their ``*_kind``).
+
+    Raises:
+        ValueError: no quantiles, or one outside (0, 1).
+    """
+    levels = [float(q) for q in quantiles]
+    if not levels:
+        raise ValueError("budget_sweep needs at least one quantile")
+    bad = [q for q in levels if not 0.0 < q < 1.0]
+    if bad:
+        raise ValueError(f"budget quantiles must lie in (0, 1), got {bad}")
+    methods = [method, baseline]
+    rows = []
+    for q in tqdm(levels, desc="budget levels", disable=not progress, file=sys.stderr):
+        problem = hyperpower_problem(
+            folder, power_quantile=q, mem_quantile=q, features=features, seed=seed
+        )
+        histories = run_searches(
+            problem.objective,
+            problem.space,
+            problem.constraints_by_method(methods),
+            methods=methods,
+            seeds=list(seeds),
+            n_evals=n_evals,
+            n_init=n_init,
+            settings=settings,
+            n_jobs=n_jobs,
+        )
+        best = problem.best_feasible_error()
+        reach = tolerance_sweep(best_so_far(histories), best, [tolerance], method, baseline)
+        over = ~histories["feasible"].astype(bool)
+        rows.append(
+            {
+                "quantile": q,
+                **problem.budgets,
+                "over_either": problem.violation_summary()["either"],
+                "best_feasible": best,
+                **{
+                    f"infeasible[{m}]": float(over[histories["method"] == m].mean())
+                    for m in methods
+                },
+                **reach.drop(columns="tolerance").iloc[0].to_dict(),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def load_live_runs(

@@ -47,6 +47,7 @@ __all__ = [
     "SweepOptions",
     "sample_layers",
     "zoo_layers",
+    "failed_measurement",
     "measure_callable",
     "measure_layer",
     "measure_network",
@@ -560,6 +561,24 @@ def calibrate(device: Device, *, quick: bool = False) -> dict[str, Any]:
 # ====================================================================== sweeps
 
 
+def failed_measurement(err: Exception, device: Device, what: str) -> dict[str, str]:
+    """The ``status`` and ``error`` columns of a row whose measurement raised ``err``.
+
+    Running out of device memory is an expected outcome (``status = "oom"``); any other
+    error (``"error"``) also warns, naming ``what``. The device's peak-memory counter is
+    reset so the next row starts clean.
+    """
+    oom = device.is_oom(err)
+    fields = {
+        "status": "oom" if oom else "error",
+        "error": f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}",
+    }
+    if not oom:
+        warnings.warn(f"{what}: {fields['error']}", RuntimeWarning, stacklevel=3)
+    device.reset_peak_memory()
+    return fields
+
+
 def _run_rows(
     table: AppendTable,
     todo: list[tuple[str, dict[str, Any], Callable[[], dict]]],
@@ -587,14 +606,7 @@ def _run_rows(
         try:
             row.update(measure())
         except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
-            oom = device.is_oom(err)
-            row.update(
-                status="oom" if oom else "error",
-                error=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
-            )
-            if not oom:
-                warnings.warn(f"{desc} {key}: {row['error']}", RuntimeWarning, stacklevel=2)
-            device.reset_peak_memory()
+            row.update(failed_measurement(err, device, f"{desc} {key}"))
         table.append(row)
         log.row()
         written += 1
@@ -659,7 +671,9 @@ def _begin(
 
 def _logged(folder: Path, begun: dict[str, Any]) -> RunLog:
     """The run's log entry: written now, completed (and the README rewritten) at the end."""
-    return RunLog(folder, begun["facts"], begun["run"], on_exit=lambda: write_dataset_readme(folder))
+    return RunLog(
+        folder, begun["facts"], begun["run"], on_exit=lambda: write_dataset_readme(folder)
+    )
 
 
 def sweep_layers(

@@ -17,6 +17,7 @@ from hwml.benchmark import (
     STRUCTURE_COLUMNS,
     benchmark_objective,
     benchmark_space,
+    budget_sweep,
     hyperpower_problem,
     load_benchmark,
     load_live_runs,
@@ -275,9 +276,11 @@ def test_hyperpower_problem(small_h200) -> None:
 
 def test_load_live_runs(small_h200, tmp_path_factory) -> None:
     histories, info = load_live_runs(small_h200)
-    assert set(info) == {"ei-s0", "hw-ieci-s0"}
+    files = {p.stem for p in (small_h200 / "live").glob("*.csv")}
+    assert set(info) == files and {"ei-s0", "hw-ieci-s0"} <= files
     assert histories["method"].unique().tolist() == ["ei", "hw-ieci"]
-    assert histories.groupby("method").size().eq(25).all()
+    runs = histories.groupby(["method", "seed"]).size()
+    assert len(runs) == len(files) and runs.eq(25).all()
     assert {"pred_power_w", "measured_power_w", "feasible"} <= set(histories.columns)
     assert info["hw-ieci-s0"]["budgets"]["power_w"] > 0
     with pytest.raises(DatasetError, match="live"):
@@ -325,3 +328,28 @@ def test_training_stopped_by_sigterm_keeps_its_rows_and_its_log(tmp_path) -> Non
     assert run["command"] == "stoppable" and run["outcome"] == "stopped (SIGTERM)"
     assert 1 <= run["rows_written"] <= len(table) and run["finished"]
     assert "stopped (SIGTERM)" in (tmp_path / "README.md").read_text()
+
+
+def test_budget_sweep_tightens_the_budgets_level_by_level(small_h200) -> None:
+    kw = {"seeds": [0, 1, 2], "n_evals": 12, "n_init": 3, "tolerance": 0.01}
+    sweep = budget_sweep(small_h200, [0.3, 0.8], method="random-filtered", baseline="random", **kw)
+    structures = pd.read_csv(small_h200 / "structures.csv")
+    assert list(sweep["quantile"]) == [0.3, 0.8]
+    for _, row in sweep.iterrows():
+        budgets = quantile_budgets(structures, row["quantile"])
+        assert row["power_w"] == budgets["power_w"] and row["mem_bytes"] == budgets["mem_bytes"]
+        assert (
+            row["best_feasible"]
+            == hyperpower_problem(
+                small_h200, power_quantile=row["quantile"], mem_quantile=row["quantile"]
+            ).best_feasible_error()
+        )
+    assert sweep["over_either"].iloc[0] > sweep["over_either"].iloc[1]  # tighter: more over
+    # the a-priori filter avoids most configurations over budget; plain random search does not
+    tight = sweep.iloc[0]
+    assert tight["infeasible[random]"] > 0.4 > tight["infeasible[random-filtered]"]
+    assert {"median_evals[random]", "speedup_evals", "speedup_time_kind"} <= set(sweep.columns)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        budget_sweep(small_h200, [0.5, 1.0], **kw)
+    with pytest.raises(ValueError, match="at least one"):
+        budget_sweep(small_h200, [], **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -126,6 +127,27 @@ def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert (df["status"] == "oom").sum() == 1
     assert "out of memory" in df.loc[df["status"] == "oom", "error"].iloc[0]
     assert df.loc[df["status"] == "oom", "runtime_ms"].isna().all()
+
+
+def test_other_errors_warn_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    dev = cpu_device()
+    layers = small_layers(3)
+    real = profile.measure_layer
+    victim = layers[0][1]
+
+    def broken(layer, device, opts=None, module=None):
+        if layer.signature() == victim.signature():
+            raise ValueError("cuDNN refused the shape\nsecond line")
+        return real(layer, device, opts, module)
+
+    monkeypatch.setattr(profile, "measure_layer", broken)
+    with pytest.warns(RuntimeWarning, match="cuDNN refused the shape"):
+        assert profile.sweep_layers(tmp_path, dev, layers, FAST) == 3
+    df = pd.read_csv(tmp_path / "layers.csv")
+    assert list(df["status"]) == ["error", "no_power", "no_power"]  # the CPU has no meter
+    assert df.loc[df["status"] == "error", "error"].iloc[0] == "ValueError: cuDNN refused the shape"
+    run = json.loads((tmp_path / "provenance.json").read_text())["runs"][-1]
+    assert run["outcome"] == "completed" and run["rows_written"] == 3
 
 
 def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
