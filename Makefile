@@ -11,7 +11,7 @@ CHROMIUM ?= /usr/bin/chromium
 
 help:
 	@echo "make reproduce   measure on the GPU if there is one, run every notebook, build the book"
-	@echo "make test        unit tests, every notebook in quick mode, book build, offline check"
+	@echo "make test        lint, unit tests, every notebook in quick mode, book build, offline check"
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,11 @@ unit: $(STAMP)
 
 # ---- notebooks and the book (book/chapters.yml lists them; book/build.py runs them)
 
-# Unit tests, every notebook in quick mode, the book (warnings are errors), offline check.
-# Chromium first, so that the unit tests of the offline checker run in a real browser too.
+# Lint and format check, unit tests, every notebook in quick mode, the book (warnings are
+# errors), offline check. Chromium first, so that the unit tests of the offline checker run
+# in a real browser too.
 test: $(STAMP) $(CHROMIUM)
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) book-quick
 	$(MAKE) offline-check
@@ -74,6 +76,7 @@ $(CHROMIUM):
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hwml tests book
+	$(VENV)/bin/ruff format --check hwml tests book
 
 clean:
 	rm -rf book/_build book/_executed

@@ -225,8 +225,9 @@ def counter_periods(provenance: dict[str, Any]) -> pd.DataFrame:
     return df.dropna(subset=["counter_update_period_s"]).reset_index(drop=True)
 
 
-def rank_agreement(table: pd.DataFrame, x: str, y: str,
-                   by: str | list[str] | None = None) -> pd.DataFrame:
+def rank_agreement(
+    table: pd.DataFrame, x: str, y: str, by: str | list[str] | None = None
+) -> pd.DataFrame:
     """Spearman rank correlation between columns ``x`` and ``y`` (per group of ``by``).
 
     Returns:
@@ -248,8 +249,9 @@ def rank_agreement(table: pd.DataFrame, x: str, y: str,
     return out.set_index("group")
 
 
-def discordant_pairs(table: pd.DataFrame, label: str, x: str, y: str,
-                     min_ratio: float = 1.0) -> pd.DataFrame:
+def discordant_pairs(
+    table: pd.DataFrame, label: str, x: str, y: str, min_ratio: float = 1.0
+) -> pd.DataFrame:
     """Pairs of rows that ``x`` and ``y`` order in opposite ways.
 
     A pair (a, b) is discordant when ``x[a] < x[b]`` but ``y[a] > y[b]``. Only pairs
@@ -267,8 +269,15 @@ def discordant_pairs(table: pd.DataFrame, label: str, x: str, y: str,
     for i in range(len(t)):
         for j in range(len(t)):
             if xs[i] < xs[j] and ys[i] > ys[j] and xs[j] / xs[i] >= min_ratio:
-                out.append({"smaller_x": names[i], "larger_x": names[j],
-                            f"{x}_ratio": xs[j] / xs[i], f"{y}_ratio": ys[i] / ys[j]})
+                out.append(
+                    {
+                        "smaller_x": names[i],
+                        "larger_x": names[j],
+                        f"{x}_ratio": xs[j] / xs[i],
+                        f"{y}_ratio": ys[i] / ys[j],
+                    }
+                )
     cols = ["smaller_x", "larger_x", f"{x}_ratio", f"{y}_ratio"]
-    return pd.DataFrame(out, columns=cols).sort_values(f"{y}_ratio", ascending=False,
-                                                       ignore_index=True)
+    return pd.DataFrame(out, columns=cols).sort_values(
+        f"{y}_ratio", ascending=False, ignore_index=True
+    )

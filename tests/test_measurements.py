@@ -119,8 +119,14 @@ def test_load_requires_a_dataset(tmp_path):
 
 
 def test_rank_agreement_and_discordant_pairs():
-    df = pd.DataFrame({"name": list("abcd"), "flops": [1.0, 2.0, 4.0, 8.0],
-                       "energy": [1.0, 3.0, 2.0, 10.0], "g": ["p", "p", "q", "q"]})
+    df = pd.DataFrame(
+        {
+            "name": list("abcd"),
+            "flops": [1.0, 2.0, 4.0, 8.0],
+            "energy": [1.0, 3.0, 2.0, 10.0],
+            "g": ["p", "p", "q", "q"],
+        }
+    )
     rho = M.rank_agreement(df, "flops", "energy")
     assert rho.loc["all", "spearman_rho"] == pytest.approx(0.8)
     assert M.rank_agreement(df, "flops", "energy", by="g")["n"].tolist() == [2, 2]
@@ -131,8 +137,9 @@ def test_rank_agreement_and_discordant_pairs():
 
 
 def test_rank_agreement_multi_group_index():
-    df = pd.DataFrame({"a": [1, 2, 3, 1, 2, 3], "b": [1, 2, 3, 3, 2, 1],
-                       "d": ["x"] * 6, "k": [1, 1, 1, 2, 2, 2]})
+    df = pd.DataFrame(
+        {"a": [1, 2, 3, 1, 2, 3], "b": [1, 2, 3, 3, 2, 1], "d": ["x"] * 6, "k": [1, 1, 1, 2, 2, 2]}
+    )
     out = M.rank_agreement(df, "a", "b", by=["d", "k"])
     assert out.loc[("x", 1), "spearman_rho"] == pytest.approx(1.0)
     assert out.loc[("x", 2), "spearman_rho"] == pytest.approx(-1.0)

@@ -83,17 +83,43 @@ TRIVIAL_GROUP = "trivial"
 
 #: Bytes per element of the dtype names used in measured tables.
 DTYPE_BYTES: dict[str, int] = {
-    "float64": 8, "float32": 4, "tf32": 4, "float16": 2, "bfloat16": 2, "int8": 1,
+    "float64": 8,
+    "float32": 4,
+    "tf32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "int8": 1,
 }
 
 #: Numeric columns of :meth:`Layer.to_row` the layer models read, in this order. Each is
 #: also an attribute of :class:`Layer`, which is how networks skip building a table.
 LAYER_COLUMNS: tuple[str, ...] = (
-    "batch", "in_channels", "in_h", "in_w", "out_channels", "out_h", "out_w",
-    "kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "groups",
-    "in_features", "out_features", "bias", "dtype_bytes",
-    "macs", "flops", "vector_ops", "params", "param_bytes",
-    "input_bytes", "output_bytes", "total_bytes",
+    "batch",
+    "in_channels",
+    "in_h",
+    "in_w",
+    "out_channels",
+    "out_h",
+    "out_w",
+    "kernel_h",
+    "kernel_w",
+    "stride_h",
+    "stride_w",
+    "pad_h",
+    "pad_w",
+    "groups",
+    "in_features",
+    "out_features",
+    "bias",
+    "dtype_bytes",
+    "macs",
+    "flops",
+    "vector_ops",
+    "params",
+    "param_bytes",
+    "input_bytes",
+    "output_bytes",
+    "total_bytes",
 )
 _COL = {name: i for i, name in enumerate(LAYER_COLUMNS)}
 _ATTRS = operator.attrgetter(*LAYER_COLUMNS)
@@ -192,7 +218,9 @@ def _dtype_of(table: pd.DataFrame) -> str | None:
     if "dtype_bytes" in table.columns:
         sizes = sorted({int(v) for v in table["dtype_bytes"].dropna()})
         if len(sizes) > 1:
-            raise PredictorError(f"training rows mix element sizes {sizes} bytes: fit one model per dtype")
+            raise PredictorError(
+                f"training rows mix element sizes {sizes} bytes: fit one model per dtype"
+            )
         if sizes:
             return {8: "float64", 4: "float32", 1: "int8"}.get(sizes[0], f"{sizes[0]}-byte")
     return None
@@ -204,7 +232,9 @@ def _device_of(table: pd.DataFrame, device: str | None) -> str | None:
     if "gpu_name" in table.columns:
         names = sorted(set(table["gpu_name"].dropna().astype(str)))
         if len(names) > 1:
-            raise PredictorError(f"training rows come from several devices {names}: fit one model per device")
+            raise PredictorError(
+                f"training rows come from several devices {names}: fit one model per device"
+            )
         if names:
             return names[0]
     return None
@@ -249,9 +279,13 @@ class Estimator(BaseEstimator):
 
     def _check_fitted(self) -> None:
         if not hasattr(self, self._fitted_attr):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(table) first")
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet: call fit(table) first"
+            )
 
-    def check_device(self, device: str | None = None, dtype_bytes: Iterable[int] | None = None) -> None:
+    def check_device(
+        self, device: str | None = None, dtype_bytes: Iterable[int] | None = None
+    ) -> None:
         """Compare a prediction's device and element sizes with the training data's.
 
         Args:
@@ -358,15 +392,19 @@ class LayerBatch(NamedTuple):
         require_columns(table, ("kind", *LAYER_COLUMNS), what)
         values = table.loc[:, list(LAYER_COLUMNS)].to_numpy(dtype=float)
         kinds = table["kind"].to_numpy(dtype=str)
-        names = (table["name"].astype(object).fillna("").to_numpy(dtype=str) if "name" in table.columns
-                 else np.full(len(table), "", dtype=object))
+        names = (
+            table["name"].astype(object).fillna("").to_numpy(dtype=str)
+            if "name" in table.columns
+            else np.full(len(table), "", dtype=object)
+        )
         return cls(kinds, values, names)
 
     @classmethod
     def from_layers(cls, layers: Sequence[Layer]) -> LayerBatch:
         """Read layer descriptions straight from :class:`Layer` objects (no table built)."""
         values = np.array([_ATTRS(layer) for layer in layers], dtype=float).reshape(
-            len(layers), len(LAYER_COLUMNS))
+            len(layers), len(LAYER_COLUMNS)
+        )
         kinds = np.array([layer.kind for layer in layers], dtype=str)
         names = np.array([layer.name for layer in layers], dtype=str)
         return cls(kinds, values, names)
@@ -393,7 +431,9 @@ class LayerEstimator(Estimator):
         groups = self._groups()
         return np.array([groups.get(k, "") for k in kinds], dtype=object)
 
-    def _unknown(self, batch: LayerBatch, mask: np.ndarray, fitted: Iterable[str]) -> UnknownKindError:
+    def _unknown(
+        self, batch: LayerBatch, mask: np.ndarray, fitted: Iterable[str]
+    ) -> UnknownKindError:
         bad = sorted({str(k) for k in batch.kinds[mask]})
         names = [str(n) for n in batch.names[mask] if n][:5]
         where = f" (layers {', '.join(names)})" if names else ""
@@ -430,14 +470,18 @@ class LayerEstimator(Estimator):
         self.check_device(device, np.unique(batch.column("dtype_bytes")))
         return self._predict_batch(batch)[self._output_name()]
 
-    def predict_layers(self, layers: Sequence[Layer] | Network, *, device: str | None = None) -> np.ndarray:
+    def predict_layers(
+        self, layers: Sequence[Layer] | Network, *, device: str | None = None
+    ) -> np.ndarray:
         """Like :meth:`predict`, for :class:`Layer` objects (or a network's layers)."""
         self._check_fitted()
         batch = LayerBatch.from_layers(list(layers))
         self.check_device(device, np.unique(batch.column("dtype_bytes")))
         return self._predict_batch(batch)[self._output_name()]
 
-    def predict_network(self, net: Network | pd.DataFrame, *, device: str | None = None) -> NetworkPrediction:
+    def predict_network(
+        self, net: Network | pd.DataFrame, *, device: str | None = None
+    ) -> NetworkPrediction:
         """Predict a whole network layer by layer.
 
         Args:
@@ -449,22 +493,29 @@ class LayerEstimator(Estimator):
             (see :meth:`_totals` of each model).
         """
         self._check_fitted()
-        batch = (LayerBatch.from_table(net) if isinstance(net, pd.DataFrame)
-                 else LayerBatch.from_layers(net.layers))
+        batch = (
+            LayerBatch.from_table(net)
+            if isinstance(net, pd.DataFrame)
+            else LayerBatch.from_layers(net.layers)
+        )
         self.check_device(device, np.unique(batch.column("dtype_bytes")))
         out = self._predict_batch(batch)
-        frame = pd.DataFrame({
-            "index": np.arange(len(batch)),
-            "name": batch.names,
-            "kind": batch.kinds,
-            "group": self._group_of(batch.kinds),
-            **out,
-        })
+        frame = pd.DataFrame(
+            {
+                "index": np.arange(len(batch)),
+                "name": batch.names,
+                "kind": batch.kinds,
+                "group": self._group_of(batch.kinds),
+                **out,
+            }
+        )
         return NetworkPrediction(frame, self._totals(out))
 
     def _totals(self, out: Mapping[str, np.ndarray]) -> dict[str, float]:
         """Network totals: the sum of every additive output (``*_ms``, ``*_mj``, ...)."""
         additive = ("_ms", "_s", "_mj", "_j", "_bytes")
-        return {k: float(np.sum(v)) for k, v in out.items()
-                if k.endswith(additive) and np.asarray(v).dtype.kind == "f"}
-
+        return {
+            k: float(np.sum(v))
+            for k, v in out.items()
+            if k.endswith(additive) and np.asarray(v).dtype.kind == "f"
+        }

@@ -171,9 +171,16 @@ class Eyeriss(LayerEstimator):
 
     # ------------------------------------------------------------------ model
     def _levels(self) -> dict[str, float]:
-        return {"rf": self.e_rf, "array": self.e_array, "buffer": self.e_buffer, "dram": self.e_dram}
+        return {
+            "rf": self.e_rf,
+            "array": self.e_array,
+            "buffer": self.e_buffer,
+            "dram": self.e_dram,
+        }
 
-    def _compute(self, batch: LayerBatch, w_sparse: np.ndarray, a_sparse: np.ndarray) -> dict[str, np.ndarray]:
+    def _compute(
+        self, batch: LayerBatch, w_sparse: np.ndarray, a_sparse: np.ndarray
+    ) -> dict[str, np.ndarray]:
         self._check_params()
         groups_known = np.isin(batch.kinds, (*_MAC_KINDS, *_VECTOR_KINDS, *_FREE_KINDS))
         if not groups_known.all():
@@ -248,15 +255,22 @@ class Eyeriss(LayerEstimator):
 
     def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
         n = len(batch)
-        return self._compute(batch, np.full(n, float(self.weight_sparsity)),
-                             np.full(n, float(self.act_sparsity)))
+        return self._compute(
+            batch, np.full(n, float(self.weight_sparsity)), np.full(n, float(self.act_sparsity))
+        )
 
     def _sparsities(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         n = len(table)
-        w = (table["weight_sparsity"].to_numpy(dtype=float) if "weight_sparsity" in table.columns
-             else np.full(n, float(self.weight_sparsity)))
-        a = (table["act_sparsity"].to_numpy(dtype=float) if "act_sparsity" in table.columns
-             else np.full(n, float(self.act_sparsity)))
+        w = (
+            table["weight_sparsity"].to_numpy(dtype=float)
+            if "weight_sparsity" in table.columns
+            else np.full(n, float(self.weight_sparsity))
+        )
+        a = (
+            table["act_sparsity"].to_numpy(dtype=float)
+            if "act_sparsity" in table.columns
+            else np.full(n, float(self.act_sparsity))
+        )
         if np.any((w < 0) | (w >= 1) | (a < 0) | (a >= 1)):
             raise ValueError("weight_sparsity and act_sparsity columns must lie in [0, 1)")
         return w, a
@@ -283,7 +297,9 @@ class Eyeriss(LayerEstimator):
         require_columns(table, ["kind"], "predict")
         return self.breakdown(table)["energy_mac"].to_numpy()
 
-    def predict_network(self, net: Network | pd.DataFrame, *, device: str | None = None) -> NetworkPrediction:
+    def predict_network(
+        self, net: Network | pd.DataFrame, *, device: str | None = None
+    ) -> NetworkPrediction:
         """Per-layer breakdown of a network and its totals (sums of every component)."""
         if isinstance(net, pd.DataFrame):
             batch = LayerBatch.from_table(net)
@@ -292,8 +308,9 @@ class Eyeriss(LayerEstimator):
         else:
             batch = LayerBatch.from_layers(net.layers)
             out = self._predict_batch(batch)
-        frame = pd.DataFrame({"index": np.arange(len(batch)), "name": batch.names,
-                              "kind": batch.kinds, **out})
+        frame = pd.DataFrame(
+            {"index": np.arange(len(batch)), "name": batch.names, "kind": batch.kinds, **out}
+        )
         totals = {k: float(np.sum(v)) for k, v in out.items()}
         return NetworkPrediction(frame, totals)
 

@@ -113,10 +113,14 @@ class LinearHardwareModel(Estimator):
             if self.target in feats:
                 raise ValueError(f"target {self.target!r} cannot also be a feature")
             return feats
-        feats = [c for c in table.columns
-                 if c != self.target and pd.api.types.is_numeric_dtype(table[c])
-                 and not pd.api.types.is_bool_dtype(table[c])
-                 and not str(c).endswith(MEASURED_SUFFIXES)]
+        feats = [
+            c
+            for c in table.columns
+            if c != self.target
+            and pd.api.types.is_numeric_dtype(table[c])
+            and not pd.api.types.is_bool_dtype(table[c])
+            and not str(c).endswith(MEASURED_SUFFIXES)
+        ]
         if not feats:
             raise MissingColumnsError(["<numeric feature columns>"], "fit")
         return feats
@@ -125,7 +129,11 @@ class LinearHardwareModel(Estimator):
         require_columns(z, self.features_, what)
         x = z.loc[:, self.features_].to_numpy(dtype=float)
         if not np.all(np.isfinite(x)):
-            bad = [f for f, ok in zip(self.features_, np.isfinite(x).all(axis=0), strict=True) if not ok]
+            bad = [
+                f
+                for f, ok in zip(self.features_, np.isfinite(x).all(axis=0), strict=True)
+                if not ok
+            ]
             raise PredictorError(f"{what}: NaN or infinite values in feature column(s) {bad}")
         if self.fit_intercept:
             x = np.column_stack([np.ones(len(x)), x])
@@ -137,7 +145,9 @@ class LinearHardwareModel(Estimator):
         return sol
 
     # ------------------------------------------------------------------ API
-    def fit(self, table: pd.DataFrame, y: Any = None, *, device: str | None = None) -> LinearHardwareModel:
+    def fit(
+        self, table: pd.DataFrame, y: Any = None, *, device: str | None = None
+    ) -> LinearHardwareModel:
         """Fit by least squares and cross-validate.
 
         Args:
@@ -222,16 +232,25 @@ class LinearHardwareModel(Estimator):
     def cv_summary(self) -> dict[str, float]:
         """Cross-validated errors: ``rmse`` (target unit), ``rmspe_pct``, ``mape_pct``, ``n``."""
         self._check_fitted()
-        return {"rmse": self.cv_rmse_, "rmspe_pct": self.cv_rmspe_, "mape_pct": self.cv_mape_,
-                "n": float(self.n_train_)}
+        return {
+            "rmse": self.cv_rmse_,
+            "rmspe_pct": self.cv_rmspe_,
+            "mape_pct": self.cv_mape_,
+            "n": float(self.n_train_),
+        }
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
         return {
-            "features": self.features_, "solution": self._sol, "xtx_inv": self.xtx_inv_,
-            "residual_std": self.residual_std_, "cv_rmse": self.cv_rmse_,
-            "cv_rmspe": _finite_or_none(self.cv_rmspe_), "cv_mape": _finite_or_none(self.cv_mape_),
-            "cv_predictions": self.cv_predictions_, "n_train": self.n_train_,
+            "features": self.features_,
+            "solution": self._sol,
+            "xtx_inv": self.xtx_inv_,
+            "residual_std": self.residual_std_,
+            "cv_rmse": self.cv_rmse_,
+            "cv_rmspe": _finite_or_none(self.cv_rmspe_),
+            "cv_mape": _finite_or_none(self.cv_mape_),
+            "cv_predictions": self.cv_predictions_,
+            "n_train": self.n_train_,
             "n_dropped": self.n_dropped_,
         }
 
@@ -255,13 +274,15 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def power_model(features: Sequence[str] | None = None, target: str = "power_w", **kwargs: Any) -> LinearHardwareModel:
+def power_model(
+    features: Sequence[str] | None = None, target: str = "power_w", **kwargs: Any
+) -> LinearHardwareModel:
     """HyperPower's power model P(z) (W): a :class:`LinearHardwareModel` of ``power_w``."""
     return LinearHardwareModel(target=target, features=features, **kwargs)
 
 
-def memory_model(features: Sequence[str] | None = None, target: str = "peak_mem_bytes",
-                 **kwargs: Any) -> LinearHardwareModel:
+def memory_model(
+    features: Sequence[str] | None = None, target: str = "peak_mem_bytes", **kwargs: Any
+) -> LinearHardwareModel:
     """HyperPower's memory model M(z) (bytes): a :class:`LinearHardwareModel` of ``peak_mem_bytes``."""
     return LinearHardwareModel(target=target, features=features, **kwargs)
-

@@ -122,8 +122,7 @@ def to_document(model: Persistable) -> dict[str, Any]:
     """
     from hwml import __version__
 
-    params = {k: v for k, v in model.get_params(deep=False).items()
-              if not hasattr(v, "get_params")}
+    params = {k: v for k, v in model.get_params(deep=False).items() if not hasattr(v, "get_params")}
     doc = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -149,7 +148,9 @@ def from_document(doc: dict[str, Any], expected: type | None = None) -> Any:
     """
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise ModelFormatError(f"not an hwml predictor file: format is {found!r}, expected {FORMAT_NAME!r}")
+        raise ModelFormatError(
+            f"not an hwml predictor file: format is {found!r}, expected {FORMAT_NAME!r}"
+        )
     version = doc.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelFormatError(
@@ -186,4 +187,3 @@ def load(path: str | os.PathLike[str], expected: type | None = None) -> Any:
     except json.JSONDecodeError as err:
         raise ModelFormatError(f"{path}: not valid JSON ({err})") from err
     return from_document(doc, expected)
-

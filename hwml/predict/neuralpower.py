@@ -130,12 +130,26 @@ _BYTES = ("input_bytes", "output_bytes", "param_bytes")
 #: Variables and special terms of every group.
 GROUP_SPECS: dict[str, GroupSpec] = {
     "conv2d": GroupSpec(
-        ("batch", "in_channels", "out_channels", "in_size", "kernel", "stride", "padding", "grouped",
-         "bias", "in_aligned", "out_aligned"),
-        ("flops", *_BYTES, "tile_flops")),
+        (
+            "batch",
+            "in_channels",
+            "out_channels",
+            "in_size",
+            "kernel",
+            "stride",
+            "padding",
+            "grouped",
+            "bias",
+            "in_aligned",
+            "out_aligned",
+        ),
+        ("flops", *_BYTES, "tile_flops"),
+    ),
     "linear": GroupSpec(("batch", "in_features", "out_features"), ("flops", *_BYTES)),
-    "pool": GroupSpec(("batch", "channels", "in_size", "kernel", "stride", "is_avg"),
-                      ("vector_ops", "input_bytes", "output_bytes")),
+    "pool": GroupSpec(
+        ("batch", "channels", "in_size", "kernel", "stride", "is_avg"),
+        ("vector_ops", "input_bytes", "output_bytes"),
+    ),
     "batchnorm2d": GroupSpec(("batch", "channels", "in_size"), ("vector_ops", "total_bytes")),
     "activation": GroupSpec(("batch", "channels", "in_size"), ("vector_ops", "total_bytes")),
     "eltwise": GroupSpec(("batch", "channels", "in_size", "is_mul"), ("total_bytes",)),
@@ -291,11 +305,18 @@ class _GroupModel:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "space": self.space, "exponents": self.exponents.tolist(),
-            "coef_poly": self.coef_poly.tolist(), "special_idx": self.special_idx.tolist(),
-            "coef_special": self.coef_special.tolist(), "intercept": self.intercept,
-            "degree": self.degree, "alpha": self.alpha, "n_train": self.n_train,
-            "floor": self.floor, "cv_rmspe": self.cv_rmspe, "constant": self.constant,
+            "space": self.space,
+            "exponents": self.exponents.tolist(),
+            "coef_poly": self.coef_poly.tolist(),
+            "special_idx": self.special_idx.tolist(),
+            "coef_special": self.coef_special.tolist(),
+            "intercept": self.intercept,
+            "degree": self.degree,
+            "alpha": self.alpha,
+            "n_train": self.n_train,
+            "floor": self.floor,
+            "cv_rmspe": self.cv_rmspe,
+            "constant": self.constant,
             "clip": None if self.clip is None else list(self.clip),
         }
 
@@ -307,8 +328,11 @@ class _GroupModel:
             coef_poly=np.array(st["coef_poly"], dtype=float),
             special_idx=np.array(st["special_idx"], dtype=np.int64),
             coef_special=np.array(st["coef_special"], dtype=float),
-            intercept=float(st["intercept"]), degree=int(st["degree"]),
-            alpha=float(st["alpha"]), n_train=int(st["n_train"]), floor=float(st["floor"]),
+            intercept=float(st["intercept"]),
+            degree=int(st["degree"]),
+            alpha=float(st["alpha"]),
+            n_train=int(st["n_train"]),
+            floor=float(st["floor"]),
             cv_rmspe=None if st["cv_rmspe"] is None else float(st["cv_rmspe"]),
             constant=None if st["constant"] is None else float(st["constant"]),
             clip=None if st["clip"] is None else (float(st["clip"][0]), float(st["clip"][1])),
@@ -316,8 +340,18 @@ class _GroupModel:
 
     @classmethod
     def constant_model(cls, value: float, n_train: int) -> _GroupModel:
-        return cls("linear", np.zeros((0, 0), np.int64), np.zeros(0), np.zeros(0, np.int64),
-                   np.zeros(0), 0.0, 0, 0.0, n_train, constant=float(value))
+        return cls(
+            "linear",
+            np.zeros((0, 0), np.int64),
+            np.zeros(0),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            0.0,
+            0,
+            0.0,
+            n_train,
+            constant=float(value),
+        )
 
 
 @dataclass
@@ -430,7 +464,9 @@ class NeuralPowerRegressor(LayerEstimator):
         for kind, g in self._groups().items():
             if g == group and KIND_GROUPS.get(kind) in GROUP_SPECS:
                 return GROUP_SPECS[KIND_GROUPS[kind]]
-        raise PredictorError(f"no feature spec for group {group!r}; known: {', '.join(GROUP_SPECS)}")
+        raise PredictorError(
+            f"no feature spec for group {group!r}; known: {', '.join(GROUP_SPECS)}"
+        )
 
     def _raw_inputs(self, batch: LayerBatch, group: str) -> tuple[np.ndarray, np.ndarray]:
         """Variables ``(n, d)`` and special terms ``(n, s)`` of ``batch``, raw values."""
@@ -460,7 +496,9 @@ class NeuralPowerRegressor(LayerEstimator):
             raise ValueError(f"cv must be at least 2 folds, got {self.cv!r}")
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, table: pd.DataFrame, y: Any = None, *, device: str | None = None) -> NeuralPowerRegressor:
+    def fit(
+        self, table: pd.DataFrame, y: Any = None, *, device: str | None = None
+    ) -> NeuralPowerRegressor:
         """Fit one sparse polynomial per group present in ``table``.
 
         Args:
@@ -486,7 +524,9 @@ class NeuralPowerRegressor(LayerEstimator):
         groups = self._group_of(batch.kinds)
         if np.any(groups == ""):
             bad = sorted(set(batch.kinds[groups == ""]))
-            raise PredictorError(f"fit: layer kind(s) {bad} have no group and cannot be modelled; drop those rows")
+            raise PredictorError(
+                f"fit: layer kind(s) {bad} have no group and cannot be modelled; drop those rows"
+            )
         wanted = set(self.groups) if self.groups is not None else set(groups)
         if self.groups is not None:
             absent = sorted(wanted - set(groups) - {TRIVIAL_GROUP})
@@ -496,7 +536,9 @@ class NeuralPowerRegressor(LayerEstimator):
             raise TooFewRowsError(f"fit: no usable rows (finite {self.target!r}, usable status)")
         modelled = np.isin(groups, list(wanted - {TRIVIAL_GROUP}))
         if np.any(y_all[modelled] <= 0):
-            raise PredictorError(f"fit: {self.target} must be positive (NeuralPower models relative error)")
+            raise PredictorError(
+                f"fit: {self.target} must be positive (NeuralPower models relative error)"
+            )
 
         models: dict[str, _GroupModel] = {}
         cv_rows: list[dict[str, Any]] = []
@@ -504,7 +546,9 @@ class NeuralPowerRegressor(LayerEstimator):
             mask = groups == group
             if group == TRIVIAL_GROUP:
                 if mask.any():
-                    models[group] = _GroupModel.constant_model(float(np.median(y_all[mask])), int(mask.sum()))
+                    models[group] = _GroupModel.constant_model(
+                        float(np.median(y_all[mask])), int(mask.sum())
+                    )
                 continue
             n = int(mask.sum())
             if n < int(self.cv):
@@ -530,8 +574,9 @@ class NeuralPowerRegressor(LayerEstimator):
         self.cv_rmspe_ = {g: m.cv_rmspe for g, m in fitted.items()}
         self.model_size_ = {g: m.size for g, m in self.groups_.items()}
 
-    def _fit_group(self, group: str, v_raw: np.ndarray, s_raw: np.ndarray,
-                   y: np.ndarray) -> tuple[_GroupModel, list[dict[str, Any]]]:
+    def _fit_group(
+        self, group: str, v_raw: np.ndarray, s_raw: np.ndarray, y: np.ndarray
+    ) -> tuple[_GroupModel, list[dict[str, Any]]]:
         """Choose space, degree and penalty of one group by cross-validation, and fit it."""
         folds = KFold(int(self.cv), shuffle=True, random_state=int(self.seed))
         spaces = _SPACES if self.space == "auto" else (self.space,)
@@ -545,18 +590,29 @@ class NeuralPowerRegressor(LayerEstimator):
             s_scale[s_scale == 0] = 1.0
             u, w_s = v / v_scale, s / s_scale
             z, weight = self._target(space, y)
-            cands = [self._candidate(space, k, u, w_s, z, weight, folds)
-                     for k in sorted({int(k) for k in self.degrees})]
+            cands = [
+                self._candidate(space, k, u, w_s, z, weight, folds)
+                for k in sorted({int(k) for k in self.degrees})
+            ]
             best_mse = min(c.cv_mse for c in cands)
             best_se = next(c.cv_se for c in cands if c.cv_mse == best_mse)
             chosen = next(c for c in cands if c.cv_mse <= best_mse + best_se)
             chosen.cv_rmspe = self._cv_rmspe(chosen, u, w_s, z, y, weight, folds)
             for c in cands:
-                cv_rows.append({
-                    "group": group, "space": space, "degree": c.degree, "alpha": float(c.lasso.alpha_),
-                    "cv_mse": c.cv_mse, "cv_se": c.cv_se, "n_terms": int(np.count_nonzero(c.lasso.coef_)),
-                    "cv_rmspe_pct": c.cv_rmspe, "chosen": False, "n_train": len(y),
-                })
+                cv_rows.append(
+                    {
+                        "group": group,
+                        "space": space,
+                        "degree": c.degree,
+                        "alpha": float(c.lasso.alpha_),
+                        "cv_mse": c.cv_mse,
+                        "cv_se": c.cv_se,
+                        "n_terms": int(np.count_nonzero(c.lasso.coef_)),
+                        "cv_rmspe_pct": c.cv_rmspe,
+                        "chosen": False,
+                        "n_train": len(y),
+                    }
+                )
             if best is None or chosen.cv_rmspe < best[0].cv_rmspe:
                 best = (chosen, u, w_s, v_scale, s_scale)
         assert best is not None
@@ -579,9 +635,17 @@ class NeuralPowerRegressor(LayerEstimator):
         coef_special = full[n_poly:] / s_scale
         sel_p, sel_s = np.flatnonzero(coef_poly), np.flatnonzero(coef_special)
         model = _GroupModel(
-            cand.space, cand.exps[sel_p], coef_poly[sel_p], sel_s.astype(np.int64), coef_special[sel_s],
-            intercept, cand.degree, float(cand.lasso.alpha_), len(y),
-            floor=0.5 * float(y.min()), cv_rmspe=cand.cv_rmspe,
+            cand.space,
+            cand.exps[sel_p],
+            coef_poly[sel_p],
+            sel_s.astype(np.int64),
+            coef_special[sel_s],
+            intercept,
+            cand.degree,
+            float(cand.lasso.alpha_),
+            len(y),
+            floor=0.5 * float(y.min()),
+            cv_rmspe=cand.cv_rmspe,
             clip=(float(y.min()), float(y.max())) if self.clip else None,
         )
         return model, cv_rows
@@ -595,30 +659,63 @@ class NeuralPowerRegressor(LayerEstimator):
             return y, w / w.mean()
         return y, None
 
-    def _candidate(self, space: str, degree: int, u: np.ndarray, w_s: np.ndarray, z: np.ndarray,
-                   weight: np.ndarray | None, folds: KFold) -> _Candidate:
+    def _candidate(
+        self,
+        space: str,
+        degree: int,
+        u: np.ndarray,
+        w_s: np.ndarray,
+        z: np.ndarray,
+        weight: np.ndarray | None,
+        folds: KFold,
+    ) -> _Candidate:
         exps = _exponents(u.shape[1], degree)
         x_all = np.hstack([_monomials(u, exps), w_s])
         keep = _independent_columns(x_all)
         x = x_all[:, keep]
         mu, sd = x.mean(axis=0), x.std(axis=0)
-        lasso = LassoCV(alphas=int(self.n_alphas), eps=float(self.eps), cv=folds,
-                        max_iter=int(self.max_iter), tol=self._TOL, random_state=int(self.seed))
+        lasso = LassoCV(
+            alphas=int(self.n_alphas),
+            eps=float(self.eps),
+            cv=folds,
+            max_iter=int(self.max_iter),
+            tol=self._TOL,
+            random_state=int(self.seed),
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             lasso.fit((x - mu) / sd, z, sample_weight=weight)
         path = lasso.mse_path_
         i = int(np.argmin(path.mean(axis=1)))
-        return _Candidate(space, degree, exps, keep, mu, sd, lasso, float(path[i].mean()),
-                          float(path[i].std(ddof=1) / math.sqrt(path.shape[1])))
+        return _Candidate(
+            space,
+            degree,
+            exps,
+            keep,
+            mu,
+            sd,
+            lasso,
+            float(path[i].mean()),
+            float(path[i].std(ddof=1) / math.sqrt(path.shape[1])),
+        )
 
-    def _cv_rmspe(self, cand: _Candidate, u: np.ndarray, w_s: np.ndarray, z: np.ndarray,
-                  y: np.ndarray, weight: np.ndarray | None, folds: KFold) -> float:
+    def _cv_rmspe(
+        self,
+        cand: _Candidate,
+        u: np.ndarray,
+        w_s: np.ndarray,
+        z: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray | None,
+        folds: KFold,
+    ) -> float:
         """Cross-validated RMSPE (%) of a candidate at its chosen penalty, in target units."""
         xs = (np.hstack([_monomials(u, cand.exps), w_s])[:, cand.keep] - cand.mu) / cand.sd
         oof = np.empty(len(z))
         for train, test in folds.split(xs):
-            lasso = Lasso(alpha=float(cand.lasso.alpha_), max_iter=int(self.max_iter), tol=self._TOL)
+            lasso = Lasso(
+                alpha=float(cand.lasso.alpha_), max_iter=int(self.max_iter), tol=self._TOL
+            )
             w = None if weight is None else weight[train]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
@@ -633,9 +730,13 @@ class NeuralPowerRegressor(LayerEstimator):
         return float(100.0 * np.sqrt(np.mean(((pred - y) / y) ** 2)))
 
     # ------------------------------------------------------------------ prediction
-    def _predict_batch(self, batch: LayerBatch, groups: np.ndarray | None = None,
-                       cache: dict[str, tuple[np.ndarray, ...]] | None = None,
-                       skip_unknown: bool = False) -> dict[str, np.ndarray]:
+    def _predict_batch(
+        self,
+        batch: LayerBatch,
+        groups: np.ndarray | None = None,
+        cache: dict[str, tuple[np.ndarray, ...]] | None = None,
+        skip_unknown: bool = False,
+    ) -> dict[str, np.ndarray]:
         """Predict a batch.
 
         Args:
@@ -701,13 +802,21 @@ class NeuralPowerRegressor(LayerEstimator):
         """One row per fitted group: training rows, space, degree, penalty, model size,
         cross-validated RMSPE (%)."""
         self._check_fitted()
-        return pd.DataFrame([
-            {"group": g, "n_train": m.n_train,
-             "space": m.space if m.constant is None else "constant",
-             "degree": m.degree, "alpha": m.alpha, "model_size": m.size,
-             "cv_rmspe_pct": m.cv_rmspe, "constant": m.constant}
-            for g, m in sorted(self.groups_.items())
-        ])
+        return pd.DataFrame(
+            [
+                {
+                    "group": g,
+                    "n_train": m.n_train,
+                    "space": m.space if m.constant is None else "constant",
+                    "degree": m.degree,
+                    "alpha": m.alpha,
+                    "model_size": m.size,
+                    "cv_rmspe_pct": m.cv_rmspe,
+                    "constant": m.constant,
+                }
+                for g, m in sorted(self.groups_.items())
+            ]
+        )
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
@@ -715,8 +824,10 @@ class NeuralPowerRegressor(LayerEstimator):
         specs = {g: self._spec(g) for g, m in self.groups_.items() if m.constant is None}
         return {
             "groups": {g: m.to_state() for g, m in self.groups_.items()},
-            "inputs": {g: {"variables": list(sp.variables), "special": list(sp.special)}
-                       for g, sp in specs.items()},
+            "inputs": {
+                g: {"variables": list(sp.variables), "special": list(sp.special)}
+                for g, sp in specs.items()
+            },
             "cv_results": cv.to_dict(orient="list"),
             "n_dropped": self.n_dropped_,
         }
@@ -759,8 +870,9 @@ def _independent_columns(x: np.ndarray) -> np.ndarray:
     return np.flatnonzero(keep & varying)
 
 
-def _relaxed_refit(xs: np.ndarray, z: np.ndarray, support: np.ndarray,
-                   weight: np.ndarray | None) -> tuple[np.ndarray, float]:
+def _relaxed_refit(
+    xs: np.ndarray, z: np.ndarray, support: np.ndarray, weight: np.ndarray | None
+) -> tuple[np.ndarray, float]:
     """Least squares on the selected (standardized) columns; returns (coef, intercept)."""
     a = np.column_stack([np.ones(len(z)), xs[:, support]])
     w = np.ones(len(z)) if weight is None else np.sqrt(weight)
@@ -844,8 +956,11 @@ class NeuralPower(LayerEstimator):
         return self.runtime_target
 
     def _regressor(self, target: str) -> NeuralPowerRegressor:
-        shared = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in ("runtime_target", "power_target", "clip_power")}
+        shared = {
+            k: v
+            for k, v in self.get_params(deep=False).items()
+            if k not in ("runtime_target", "power_target", "clip_power")
+        }
         clip = bool(self.clip_power) and target == self.power_target
         return NeuralPowerRegressor(target=target, clip=clip, **shared)
 
@@ -864,9 +979,14 @@ class NeuralPower(LayerEstimator):
         self.power_: NeuralPowerRegressor | None = None
         if self.power_target in table.columns:
             rows, _ = usable_rows(table, self.power_target)
-            counts = pd.Series(self.runtime_._group_of(rows["kind"].to_numpy(dtype=str))).value_counts()
-            enough = [g for g, n in counts.items()
-                      if g in self.runtime_.groups_ and g != TRIVIAL_GROUP and n >= int(self.cv)]
+            counts = pd.Series(
+                self.runtime_._group_of(rows["kind"].to_numpy(dtype=str))
+            ).value_counts()
+            enough = [
+                g
+                for g, n in counts.items()
+                if g in self.runtime_.groups_ and g != TRIVIAL_GROUP and n >= int(self.cv)
+            ]
             if enough:
                 self.power_ = self._regressor(self.power_target).set_params(groups=sorted(enough))
                 self.power_.fit(table, device=device)
@@ -889,14 +1009,20 @@ class NeuralPower(LayerEstimator):
         rt = self.runtime_._predict_batch(batch, groups, cache)
         runtime = rt[self.runtime_target]
         if self.power_ is not None:
-            power = self.power_._predict_batch(batch, groups, cache, skip_unknown=True)[self.power_target]
+            power = self.power_._predict_batch(batch, groups, cache, skip_unknown=True)[
+                self.power_target
+            ]
         else:
             power = np.full(len(batch), np.nan)
         idle = runtime == 0
         power[idle] = np.nan  # a layer that takes no time has no meaningful power
         energy = np.where(idle, 0.0, power * runtime)
-        return {"runtime_ms": runtime, "power_w": power, "energy_mj": energy,
-                "fallback": rt["fallback"]}
+        return {
+            "runtime_ms": runtime,
+            "power_w": power,
+            "energy_mj": energy,
+            "fallback": rt["fallback"],
+        }
 
     def _output_name(self) -> str:
         return "runtime_ms"
@@ -912,17 +1038,25 @@ class NeuralPower(LayerEstimator):
     def _totals(self, out: Mapping[str, np.ndarray]) -> dict[str, float]:
         runtime = float(np.sum(out["runtime_ms"]))
         energy = float(np.sum(out["energy_mj"]))
-        return {"runtime_ms": runtime, "energy_mj": energy,
-                "power_w": energy / runtime if runtime > 0 else math.nan}
+        return {
+            "runtime_ms": runtime,
+            "energy_mj": energy,
+            "power_w": energy / runtime if runtime > 0 else math.nan,
+        }
 
     def _get_state(self) -> dict[str, Any]:
-        return {"runtime": io.to_document(self.runtime_),
-                "power": None if self.power_ is None else io.to_document(self.power_)}
+        return {
+            "runtime": io.to_document(self.runtime_),
+            "power": None if self.power_ is None else io.to_document(self.power_),
+        }
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.runtime_ = io.from_document(state["runtime"], NeuralPowerRegressor)
-        self.power_ = (None if state["power"] is None
-                       else io.from_document(state["power"], NeuralPowerRegressor))
+        self.power_ = (
+            None
+            if state["power"] is None
+            else io.from_document(state["power"], NeuralPowerRegressor)
+        )
 
 
 # ====================================================================== network level
@@ -1054,15 +1188,21 @@ class NetworkCalibration(Estimator):
 
     def _apply(self, sums: pd.DataFrame) -> np.ndarray:
         if self.mode == "per_group":
-            extra = [g for g in sums.columns
-                     if g not in ("sum", "layers", "offset") and g not in self.coef_ and np.any(sums[g] != 0)]
+            extra = [
+                g
+                for g in sums.columns
+                if g not in ("sum", "layers", "offset")
+                and g not in self.coef_
+                and np.any(sums[g] != 0)
+            ]
             if extra:
                 raise PredictorError(
                     f"NetworkCalibration: group(s) {extra} had no layers in the training networks, "
                     "so they have no scale; use another mode"
                 )
-        x = np.column_stack([sums[t].to_numpy() if t in sums.columns else np.zeros(len(sums))
-                             for t in self.coef_])
+        x = np.column_stack(
+            [sums[t].to_numpy() if t in sums.columns else np.zeros(len(sums)) for t in self.coef_]
+        )
         return x @ np.array(list(self.coef_.values()))
 
     def _set_coef(self, terms: list[str], sol: np.ndarray) -> None:
@@ -1070,8 +1210,14 @@ class NetworkCalibration(Estimator):
         self.scale_ = dict(self.coef_) if self.mode == "per_group" else self.coef_["sum"]
 
     # ------------------------------------------------------------------ API
-    def fit(self, nets: pd.DataFrame, y: Any = None, *, build: NetworkBuilder | None = None,
-            device: str | None = None) -> NetworkCalibration:
+    def fit(
+        self,
+        nets: pd.DataFrame,
+        y: Any = None,
+        *,
+        build: NetworkBuilder | None = None,
+        device: str | None = None,
+    ) -> NetworkCalibration:
         """Fit the correction on measured whole networks.
 
         Args:
@@ -1098,8 +1244,9 @@ class NetworkCalibration(Estimator):
         self._set_coef(terms, self._solve(sums[terms].to_numpy(), y_true, terms))
         return self
 
-    def predict(self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None,
-                device: str | None = None) -> np.ndarray:
+    def predict(
+        self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None, device: str | None = None
+    ) -> np.ndarray:
         """Calibrated predictions for the rows of a network table (``network``, ``batch``).
 
         Returns:
@@ -1127,8 +1274,9 @@ class NetworkCalibration(Estimator):
         totals[self.target] = float(self._apply(pd.DataFrame([sums]).fillna(0.0))[0])
         return NetworkPrediction(pred.layers, totals)
 
-    def leave_one_network_out(self, nets: pd.DataFrame, *,
-                              build: NetworkBuilder | None = None) -> pd.DataFrame:
+    def leave_one_network_out(
+        self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None
+    ) -> pd.DataFrame:
         """Honest evaluation: each network predicted by a calibration fitted without it.
 
         Args:
@@ -1152,13 +1300,24 @@ class NetworkCalibration(Estimator):
             test = (rows["network"].astype(str) == name).to_numpy()
             train = sums.loc[~test]
             terms = self._terms(train)
-            held = NetworkCalibration(self.layer_model, self.mode, self.ridge, self.target, "ignore")
+            held = NetworkCalibration(
+                self.layer_model, self.mode, self.ridge, self.target, "ignore"
+            )
             held._set_coef(terms, self._solve(train[terms].to_numpy(), y_true[~test], terms))
             pred = held._apply(sums.loc[test])
             raw = sums.loc[test, "sum"].to_numpy()
             for b, a, r, p in zip(rows.loc[test, "batch"], y_true[test], raw, pred, strict=True):
-                out.append({"network": name, "batch": int(b), "actual": a, "raw": r, "calibrated": p,
-                            "raw_err_pct": 100 * (r - a) / a, "calibrated_err_pct": 100 * (p - a) / a})
+                out.append(
+                    {
+                        "network": name,
+                        "batch": int(b),
+                        "actual": a,
+                        "raw": r,
+                        "calibrated": p,
+                        "raw_err_pct": 100 * (r - a) / a,
+                        "calibrated_err_pct": 100 * (p - a) / a,
+                    }
+                )
         return pd.DataFrame(out)
 
     # ------------------------------------------------------------------ persistence

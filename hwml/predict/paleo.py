@@ -106,7 +106,9 @@ class Paleo(LayerEstimator):
         self.device_check = device_check
 
     @classmethod
-    def from_provenance(cls, provenance: Mapping[str, Any], dtype: str = "float32", **kwargs: Any) -> Paleo:
+    def from_provenance(
+        cls, provenance: Mapping[str, Any], dtype: str = "float32", **kwargs: Any
+    ) -> Paleo:
         """A Paleo model using a dataset's measured peaks.
 
         Args:
@@ -124,8 +126,11 @@ class Paleo(LayerEstimator):
             raise KeyError(f"provenance has no peak_flops_per_s for dtype {dtype!r} (has {have})")
         if "copy_bandwidth_bytes_per_s" not in provenance:
             raise KeyError("provenance has no copy_bandwidth_bytes_per_s")
-        return cls(peak_flops_per_s=float(peaks[dtype]),
-                   bandwidth_bytes_per_s=float(provenance["copy_bandwidth_bytes_per_s"]), **kwargs)
+        return cls(
+            peak_flops_per_s=float(peaks[dtype]),
+            bandwidth_bytes_per_s=float(provenance["copy_bandwidth_bytes_per_s"]),
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ terms
     def _check_params(self) -> None:
@@ -137,7 +142,9 @@ class Paleo(LayerEstimator):
         if self.combine not in ("sum", "max"):
             raise ValueError(f"combine must be 'sum' or 'max', got {self.combine!r}")
         if self.split and self.combine != "sum":
-            raise ValueError("split=True needs combine='sum' (a max of two scaled terms is not linear)")
+            raise ValueError(
+                "split=True needs combine='sum' (a max of two scaled terms is not linear)"
+            )
 
     def ideal_times(self, batch: LayerBatch) -> tuple[np.ndarray, np.ndarray]:
         """Compute and transfer time at 100% of peak, in ms.
@@ -195,8 +202,9 @@ class Paleo(LayerEstimator):
         self.n_train_ = counts
         return self
 
-    def _fit_scale(self, compute: np.ndarray, transfer: np.ndarray, y: np.ndarray,
-                   key: str) -> tuple[float, float]:
+    def _fit_scale(
+        self, compute: np.ndarray, transfer: np.ndarray, y: np.ndarray, key: str
+    ) -> tuple[float, float]:
         if self.split:
             a = np.column_stack([compute / y, transfer / y])
             sol, _ = nnls(a, np.ones(len(y)))
@@ -240,9 +248,14 @@ class Paleo(LayerEstimator):
         self._check_fitted()
         rows = []
         for key, (a, b) in sorted(self.inv_ppp_.items()):
-            rows.append({"group": key, "ppp_compute": np.inf if a == 0 else 1.0 / a,
-                         "ppp_transfer": np.inf if b == 0 else 1.0 / b,
-                         "n_train": self.n_train_.get(key, 0)})
+            rows.append(
+                {
+                    "group": key,
+                    "ppp_compute": np.inf if a == 0 else 1.0 / a,
+                    "ppp_transfer": np.inf if b == 0 else 1.0 / b,
+                    "n_train": self.n_train_.get(key, 0),
+                }
+            )
         return pd.DataFrame(rows)
 
     def _get_state(self) -> dict[str, Any]:
@@ -251,4 +264,3 @@ class Paleo(LayerEstimator):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.inv_ppp_ = {k: (float(v[0]), float(v[1])) for k, v in state["inv_ppp"].items()}
         self.n_train_ = {k: int(v) for k, v in state["n_train"].items()}
-

@@ -19,14 +19,30 @@ def random_layers(kind: str, n: int, seed: int) -> list[Layer]:
         if kind == "conv2d":
             k = pick([1, 3, 5])
             s = pick([7, 14, 28, 56])
-            out.append(Layer.conv2d(b, pick([3, 16, 32, 64, 128]), s, s, pick([16, 32, 64, 128, 256]),
-                                    k, pick([1, 2]), k // 2, bias=bool(rng.random() < 0.5)))
+            out.append(
+                Layer.conv2d(
+                    b,
+                    pick([3, 16, 32, 64, 128]),
+                    s,
+                    s,
+                    pick([16, 32, 64, 128, 256]),
+                    k,
+                    pick([1, 2]),
+                    k // 2,
+                    bias=bool(rng.random() < 0.5),
+                )
+            )
         elif kind == "linear":
-            out.append(Layer.linear(b, pick([64, 128, 256, 512, 1024, 4096]),
-                                    pick([10, 100, 256, 1000, 4096])))
+            out.append(
+                Layer.linear(
+                    b, pick([64, 128, 256, 512, 1024, 4096]), pick([10, 100, 256, 1000, 4096])
+                )
+            )
         elif kind in ("maxpool2d", "avgpool2d"):
             s = pick([8, 14, 28, 56, 112])
-            out.append(Layer.pool2d(kind, b, pick([16, 64, 128, 256]), s, s, pick([2, 3]), pick([1, 2])))
+            out.append(
+                Layer.pool2d(kind, b, pick([16, 64, 128, 256]), s, s, pick([2, 3]), pick([1, 2]))
+            )
         elif kind == "batchnorm2d":
             s = pick([7, 14, 28, 56])
             out.append(Layer.batchnorm2d(b, pick([16, 64, 256]), s, s))

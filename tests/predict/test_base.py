@@ -27,9 +27,13 @@ def test_every_described_kind_has_a_group_except_other():
 
 
 def test_usable_rows_filters_status_and_nan():
-    t = pd.DataFrame({"runtime_ms": [1.0, 2.0, np.nan, 3.0, 4.0],
-                      "power_w": [10.0, np.nan, 5.0, 7.0, 8.0],
-                      "status": ["ok", "no_power", "oom", "error", "ok"]})
+    t = pd.DataFrame(
+        {
+            "runtime_ms": [1.0, 2.0, np.nan, 3.0, 4.0],
+            "power_w": [10.0, np.nan, 5.0, 7.0, 8.0],
+            "status": ["ok", "no_power", "oom", "error", "ok"],
+        }
+    )
     rows, dropped = usable_rows(t, "runtime_ms")
     assert list(rows.runtime_ms) == [1.0, 2.0, 4.0] and dropped == 2
     rows, dropped = usable_rows(t, "power_w")

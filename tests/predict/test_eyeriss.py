@@ -36,9 +36,19 @@ def _row(layer: Layer, **extra) -> pd.DataFrame:
 def test_conv_matches_hand_computation():
     out = Eyeriss().breakdown(_row(CONV)).iloc[0]
     assert CONV.macs == 216
-    assert (out.rf_accesses, out.array_accesses, out.buffer_accesses, out.dram_accesses) == (648, 252, 110, 98)
+    assert (out.rf_accesses, out.array_accesses, out.buffer_accesses, out.dram_accesses) == (
+        648,
+        252,
+        110,
+        98,
+    )
     assert out.comp_energy_mac == 216
-    assert (out.rf_energy_mac, out.array_energy_mac, out.buffer_energy_mac, out.dram_energy_mac) == (648, 504, 660, 19600)
+    assert (
+        out.rf_energy_mac,
+        out.array_energy_mac,
+        out.buffer_energy_mac,
+        out.dram_energy_mac,
+    ) == (648, 504, 660, 19600)
     assert out.data_energy_mac == 21412
     assert out.energy_mac == 21628
     # By data type: ifmap 216 + 2*72 + 6*32 + 200*32, weight 216 + 2*108 + 6*54 + 200*54,

@@ -21,8 +21,13 @@ IDLE_W = 80.0
 
 def _configs(n: int, seed: int = 0, noise_w: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    z = pd.DataFrame({"filters1": rng.integers(8, 400, n), "filters2": rng.integers(8, 400, n),
-                      "units": rng.integers(16, 4000, n)})
+    z = pd.DataFrame(
+        {
+            "filters1": rng.integers(8, 400, n),
+            "filters2": rng.integers(8, 400, n),
+            "units": rng.integers(16, 4000, n),
+        }
+    )
     z["power_w"] = IDLE_W + sum(w * z[c] for c, w in W.items()) + noise_w * rng.standard_normal(n)
     z["peak_mem_bytes"] = 2e8 + 4e5 * z["filters1"] + 9e5 * z["filters2"] + 3e4 * z["units"]
     z["runtime_ms"] = 1.0  # a measured column: never a default feature

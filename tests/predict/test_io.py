@@ -42,9 +42,11 @@ def test_other_version_type_or_file_is_refused(paleo_file, tmp_path):
         NeuralPowerRegressor.load(path)
     with pytest.raises(ModelFormatError, match="'paleo' model, not a 'eyeriss'"):
         Eyeriss.from_dict(doc)
-    for change, message in [({"format_version": 1}, "format_version 1"),
-                            ({"model_type": "mystery"}, "unknown model_type 'mystery'"),
-                            ({"format": "sklearn"}, "not an hwml predictor")]:
+    for change, message in [
+        ({"format_version": 1}, "format_version 1"),
+        ({"model_type": "mystery"}, "unknown model_type 'mystery'"),
+        ({"format": "sklearn"}, "not an hwml predictor"),
+    ]:
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps({**doc, **change}))
         with pytest.raises(ModelFormatError, match=message):
@@ -71,7 +73,13 @@ def test_unfitted_models_cannot_be_saved(tmp_path):
 
 
 def test_registry_knows_every_model():
-    assert set(io.registered_types()) >= {"paleo", "neuralpower_regressor", "neuralpower",
-                                          "network_calibration", "hyperpower_linear", "eyeriss"}
+    assert set(io.registered_types()) >= {
+        "paleo",
+        "neuralpower_regressor",
+        "neuralpower",
+        "network_calibration",
+        "hyperpower_linear",
+        "eyeriss",
+    }
     with pytest.raises(TypeError, match="already registered"):
         io.register(type("Fake", (), {"model_type": "paleo"}))

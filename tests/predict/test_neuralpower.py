@@ -60,7 +60,9 @@ def test_log_space_recovers_sparse_polynomial(make_table):
     assert terms["log1p(flops)"] == pytest.approx(0.9, rel=1e-3)
     assert terms["log1p(in_features)^2"] == pytest.approx(0.05, rel=1e-3)
     assert terms["1"] == pytest.approx(-18, rel=1e-3)
-    others = {k: v for k, v in terms.items() if k not in ("1", "log1p(flops)", "log1p(in_features)^2")}
+    others = {
+        k: v for k, v in terms.items() if k not in ("1", "log1p(flops)", "log1p(in_features)^2")
+    }
     assert all(abs(v) < 1e-3 for v in others.values()), others
     test = make_table({"linear": 30}, seed=99)
     truth = np.exp(-18 + 0.9 * L(test["flops"]) + 0.05 * L(test["in_features"]) ** 2)
@@ -89,8 +91,9 @@ def test_auto_space_follows_the_data(make_table):
     t.loc[act, "runtime_ms"] = 0.004 + 2e-10 * t.loc[act, "total_bytes"]
     # Compute-bound: a power law of FLOPs with a shape-dependent efficiency (multiplicative).
     conv = ~act
-    t.loc[conv, "runtime_ms"] = np.exp(-19 + 0.85 * L(t.loc[conv, "flops"])
-                                       - 0.2 * L(t.loc[conv, "in_channels"]))
+    t.loc[conv, "runtime_ms"] = np.exp(
+        -19 + 0.85 * L(t.loc[conv, "flops"]) - 0.2 * L(t.loc[conv, "in_channels"])
+    )
     m = NeuralPowerRegressor(degrees=(1, 2), relaxed=True, **FAST).fit(t)
     assert m.space_ == {"activation": "linear", "conv2d": "log"}
     assert m.cv_rmspe_["activation"] < 1.0 and m.cv_rmspe_["conv2d"] < 1.0
@@ -160,7 +163,9 @@ def test_predict_before_fit():
 def fitted(make_table):
     t = make_table({"conv2d": 40, "linear": 30, "maxpool2d": 20, "activation": 20}, seed=4)
     rng = np.random.default_rng(0)
-    t["runtime_ms"] = (0.005 + 1e-12 * t["flops"] + 5e-10 * t["total_bytes"]) * np.exp(0.02 * rng.standard_normal(len(t)))
+    t["runtime_ms"] = (0.005 + 1e-12 * t["flops"] + 5e-10 * t["total_bytes"]) * np.exp(
+        0.02 * rng.standard_normal(len(t))
+    )
     t["power_w"] = 100 + 50 * np.tanh(t["flops"] / 1e10) + rng.normal(0, 1, len(t))
     t.loc[t.kind == "activation", "power_w"] = np.nan
     t.loc[t.kind == "activation", "status"] = "no_power"
@@ -216,9 +221,18 @@ def _toy_net(batch: int = 4) -> Network:
     conv = Layer.conv2d(batch, 16, 14, 14, 32, 3, padding=1)
     pool = Layer.pool2d("maxpool2d", batch, 32, 14, 14, 2)
     flat = Layer(kind="flatten", in_shapes=(pool.out_shape,), out_shape=(batch, 32 * 7 * 7))
-    return Network("toy", (batch, 16, 14, 14), [
-        conv, Layer.activation("relu", conv.out_shape), pool, flat,
-        Layer.linear(batch, 32 * 7 * 7, 100), Layer.activation("relu", (batch, 100))])
+    return Network(
+        "toy",
+        (batch, 16, 14, 14),
+        [
+            conv,
+            Layer.activation("relu", conv.out_shape),
+            pool,
+            flat,
+            Layer.linear(batch, 32 * 7 * 7, 100),
+            Layer.activation("relu", (batch, 100)),
+        ],
+    )
 
 
 def test_neuralpower_energy_and_network_power(fitted, tmp_path):
@@ -226,7 +240,10 @@ def test_neuralpower_energy_and_network_power(fitted, tmp_path):
     assert set(model.power_.groups_) == {"conv2d", "linear", "pool"}
     partial = model.predict_network(_toy_net())  # power was never measured for activations
     act = partial.layers.kind == "activation"
-    assert partial.layers.power_w[act].isna().all() and partial.layers.power_w[~act & (partial.layers.kind != "flatten")].notna().all()
+    assert (
+        partial.layers.power_w[act].isna().all()
+        and partial.layers.power_w[~act & (partial.layers.kind != "flatten")].notna().all()
+    )
     assert np.isnan(partial.totals["energy_mj"]) and partial.totals["runtime_ms"] > 0
     t = fitted.assign(power_w=fitted["power_w"].fillna(120.0), status="ok")
     model = NeuralPower(degrees=(1,), **FAST).fit(t)
@@ -239,7 +256,9 @@ def test_neuralpower_energy_and_network_power(fitted, tmp_path):
     np.testing.assert_allclose(busy.energy_mj, busy.power_w * busy.runtime_ms)
     assert pred.totals["runtime_ms"] == pytest.approx(layers.runtime_ms.sum())
     assert pred.totals["energy_mj"] == pytest.approx(layers.energy_mj.sum())
-    assert pred.totals["power_w"] == pytest.approx(pred.totals["energy_mj"] / pred.totals["runtime_ms"])
+    assert pred.totals["power_w"] == pytest.approx(
+        pred.totals["energy_mj"] / pred.totals["runtime_ms"]
+    )
     assert model.model_size_["power"]["conv2d"] >= 1
     back = load(model.save(tmp_path / "pair.json"))
     pd.testing.assert_frame_equal(back.predict_network(_toy_net()).layers, layers)
@@ -249,8 +268,12 @@ def test_neuralpower_energy_and_network_power(fitted, tmp_path):
 
 def test_trivial_kinds_use_their_training_median(fitted):
     flat = Layer(kind="flatten", in_shapes=((4, 8, 2, 2),), out_shape=(4, 32)).to_row()
-    extra = pd.DataFrame([flat, flat, flat]).assign(runtime_ms=[0.001, 0.002, 0.003], status="ok", dtype="float32")
-    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(pd.concat([fitted, extra], ignore_index=True))
+    extra = pd.DataFrame([flat, flat, flat]).assign(
+        runtime_ms=[0.001, 0.002, 0.003], status="ok", dtype="float32"
+    )
+    m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(
+        pd.concat([fitted, extra], ignore_index=True)
+    )
     pred = m.predict_network(_toy_net())
     assert pred.layers.loc[3, "runtime_ms"] == pytest.approx(0.002)
     assert not pred.layers.loc[3, "fallback"]
@@ -266,11 +289,20 @@ def test_power_only_where_measured(fitted):
 # ---------------------------------------------------------------- network calibration
 NETS = {
     "a": lambda b: _toy_net(b),
-    "b": lambda b: Network("b", (b, 64), [Layer.linear(b, 64, 256), Layer.activation("relu", (b, 256)),
-                                          Layer.linear(b, 256, 10)]),
-    "c": lambda b: Network("c", (b, 16, 28, 28), [Layer.conv2d(b, 16, 28, 28, 16, 3, padding=1),
-                                                  Layer.batchnorm2d(b, 16, 28, 28),
-                                                  Layer.activation("relu", (b, 16, 28, 28))]),
+    "b": lambda b: Network(
+        "b",
+        (b, 64),
+        [Layer.linear(b, 64, 256), Layer.activation("relu", (b, 256)), Layer.linear(b, 256, 10)],
+    ),
+    "c": lambda b: Network(
+        "c",
+        (b, 16, 28, 28),
+        [
+            Layer.conv2d(b, 16, 28, 28, 16, 3, padding=1),
+            Layer.batchnorm2d(b, 16, 28, 28),
+            Layer.activation("relu", (b, 16, 28, 28)),
+        ],
+    ),
 }
 
 
@@ -280,7 +312,9 @@ def _build(name: str, batch: int, dtype_bytes: int) -> Network:
 
 @pytest.fixture
 def exact_paleo(make_table):
-    t = make_table({"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10})
+    t = make_table(
+        {"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10}
+    )
     work = t["flops"] + t["vector_ops"]
     t["runtime_ms"] = 1e3 * (work / 1e12 + t["total_bytes"] / 1e11) / 0.5
     return Paleo(1e12, 1e11).fit(t)
@@ -291,7 +325,15 @@ def _nets_table(layer_model, fn) -> pd.DataFrame:
     for name in NETS:
         for b in (1, 8, 32):
             raw = layer_model.predict_network(_build(name, b, 4)).totals["runtime_ms"]
-            rows.append({"network": name, "batch": b, "dtype": "float32", "runtime_ms": fn(raw), "status": "ok"})
+            rows.append(
+                {
+                    "network": name,
+                    "batch": b,
+                    "dtype": "float32",
+                    "runtime_ms": fn(raw),
+                    "status": "ok",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -313,22 +355,29 @@ def test_global_calibration_recovers_the_overshoot(exact_paleo, tmp_path):
 def test_affine_and_per_group_calibration(exact_paleo):
     nets = _nets_table(exact_paleo, lambda raw: 0.05 + raw)
     cal = NetworkCalibration(exact_paleo, mode="affine").fit(nets, build=_build)
-    assert cal.coef_["offset"] == pytest.approx(0.05, rel=1e-6) and cal.scale_ == pytest.approx(1.0, rel=1e-6)
+    assert cal.coef_["offset"] == pytest.approx(0.05, rel=1e-6) and cal.scale_ == pytest.approx(
+        1.0, rel=1e-6
+    )
     # A fixed time per working layer overlaps inside a network.
     n = _nets_table(exact_paleo, lambda raw: raw)["network"].map(
-        {name: sum(layer.kind != "flatten" for layer in NETS[name](1)) for name in NETS})
+        {name: sum(layer.kind != "flatten" for layer in NETS[name](1)) for name in NETS}
+    )
     nets = _nets_table(exact_paleo, lambda raw: raw)
     per_layer = -0.2 * float((nets["runtime_ms"] / n).min())
     nets["runtime_ms"] = 0.95 * nets["runtime_ms"] + per_layer * n
     ovh = NetworkCalibration(exact_paleo, mode="overhead").fit(nets, build=_build)
-    assert ovh.coef_["sum"] == pytest.approx(0.95) and ovh.coef_["layers"] == pytest.approx(per_layer)
+    assert ovh.coef_["sum"] == pytest.approx(0.95) and ovh.coef_["layers"] == pytest.approx(
+        per_layer
+    )
     lono = ovh.leave_one_network_out(nets, build=_build)
     np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-6)
     nets = _nets_table(exact_paleo, lambda raw: raw)
     per = NetworkCalibration(exact_paleo, mode="per_group", ridge=0.0).fit(nets, build=_build)
     np.testing.assert_allclose(per.predict(nets, build=_build), nets.runtime_ms, rtol=1e-6)
-    assert set(per.scale_) == {KIND_GROUPS[k] for k in ("conv2d", "linear", "maxpool2d", "activation",
-                                                        "batchnorm2d", "flatten")}
+    assert set(per.scale_) == {
+        KIND_GROUPS[k]
+        for k in ("conv2d", "linear", "maxpool2d", "activation", "batchnorm2d", "flatten")
+    }
     with pytest.raises(TooFewRowsError, match="two networks"):
         per.leave_one_network_out(nets[nets.network == "a"], build=_build)
 
@@ -359,7 +408,9 @@ def test_saved_inputs_must_match_the_current_spec(fitted, tmp_path):
 
 
 def test_calibration_of_summed_layer_energy(make_table):
-    t = make_table({"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10})
+    t = make_table(
+        {"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10}
+    )
     t["runtime_ms"] = 0.01 + 1e-12 * t["flops"] + 1e-9 * t["total_bytes"]
     t["power_w"] = 150 + 1e-7 * t["total_bytes"]
     model = NeuralPower(degrees=(1,), space="linear", **FAST).fit(t)
@@ -391,6 +442,9 @@ def test_power_predictions_stay_within_the_measured_range(make_table):
     assert clipped.power_.clip and not clipped.runtime_.clip
     assert clipped.predict_all(huge)["power_w"].iloc[0] == pytest.approx(t["power_w"].max())
     assert free.predict_all(huge)["power_w"].iloc[0] > 2 * t["power_w"].max()
-    assert clipped.predict_all(huge)["runtime_ms"].iloc[0] == free.predict_all(huge)["runtime_ms"].iloc[0]
+    assert (
+        clipped.predict_all(huge)["runtime_ms"].iloc[0]
+        == free.predict_all(huge)["runtime_ms"].iloc[0]
+    )
     back = NeuralPower.from_dict(clipped.to_dict())
     assert back.predict_all(huge)["power_w"].iloc[0] == pytest.approx(t["power_w"].max())

@@ -15,7 +15,9 @@ BW = 1e11  # byte/s
 PPP = {"conv2d": 0.5, "linear": 0.25, "pool": 0.1, "activation": 0.8}
 
 
-def _runtime_ms(table: pd.DataFrame, ppp: dict[str, float], noise: float = 0.0, seed: int = 0) -> np.ndarray:
+def _runtime_ms(
+    table: pd.DataFrame, ppp: dict[str, float], noise: float = 0.0, seed: int = 0
+) -> np.ndarray:
     work = table["flops"] + table["vector_ops"]
     ideal = 1e3 * (work / PEAK + table["total_bytes"] / BW)
     scale = table["kind"].map(KIND_GROUPS).map(ppp)
@@ -74,9 +76,12 @@ def test_max_combination_is_the_roofline(make_table):
 def test_network_prediction_and_trivial_kinds(table):
     model = Paleo(PEAK, BW).fit(table)
     conv = Layer.conv2d(2, 16, 14, 14, 32, 3, padding=1)
-    layers = [conv, Layer.activation("relu", conv.out_shape),
-              Layer(kind="flatten", in_shapes=(conv.out_shape,), out_shape=(2, 32 * 14 * 14)),
-              Layer.linear(2, 32 * 14 * 14, 10)]
+    layers = [
+        conv,
+        Layer.activation("relu", conv.out_shape),
+        Layer(kind="flatten", in_shapes=(conv.out_shape,), out_shape=(2, 32 * 14 * 14)),
+        Layer.linear(2, 32 * 14 * 14, 10),
+    ]
     net = Network("toy", (2, 16, 14, 14), layers)
     pred = model.predict_network(net)
     assert list(pred.layers["kind"]) == ["conv2d", "activation", "flatten", "linear"]
@@ -99,8 +104,11 @@ def test_missing_columns_are_named(table):
 
 
 def test_from_provenance_and_json_round_trip(table, tmp_path):
-    prov = {"gpu_name": "GPU X", "peak_flops_per_s": {"float32": PEAK, "float16": 4 * PEAK},
-            "copy_bandwidth_bytes_per_s": BW}
+    prov = {
+        "gpu_name": "GPU X",
+        "peak_flops_per_s": {"float32": PEAK, "float16": 4 * PEAK},
+        "copy_bandwidth_bytes_per_s": BW,
+    }
     model = Paleo.from_provenance(prov, "float32").fit(table, device=prov["gpu_name"])
     assert model.device_ == "GPU X" and model.dtype_ == "float32"
     back = load(model.save(tmp_path / "paleo.json"))
