@@ -146,10 +146,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     )
     opts = _opts(args)
     if args.what == "calibrate":
-        from hwml.data import update_provenance
+        from hwml.data import now_iso, update_provenance
 
         begun = profile._begin(folder, device, opts, command, cal, "calibrate")
-        update_provenance(folder, begun["facts"], begun["run"])
+        run = {**begun["run"], "finished": now_iso(), "outcome": "completed"}
+        update_provenance(folder, begun["facts"], run)
         profile.write_dataset_readme(folder)
         print(json.dumps(cal, indent=1, default=float))
         return 0

@@ -76,5 +76,8 @@ def test_profile_layers_on_cpu(tmp_path, capsys):
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["dataset_kind"] == "cpu"
     assert prov["runs"][-1]["command"].startswith("hwml profile layers")
+    assert prov["runs"][-1]["outcome"] == "completed" and prov["runs"][-1]["rows_written"] == 3
     assert main(args) == 0  # resumes: nothing new
     assert len(pd.read_csv(out / "layers.csv")) == 3
+    again = json.loads((out / "provenance.json").read_text())["runs"]
+    assert len(again) == 2 and again[-1]["rows_written"] == 0
