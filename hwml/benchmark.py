@@ -39,7 +39,6 @@ more configurations later extends the same sequence.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import multiprocessing as mp
@@ -63,6 +62,7 @@ from hwml.data import (
     RunLog,
     dataset_path,
     now_iso,
+    provenance_lock,
     read_provenance,
     update_provenance,
     write_readme,
@@ -400,8 +400,7 @@ power was measured). A run whose loss became NaN or infinite has `status = faile
 as they are measured and never edited.
 """
     title = f"HyperPower CNN benchmark: {device}"
-    with open(folder / "provenance.json", "a") as lock:  # shards finish at the same time
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with provenance_lock(folder):  # shards finish at the same time
         write_readme(folder, title, description, column_docs(), read_provenance(folder))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -120,19 +121,51 @@ def _opts(args: argparse.Namespace):
         power=not args.no_power,
         periods=args.periods,
         budget_ms=args.budget_ms,
-        graph=args.graph,
+        graph=not args.no_graph,
+        eager_power=args.eager_power,
         shard=args.shard,
         progress=not args.no_progress,
     )
 
 
+def _nothing_to_measure(args: argparse.Namespace) -> str | None:
+    """Why ``hwml profile layers`` with these arguments would measure no row, or None."""
+    if args.what != "layers" or args.zoo_batches:
+        return None
+    counts = {kind: args.samples.get(kind, args.samples.get("*", 0)) for kind in args.kinds}
+    if any(counts.values()):
+        return None
+    if not args.kinds:
+        return "--kinds names no layer kind"
+    why = f"--samples gives 0 configurations of {', '.join(args.kinds)} and no --zoo-batches"
+    unused = sorted(set(args.samples) - set(args.kinds) - {"*"})
+    if unused:
+        why += f" ({', '.join(unused)} in --samples but not in --kinds)"
+    return why
+
+
+def _table_of(args: argparse.Namespace) -> str | None:
+    """The table a ``hwml profile`` invocation appends to (None for calibrate)."""
+    if args.what == "layers":
+        return "repeats" if args.repeat > 1 else "layers"
+    return {"nets": "nets", "net-layers": "net_layers", "validate": "validation"}.get(args.what)
+
+
 def _cmd_profile(args: argparse.Namespace) -> int:
     from hwml import profile, zoo
+    from hwml.data import read_provenance
 
+    why = _nothing_to_measure(args)
+    if why is not None:  # before the device is opened or the provenance written
+        print(f"hwml profile: nothing to measure: {why}", file=sys.stderr)
+        return 2
     device = _open(args)
     if args.git_commit:  # a copy of the tree without .git (e.g. on a remote GPU box)
         device.info["git_commit"] = args.git_commit
     folder = _out_folder(args, device)
+    # What main() needs to tell what an interruption kept.
+    args.out_folder = folder
+    args.runs_before = {r.get("run_id") for r in read_provenance(folder).get("runs", [])}
     command = "hwml " + " ".join(shlex.quote(a) for a in args.argv)
     quick = args.what != "calibrate"
     cal = profile.calibrate(device, quick=quick)
@@ -148,7 +181,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     if args.what == "calibrate":
         from hwml.data import now_iso, update_provenance
 
-        begun = profile._begin(folder, device, opts, command, cal, "calibrate")
+        begun = profile.begin_run(folder, device, opts, command, cal, "calibrate")
         run = {**begun["run"], "finished": now_iso(), "outcome": "completed"}
         update_provenance(folder, begun["facts"], run)
         profile.write_dataset_readme(folder)
@@ -187,6 +220,24 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         n = profile.sweep_networks(
             folder, device, nets, args.batches, opts, command=command, calibration=cal
         )
+    elif args.what == "validate":
+        from hwml import validation
+        from hwml.data import read_table
+
+        layers = validation.pick_layers(
+            read_table(args.layers_from, "layers"), args.validate_layers, seed=args.seed
+        )
+        n = validation.sweep_validation(
+            folder,
+            device,
+            layers,
+            nets,
+            args.batches,
+            opts,
+            seconds=args.seconds,
+            command=command,
+            calibration=cal,
+        )
     else:
         n = profile.sweep_net_layers(
             folder, device, nets, args.batches, opts, command=command, calibration=cal
@@ -196,14 +247,25 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
 
 def _samples(text: str) -> dict[str, int]:
-    """``1500`` (every kind) or ``conv2d=1500,linear=400``."""
+    """``1500`` (every kind) or ``conv2d=1500,linear=400``: counts of zero or more."""
     out: dict[str, int] = {}
-    for part in _names(text):
-        if "=" in part:
-            k, v = part.split("=", 1)
-            out[k] = int(v)
-        else:
-            out["*"] = int(part)
+    parts = _names(text)
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected N or KIND=N,..., got {text!r}")
+    for part in parts:
+        kind, _, value = part.partition("=") if "=" in part else ("*", "", part)
+        kind = kind.strip()
+        if not kind:
+            raise argparse.ArgumentTypeError(f"{part!r} names no layer kind before '='")
+        try:
+            count = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected N or KIND=N with N a whole number, got {part!r}"
+            ) from None
+        if count < 0:
+            raise argparse.ArgumentTypeError(f"a sample count cannot be negative, got {part!r}")
+        out[kind] = count
     return out
 
 
@@ -224,7 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_cmd_describe)
 
     pr = sub.add_parser("profile", help="measure layers and networks on a device")
-    pr.add_argument("what", choices=("calibrate", "layers", "nets", "net-layers"))
+    pr.add_argument(
+        "what",
+        choices=("calibrate", "layers", "nets", "net-layers", "validate"),
+        help="validate: hwml's energy per call beside a sustained two-read loop and Zeus",
+    )
     pr.add_argument("--out", help="dataset folder (default data/<gpu name>)")
     pr.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
     pr.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
@@ -259,8 +325,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--no-power", action="store_true", help="runtime only")
     pr.add_argument("--periods", type=int, default=3, help="counter updates per power window")
-    pr.add_argument("--budget-ms", type=float, default=100.0, help="timed-repeat budget per row")
-    pr.add_argument("--graph", action="store_true", help="also time CUDA-graph replay")
+    pr.add_argument("--budget-ms", type=float, default=50.0, help="timed-repeat budget per row")
+    pr.add_argument(
+        "--no-graph",
+        action="store_true",
+        help="no CUDA graph: no GPU runtime, and power windows run eager launches",
+    )
+    pr.add_argument(
+        "--eager-power",
+        action="store_true",
+        help="also a power window of eager launches (always on for nets)",
+    )
+    pr.add_argument(
+        "--layers-from",
+        default="nvidia-h200",
+        help="validate: measured dataset whose layers.csv the layers are picked from",
+    )
+    pr.add_argument(
+        "--validate-layers", type=int, default=40, help="validate: layers (spread by runtime)"
+    )
+    pr.add_argument(
+        "--seconds", type=float, default=3.0, help="validate: length of each reference loop (s)"
+    )
     pr.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: this process's share")
     pr.add_argument("--no-progress", action="store_true")
     pr.add_argument(
@@ -289,6 +375,7 @@ def _extra_commands() -> list:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hwml`` console script."""
+    from hwml.data import DatasetError
     from hwml.describe import UnsupportedLayerError
     from hwml.hardware import DeviceUnavailableError
     from hwml.zoo import UnknownNetworkError
@@ -299,9 +386,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return int(args.func(args) or 0)
-    except (UnknownNetworkError, UnsupportedLayerError, DeviceUnavailableError, ValueError) as err:
+    except (
+        UnknownNetworkError,
+        UnsupportedLayerError,
+        DeviceUnavailableError,
+        DatasetError,  # SweepBusyError among them
+        ValueError,
+    ) as err:
         print(f"hwml {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"hwml {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return 130
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """One line on what an interrupted command kept (for a sweep: its rows, from the log)."""
+    folder = getattr(args, "out_folder", None)
+    if args.command != "profile" or folder is None:
+        return "interrupted"
+    from hwml.data import read_provenance
+
+    table = _table_of(args)
+    try:
+        runs = read_provenance(folder).get("runs", [])
+    except (OSError, ValueError):
+        runs = []
+    before = getattr(args, "runs_before", set())
+    mine = [
+        r
+        for r in runs
+        if isinstance(r, dict) and r.get("pid") == os.getpid() and r.get("run_id") not in before
+    ]
+    if table is None or not mine:
+        return f"interrupted before the run was recorded in {folder}; run the same command again"
+    counts = [r.get("rows_written") for r in mine]
+    if any(c is None for c in counts):  # a second Ctrl-C before the log was completed
+        kept = "the rows measured so far"
+    else:
+        n = sum(counts)
+        kept = f"{n} row{'' if n == 1 else 's'}"
+    return (
+        f"interrupted: {kept} kept in {folder} ({table}.csv); run the same command again to resume"
+    )
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ A dataset folder holds one device's measurements (never two GPU models in one fo
   present;
 * ``provenance.json``: the device and software facts, and one entry per measuring run
   (command line, date, git commit, idle power, counter update period, ...), written when
-  the run starts and completed when it ends, however it ends (:class:`RunLog`);
+  the run starts and completed when it ends, however it ends (:class:`RunLog`); a run
+  killed outright is marked as ended by the next run that enters the folder;
 * ``README.md``: where the data came from, the run log and a column | unit | meaning
   table, followed by the folder's hand-written ``NOTES.md`` when there is one.
 
-Folders are found from the repository root, never from the current directory.
+Folders are found from the repository root, never from the current directory. Hidden
+``.*.lock`` files in a folder serialize writers of ``provenance.json`` and keep two copies
+of one sweep from running at once (:class:`RunLog`'s ``lock_name``); they are not data.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import csv
 import io
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -31,6 +35,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 __all__ = [
     "REPO_ROOT",
     "data_root",
@@ -41,8 +47,10 @@ __all__ = [
     "read_table",
     "read_provenance",
     "update_provenance",
+    "provenance_lock",
     "RunLog",
     "RunStopped",
+    "SweepBusyError",
     "git_commit",
     "now_iso",
     "write_readme",
@@ -54,6 +62,17 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 class DatasetError(RuntimeError):
     """A dataset folder or table is missing or inconsistent."""
+
+
+class SweepBusyError(DatasetError):
+    """Another process is running the same sweep into the same dataset folder.
+
+    Raised by :class:`RunLog` when its ``lock_name`` lock is held by another process.
+    """
+
+
+#: ``outcome`` of a run found ``"running"`` after its process had gone (killed outright).
+GONE_OUTCOME = "ended without a record (process gone)"
 
 
 def data_root() -> Path:
@@ -238,14 +257,23 @@ def update_provenance(
     Returns:
         The provenance now on disk.
     """
-    import fcntl
-
     folder = dataset_path(dataset)
     folder.mkdir(parents=True, exist_ok=True)
     # Several sweep processes (one per GPU) may update the same file: serialize them.
-    with open(folder / "provenance.json", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with provenance_lock(folder):
         return _update_provenance_locked(folder, facts, run, identity)
+
+
+def provenance_lock(folder: str | os.PathLike[str]) -> FileLock:
+    """The lock that serializes writers of ``<folder>/provenance.json`` (blocking).
+
+    Use it as a context manager around a read-modify-write of the provenance (or of a
+    README generated from it). It lives in ``<folder>/.provenance.json.lock``.
+
+    Args:
+        folder: Dataset folder.
+    """
+    return FileLock(dataset_path(folder) / ".provenance.json.lock")
 
 
 def _update_provenance_locked(
@@ -281,18 +309,33 @@ class RunStopped(SystemExit):
 class RunLog:
     """One measuring run's entry in a dataset's run log, kept true however the run ends.
 
-    Entering appends the entry (``finished`` empty, ``outcome`` "running"), so even a run
-    killed outright is listed. Each row the run writes is counted with :meth:`row`; leaving
-    the block records ``rows_written``, ``finished`` and the ``outcome``: "completed", or
-    "stopped (SIGTERM)", "interrupted" or "failed: <error>" when it ends early. While the
-    block runs in the main thread, ``SIGTERM`` raises :class:`RunStopped` (exit status 143)
-    so that the rows counted so far reach the log; the previous handler comes back after.
+    Entering appends the entry (``finished`` empty, ``outcome`` "running", this process's
+    ``pid`` and ``host``), so even a run killed outright is listed. Each row the run writes
+    is counted with :meth:`row`; leaving the block records ``rows_written``, ``finished``
+    and the ``outcome``: "completed", or "stopped (SIGTERM)", "interrupted" or
+    "failed: <error>" when it ends early. While the block runs in the main thread,
+    ``SIGTERM`` raises :class:`RunStopped` (exit status 143) so that the rows counted so
+    far reach the log; the previous handler comes back after.
+
+    A run killed outright (``kill -9``, power loss) cannot complete its entry. Entering a
+    new run therefore settles the earlier entries still "running" on this host whose
+    process is gone (its pid no longer exists, or the lock of its ``lock_name`` is free):
+    their ``outcome`` becomes ``"ended without a record (process gone)"``, ``finished``
+    stays empty and ``rows_written`` is counted from the ``run_id`` column of ``tables``.
+    Entries of other hosts are left alone.
+
+    With ``lock_name``, entering first takes the lock ``<folder>/.<lock_name>.lock``
+    without waiting, and raises :class:`SweepBusyError` if another process holds it: two
+    copies of one sweep started into one folder would otherwise both measure (and append)
+    every row. Processes that share a table on purpose (one per GPU, each on its own
+    shard) pass different names, e.g. ``"layers-shard0of2"``. The lock is released when
+    the block ends, and by the operating system when the process dies.
 
     Example::
 
         with RunLog(folder, facts, {"command": cmd, "date": now_iso()}) as log:
             for row in rows:
-                table.append(row)
+                table.append({**row, "run_id": log.run_id})
                 log.row()
     """
 
@@ -303,6 +346,9 @@ class RunLog:
         run: Mapping[str, Any],
         identity: Iterable[str] = ("gpu_name",),
         on_exit: Callable[[], Any] | None = None,
+        *,
+        lock_name: str | None = None,
+        tables: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         """
         Args:
@@ -311,26 +357,65 @@ class RunLog:
             run: The run's facts (command, date, commit, ...).
             identity: Facts that must not change within the dataset.
             on_exit: Called after the entry is completed (e.g. to rewrite the README).
+            lock_name: Name of the sweep, unique among the processes that may write into
+                the folder at the same time (e.g. ``"layers"``, ``"layers-shard0of2"``);
+                None takes no lock.
+            tables: CSV tables the folder's runs write, with a ``run_id`` column, to count
+                the rows of runs that ended without a record (files that do not exist or
+                lack the column are skipped).
+
+        Raises:
+            ValueError: ``lock_name`` is empty or not a plain file-name part.
         """
+        if lock_name is not None and (
+            not lock_name or lock_name in (".", "..") or "/" in lock_name or os.sep in lock_name
+        ):
+            raise ValueError(f"lock_name must be a plain name, got {lock_name!r}")
         self.folder = dataset_path(dataset)
         self.facts = dict(facts)
         self.run = {**run, "run_id": uuid.uuid4().hex[:12]}
         self.identity = tuple(identity)
         self.on_exit = on_exit
+        self.lock_name = lock_name
+        self.tables = [Path(t) for t in tables]
         self.rows_written = 0
         self._previous: Any = None
+        self._lock: FileLock | None = None
+
+    @property
+    def run_id(self) -> str:
+        """This run's id in the run log (write it into each row the run appends)."""
+        return self.run["run_id"]
+
+    @property
+    def lock_path(self) -> Path | None:
+        """``<folder>/.<lock_name>.lock``, or None without a ``lock_name``."""
+        return None if self.lock_name is None else _sweep_lock_path(self.folder, self.lock_name)
 
     def row(self, n: int = 1) -> None:
         """Count ``n`` rows written by this run."""
         self.rows_written += n
 
     def __enter__(self) -> RunLog:
-        update_provenance(
-            self.folder,
-            self.facts,
-            {**self.run, "finished": None, "outcome": "running"},
-            self.identity,
-        )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.lock_name is not None:
+            self._take_lock()
+        try:
+            entry = {
+                **self.run,
+                "pid": os.getpid(),
+                "host": platform.node(),
+                "finished": None,
+                "outcome": "running",
+            }
+            if self.lock_name is not None:
+                entry["lock_name"] = self.lock_name
+            with provenance_lock(self.folder):
+                _settle_gone_runs(self.folder, self.tables, self.lock_name)
+                _update_provenance_locked(self.folder, self.facts, entry, self.identity)
+        except BaseException:
+            self._release_lock()
+            raise
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, _raise_stopped)
         return self
@@ -341,36 +426,171 @@ class RunLog:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
-        if exc_type is None:
-            outcome = "completed"
-        elif isinstance(exc, RunStopped):
-            outcome = f"stopped ({exc.signal})"
-        elif isinstance(exc, KeyboardInterrupt):
-            outcome = "interrupted"
+        try:
+            if self._previous is not None:
+                signal.signal(signal.SIGTERM, self._previous)
+                self._previous = None
+            if exc_type is None:
+                outcome = "completed"
+            elif isinstance(exc, RunStopped):
+                outcome = f"stopped ({exc.signal})"
+            elif isinstance(exc, KeyboardInterrupt):
+                outcome = "interrupted"
+            else:
+                first = str(exc).splitlines()[0][:200] if str(exc) else ""
+                outcome = f"failed: {exc_type.__name__}" + (f": {first}" if first else "")
+            _finish_run(
+                self.folder,
+                self.run_id,
+                {"rows_written": self.rows_written, "finished": now_iso(), "outcome": outcome},
+            )
+            if self.on_exit is not None:
+                self.on_exit()
+        finally:
+            self._release_lock()
+
+    def _take_lock(self) -> None:
+        path = self.lock_path
+        assert path is not None
+        lock = FileLock(path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise self._busy_error() from None
+        self._lock = lock
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.release()
+
+    def _busy_error(self) -> SweepBusyError:
+        """The error naming the run that holds this run's lock (from the provenance)."""
+        try:
+            with provenance_lock(self.folder):
+                runs = read_provenance(self.folder).get("runs", [])
+        except (OSError, ValueError):
+            runs = []
+        holders = [
+            r
+            for r in runs
+            if isinstance(r, dict)
+            and r.get("lock_name") == self.lock_name
+            and r.get("outcome") == "running"
+        ]
+        here = platform.node()
+        alive = [r for r in holders if r.get("host") != here or not _pid_gone(r.get("pid"))]
+        holder = (alive or holders or [None])[-1]
+        if holder is None:
+            who = "by a process that has not logged its run yet"
         else:
-            first = str(exc).splitlines()[0][:200] if str(exc) else ""
-            outcome = f"failed: {exc_type.__name__}" + (f": {first}" if first else "")
-        _finish_run(
-            self.folder,
-            self.run["run_id"],
-            {"rows_written": self.rows_written, "finished": now_iso(), "outcome": outcome},
+            who = (
+                f"by pid {holder.get('pid', '?')} on host {holder.get('host', '?')}, "
+                f"started {holder.get('date', '?')}: {holder.get('command', '?')}"
+            )
+        return SweepBusyError(
+            f"{self.folder}: sweep {self.lock_name!r} is already running there (lock "
+            f"{self.lock_path} held {who}); wait for it to end or use another --out folder"
         )
-        if self.on_exit is not None:
-            self.on_exit()
+
+
+def _sweep_lock_path(folder: Path, lock_name: str) -> Path:
+    return folder / f".{lock_name}.lock"
 
 
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
     raise RunStopped(signum)
 
 
-def _finish_run(folder: Path, run_id: str, updates: Mapping[str, Any]) -> None:
-    import fcntl
+def _pid_gone(pid: Any) -> bool:
+    """Whether ``pid`` surely names no process on this host (False when it cannot tell)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: a process of another user
+        return False
+    return False
 
-    with open(folder / "provenance.json", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+
+def _lock_free(folder: Path, lock_name: Any, own: str | None) -> bool:
+    """Whether nobody holds the sweep lock ``lock_name`` of ``folder``."""
+    if not isinstance(lock_name, str) or not lock_name:
+        return False
+    if lock_name == own:  # this process holds it: the earlier run cannot
+        return True
+    path = _sweep_lock_path(folder, lock_name)
+    if not path.exists():
+        return True
+    probe = FileLock(path, timeout=0)
+    try:
+        probe.acquire()
+    except Timeout:
+        return False
+    probe.release()
+    return True
+
+
+def _settle_gone_runs(folder: Path, tables: Sequence[Path], own_lock: str | None) -> None:
+    """Mark this host's "running" entries whose process is gone (caller holds the lock)."""
+    prov = read_provenance(folder)
+    here = platform.node()
+    gone = [
+        entry
+        for entry in prov.get("runs", [])
+        if isinstance(entry, dict)
+        and entry.get("outcome") == "running"
+        and entry.get("host") == here
+        and "pid" in entry
+        and (
+            _pid_gone(entry["pid"])
+            or ("lock_name" in entry and _lock_free(folder, entry["lock_name"], own_lock))
+        )
+    ]
+    if not gone:
+        return
+    counts = _count_run_rows(tables, {str(e.get("run_id")) for e in gone}) if tables else {}
+    for entry in gone:
+        entry["outcome"] = GONE_OUTCOME
+        entry["finished"] = None
+        entry["rows_written"] = counts.get(str(entry.get("run_id"))) if tables else None
+    (folder / "provenance.json").write_text(
+        json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"
+    )
+
+
+def _count_run_rows(tables: Sequence[Path], run_ids: set[str]) -> dict[str, int]:
+    """Rows per ``run_id`` (of ``run_ids``) in the CSV ``tables`` that have the column.
+
+    A half-written last line (a writer killed mid-row) is not counted.
+    """
+    counts = dict.fromkeys(run_ids, 0)
+    for path in tables:
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            complete = f.read(1) == b"\n"
+        with path.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            if "run_id" not in header:
+                continue
+            col = header.index("run_id")
+            last: str | None = None
+            for row in reader:
+                last = row[col] if len(row) > col else None
+                if last in counts:
+                    counts[last] += 1
+            if not complete and last in counts:
+                counts[last] -= 1
+    return counts
+
+
+def _finish_run(folder: Path, run_id: str, updates: Mapping[str, Any]) -> None:
+    with provenance_lock(folder):
         prov = read_provenance(folder)
         for entry in prov.get("runs", []):
             if entry.get("run_id") == run_id:

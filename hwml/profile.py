@@ -27,7 +27,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,11 @@ from tqdm.auto import tqdm
 from hwml import __version__, zoo
 from hwml.data import AppendTable, RunLog, git_commit, now_iso, write_readme
 from hwml.describe import KINDS, Layer
-from hwml.hardware import Device, Timing
+from hwml.hardware import Device, GraphCaptureError, PowerReading, Timing
 
 __all__ = [
     "DTYPES",
+    "MIN_BUSY_FRACTION",
     "LAYER_COLUMNS",
     "NET_COLUMNS",
     "NET_LAYER_COLUMNS",
@@ -48,6 +49,10 @@ __all__ = [
     "sample_layers",
     "zoo_layers",
     "failed_measurement",
+    "begin_run",
+    "logged_run",
+    "model_inputs",
+    "run_rows",
     "measure_callable",
     "measure_layer",
     "measure_network",
@@ -69,23 +74,59 @@ _LAYER_FEATURES = list(Layer.linear(1, 1, 1).to_row())
 _MEASURED: dict[str, tuple[str, str]] = {
     "runtime_ms": (
         "ms",
-        "median time of one call (CUDA events after warm-up; CPU: monotonic clock)",
+        "eager runtime: median time of one call launched from Python, what a PyTorch user "
+        "sees (CUDA events after warm-up; CPU: monotonic clock)",
     ),
-    "runtime_p10_ms": ("ms", "10th percentile of the timed calls"),
-    "runtime_p90_ms": ("ms", "90th percentile of the timed calls"),
-    "runtime_cv": ("1", "coefficient of variation of the timed calls"),
-    "repeats": ("count", "timed calls"),
+    "runtime_p10_ms": ("ms", "10th percentile of the timed eager calls"),
+    "runtime_p90_ms": ("ms", "90th percentile of the timed eager calls"),
+    "runtime_cv": ("1", "coefficient of variation of the timed eager calls"),
+    "repeats": ("count", "timed eager calls"),
+    "host_dispatch_ms": (
+        "ms",
+        "host dispatch: CPU time to issue one call into an empty queue (GPU only)",
+    ),
     "runtime_graph_ms": (
         "ms",
-        "median time of one call replayed from a CUDA graph (empty if not measured)",
+        "GPU runtime: median time of one call replayed from a CUDA graph, launch overhead "
+        "removed (empty when the workload could not be captured; see graph_error)",
+    ),
+    "graph_calls": ("count", "calls captured in one CUDA graph (about 0.5 ms of work)"),
+    "graph_error": ("-", "why the workload could not be captured into a CUDA graph"),
+    "power_mode": (
+        "-",
+        "how the workload ran during the power window: 'graph' (replays of the CUDA graph, "
+        "the GPU kept busy) or 'eager' (when it could not be captured)",
     ),
     "power_w": (
         "W",
-        "average board power over a window aligned to energy-counter updates; empty if not measured",
+        "average board power over the window, ΔE / Δt between two energy-counter updates",
     ),
-    "power_window_s": ("s", "length of the power window"),
+    "energy_mj": (
+        "mJ",
+        "energy of one call: ΔE / calls completed inside the same window",
+    ),
+    "power_window_s": ("s", "window length, between two observed energy-counter updates"),
     "power_periods": ("count", "energy-counter updates the window spans"),
-    "energy_mj": ("mJ", "energy of one call: power_w x runtime_ms"),
+    "window_energy_mj": ("mJ", "ΔE: energy the counter accumulated over the window"),
+    "window_calls": ("count", "calls completed inside the window (fractional at its edges)"),
+    "busy_fraction": (
+        "1",
+        "share of the window the GPU spent executing the workload (CUDA events); rows under "
+        "0.95 have status low_busy",
+    ),
+    "window_device_ms": (
+        "ms",
+        "GPU time of one call while the window ran (a power cap can make it longer than "
+        "runtime_graph_ms)",
+    ),
+    "eager_power_w": ("W", "average power over a second window with eager launches"),
+    "eager_energy_mj": ("mJ", "energy of one eagerly launched call: ΔE / calls in that window"),
+    "eager_window_s": ("s", "length of the eager window"),
+    "eager_busy_fraction": (
+        "1",
+        "share of the eager window the GPU executed the workload (calls x window_device_ms "
+        "/ window): what host dispatch leaves of the GPU's time",
+    ),
     "peak_mem_bytes": (
         "bytes",
         "peak memory allocated by PyTorch while measuring (inputs, weights, outputs, workspace)",
@@ -96,10 +137,19 @@ _MEASURED: dict[str, tuple[str, str]] = {
         "-",
         "UUID of the GPU that measured the row (several GPUs of one model may share a sweep)",
     ),
-    "status": ("-", "ok, oom (out of memory), error, or no_power (runtime measured, power not)"),
+    "run_id": ("-", "the run (provenance.json runs[].run_id) that measured the row"),
+    "status": (
+        "-",
+        "ok; low_busy (power measured but the GPU idled for over 5 % of the window: not "
+        "fitted on unless asked); over_limit (power above the board's power limit: a window "
+        "or counter error); no_power (runtime measured, power not); oom; error",
+    ),
     "error": ("-", "error message when status is not ok"),
     "timestamp": ("-", "UTC time the row was measured"),
 }
+
+#: Busy fraction under which a power row gets ``status = low_busy``.
+MIN_BUSY_FRACTION = 0.95
 
 _LAYER_META: dict[str, tuple[str, str]] = {
     "key": ("-", "row identity used to resume a sweep"),
@@ -162,25 +212,10 @@ NET_COLUMNS: list[str] = [
     "macs",
     "flops",
     "activation_bytes",
-    "runtime_ms",
-    "runtime_p10_ms",
-    "runtime_p90_ms",
-    "runtime_cv",
-    "repeats",
-    "power_w",
-    "power_window_s",
-    "power_periods",
-    "energy_mj",
+    *_MEASURED,
     "energy_per_image_mj",
-    "peak_mem_bytes",
-    "used_mem_bytes",
-    "sm_clock_mhz",
-    "gpu_uuid",
-    "status",
-    "error",
-    "timestamp",
+    "eager_energy_per_image_mj",
 ]
-
 _NET_DOCS: dict[str, tuple[str, str]] = {
     "key": _LAYER_META["key"],
     "network": ("-", "zoo network name"),
@@ -191,9 +226,10 @@ _NET_DOCS: dict[str, tuple[str, str]] = {
     "macs": ("count", "multiply-accumulates"),
     "flops": ("count", "2 x macs"),
     "activation_bytes": ("bytes", "sum of every layer's output bytes"),
+    **_MEASURED,
+    "energy_mj": ("mJ", "energy of one forward pass of the batch: ΔE / calls in the window"),
     "energy_per_image_mj": ("mJ", "energy_mj / batch"),
-    "energy_mj": ("mJ", "energy of one forward pass of the batch: power_w x runtime_ms"),
-    **{k: v for k, v in _MEASURED.items() if k in NET_COLUMNS and k != "energy_mj"},
+    "eager_energy_per_image_mj": ("mJ", "eager_energy_mj / batch"),
 }
 
 
@@ -222,11 +258,16 @@ class SweepOptions:
 
     Attributes:
         dtype: Tensor dtype name (a key of :data:`DTYPES`).
-        power: Measure power with the energy meter.
+        power: Measure energy and power with the energy meter.
         periods: Energy-counter updates each power window spans (>= 3 recommended).
-        budget_ms: Approximate time spent in the timed repeats of one row (ms).
-        warmup: Untimed calls before timing.
-        graph: Also time a CUDA-graph replay (``runtime_graph_ms``).
+        budget_ms: Approximate time spent in the timed eager repeats of one row (ms).
+        warmup: Untimed calls before timing (cuDNN autotunes a new shape on the first).
+        graph: Capture the workload into a CUDA graph: GPU runtime
+            (``runtime_graph_ms``), and the power window replays the graph so that the
+            GPU never waits for the host. Off, or when capture fails, the window runs
+            eager launches and says so (``power_mode``).
+        eager_power: Also measure a second window with eager launches (``eager_*``
+            columns): the energy a PyTorch user pays, host gaps included.
         shard: ``(i, n)``: measure only every n-th pending row starting at i, so n
             processes (one per GPU) can share a sweep.
         progress: Show a progress bar.
@@ -235,9 +276,10 @@ class SweepOptions:
     dtype: str = "float32"
     power: bool = True
     periods: int = 3
-    budget_ms: float = 100.0
+    budget_ms: float = 50.0
     warmup: int = 5
-    graph: bool = False
+    graph: bool = True
+    eager_power: bool = False
     shard: tuple[int, int] = (0, 1)
     progress: bool = True
 
@@ -417,7 +459,7 @@ def layer_key(layer: Layer, dtype: str) -> str:
 # ====================================================================== measuring
 
 
-def _inputs(
+def model_inputs(
     shapes: Sequence[Sequence[int]], device: Device, dtype: torch.dtype
 ) -> list[torch.Tensor]:
     gen = torch.Generator(device=device.torch_device).manual_seed(0)
@@ -427,8 +469,19 @@ def _inputs(
     ]
 
 
+#: Device work captured into one CUDA graph for the power window (ms).
+GRAPH_TARGET_MS = 0.5
+_MAX_GRAPH_CALLS = 256
+
+
 def _measure_callable(fn: Callable[[], Any], device: Device, opts: SweepOptions) -> dict[str, Any]:
-    """Time ``fn`` and, if asked, measure power while it runs back to back."""
+    """Time ``fn`` (eager, host dispatch, CUDA graph) and measure its energy per call.
+
+    On a GPU, ``fn`` is captured into a CUDA graph of about :data:`GRAPH_TARGET_MS` of
+    work; the power window then replays that graph back to back, so the GPU never waits
+    for Python. ``opts.eager_power`` adds a window of eager launches. Each window's
+    numbers come from that window alone (:meth:`hwml.hardware.NvmlEnergyMeter.measure`).
+    """
     t: Timing = device.timer.time(fn, warmup=opts.warmup, budget_ms=opts.budget_ms)
     row: dict[str, Any] = {
         "runtime_ms": t.median_ms,
@@ -437,28 +490,85 @@ def _measure_callable(fn: Callable[[], Any], device: Device, opts: SweepOptions)
         "runtime_cv": t.cv,
         "repeats": t.repeats,
     }
-    if opts.graph and device.is_cuda:
-        row["runtime_graph_ms"] = device.timer.time_graph(fn)
+    graph = None
+    if device.is_cuda:
+        row["host_dispatch_ms"] = device.timer.host_dispatch_ms(fn)
+        if opts.graph:
+            calls = int(min(_MAX_GRAPH_CALLS, max(1, math.ceil(GRAPH_TARGET_MS / t.median_ms))))
+            try:
+                graph = device.timer.capture(fn, calls)
+                row["runtime_graph_ms"] = device.timer.time_graph(graph).median_ms
+                row["graph_calls"] = calls
+            except GraphCaptureError as err:
+                row["graph_error"] = str(err)
     status = "ok"
     if opts.power and device.meter.available:
-        chunk = max(1, math.ceil(1.0 / max(t.median_ms, 1e-4)))  # about 1 ms per poll
-        reading = device.meter.measure(
-            fn, device.lagged_wait(), periods=opts.periods, chunk_calls=chunk
-        )
-        row.update(
-            power_w=reading.power_w,
-            power_window_s=reading.window_s,
-            power_periods=reading.periods,
-            energy_mj=reading.power_w * t.median_ms
-            if reading.power_w == reading.power_w
-            else math.nan,
-        )
-        if reading.power_w != reading.power_w:
-            status = "no_power"
+        if graph is not None:
+            reading = device.meter.measure(
+                graph.replay,
+                device.marker,
+                launch_ms=row["runtime_graph_ms"] * graph.calls,
+                calls_per_launch=graph.calls,
+                periods=opts.periods,
+            )
+            row["power_mode"] = "graph"
+        else:
+            reading = device.meter.measure(
+                fn, device.marker, launch_ms=t.median_ms, periods=opts.periods
+            )
+            row["power_mode"] = "eager"
+        row.update(_reading_columns(reading))
+        if opts.eager_power and graph is not None:
+            eager = device.meter.measure(
+                fn,
+                device.marker,
+                launch_ms=t.median_ms,
+                periods=opts.periods,
+                device_ms_per_call=reading.device_ms_per_call,
+            )
+            row.update(
+                eager_power_w=eager.power_w,
+                eager_energy_mj=eager.energy_per_call_mj,
+                eager_window_s=eager.window_s,
+                eager_busy_fraction=eager.busy_fraction,
+            )
+        status = _power_status(reading, device)
     elif opts.power:
         status = "no_power"
+    del graph
     row["status"] = status
     return row
+
+
+def _reading_columns(reading: PowerReading) -> dict[str, Any]:
+    return {
+        "power_w": reading.power_w,
+        "energy_mj": reading.energy_per_call_mj,
+        "power_window_s": reading.window_s,
+        "power_periods": reading.periods,
+        "window_energy_mj": reading.energy_mj,
+        "window_calls": reading.calls,
+        "busy_fraction": reading.busy_fraction,
+        "window_device_ms": reading.device_ms_per_call,
+    }
+
+
+def _power_status(reading: PowerReading, device: Device) -> str:
+    """``ok``, ``no_power`` (NaN reading), ``over_limit`` or ``low_busy`` for a reading."""
+    if not math.isfinite(reading.power_w):
+        return "no_power"
+    limit = device.info.get("power_limit_w")
+    if limit and reading.power_w > float(limit):
+        warnings.warn(
+            f"measured {reading.power_w:.0f} W, above the {float(limit):.0f} W power limit: "
+            "row flagged over_limit",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return "over_limit"
+    if not reading.busy_fraction >= MIN_BUSY_FRACTION:
+        return "low_busy"
+    return "ok"
 
 
 measure_callable = _measure_callable
@@ -487,7 +597,7 @@ def measure_layer(
     dtype = DTYPES[opts.dtype]
     device.reset_peak_memory()
     mod = (module if module is not None else layer.to_module()).to(device.torch_device, dtype)
-    xs = _inputs(layer.in_shapes, device, dtype)
+    xs = model_inputs(layer.in_shapes, device, dtype)
     with torch.inference_mode():
         row = _measure_callable(lambda: mod(*xs), device, opts)
         device.synchronize()
@@ -505,15 +615,16 @@ def measure_network(
     dtype = DTYPES[opts.dtype]
     device.reset_peak_memory()
     module = zoo.get(name).to(device.torch_device, dtype)
-    x = _inputs([zoo.input_shape(name, batch)], device, dtype)[0]
+    x = model_inputs([zoo.input_shape(name, batch)], device, dtype)[0]
     with torch.inference_mode():
         row = _measure_callable(lambda: module(x), device, opts)
         device.synchronize()
     row["peak_mem_bytes"] = device.peak_memory_bytes()
     row["used_mem_bytes"] = device.used_memory_bytes()
     row["sm_clock_mhz"] = device.sm_clock_mhz()
-    if row.get("energy_mj") is not None:
-        row["energy_per_image_mj"] = row["energy_mj"] / batch
+    for col in ("energy_mj", "eager_energy_mj"):
+        if row.get(col) is not None:
+            row[col.replace("_mj", "_per_image_mj")] = row[col] / batch
     return row
 
 
@@ -579,7 +690,7 @@ def failed_measurement(err: Exception, device: Device, what: str) -> dict[str, s
     return fields
 
 
-def _run_rows(
+def run_rows(
     table: AppendTable,
     todo: list[tuple[str, dict[str, Any], Callable[[], dict]]],
     device: Device,
@@ -602,7 +713,13 @@ def _run_rows(
         dynamic_ncols=True,
     )
     for key, fixed, measure in bar:
-        row = {"key": key, **fixed, "timestamp": now_iso(), "gpu_uuid": device.info.get("gpu_uuid")}
+        row = {
+            "key": key,
+            **fixed,
+            "timestamp": now_iso(),
+            "gpu_uuid": device.info.get("gpu_uuid"),
+            "run_id": log.run["run_id"],
+        }
         try:
             row.update(measure())
         except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
@@ -614,7 +731,7 @@ def _run_rows(
     return written
 
 
-def _begin(
+def begin_run(
     folder: Path,
     device: Device,
     opts: SweepOptions,
@@ -669,10 +786,23 @@ def _begin(
     return {"facts": facts, "run": run}
 
 
-def _logged(folder: Path, begun: dict[str, Any]) -> RunLog:
-    """The run's log entry: written now, completed (and the README rewritten) at the end."""
+def logged_run(folder: Path, begun: dict[str, Any], table: str) -> RunLog:
+    """The run's log entry: written now, completed (and the README rewritten) at the end.
+
+    A lock per table and shard refuses a second sweep of the same rows into ``folder``
+    while this one runs (:class:`hwml.data.SweepBusyError`); processes of other shards
+    share the table on purpose.
+    """
+    i, n = begun["run"].get("shard") or (0, 1)
     return RunLog(
-        folder, begun["facts"], begun["run"], on_exit=lambda: write_dataset_readme(folder)
+        folder,
+        begun["facts"],
+        begun["run"],
+        on_exit=lambda: write_dataset_readme(folder),
+        lock_name=f"{table}-shard{i}of{n}",
+        tables=[
+            folder / f"{t}.csv" for t in ("layers", "repeats", "nets", "net_layers", "validation")
+        ],
     )
 
 
@@ -705,7 +835,7 @@ def sweep_layers(
     """
     opts = opts or SweepOptions()
     folder = Path(folder)
-    begun = _begin(folder, device, opts, command, calibration, "layers")
+    begun = begin_run(folder, device, opts, command, calibration, "layers")
     out = AppendTable(folder / f"{table}.csv", LAYER_COLUMNS)
     db = torch.empty((), dtype=DTYPES[opts.dtype]).element_size()
     todo = []
@@ -715,8 +845,8 @@ def sweep_layers(
             fixed = {"source": source, "dtype": opts.dtype, **layer.to_row()}
             key = layer_key(layer, opts.dtype) + (f"#r{rep}" if repeat > 1 else "")
             todo.append((key, fixed, lambda layer=layer: measure_layer(layer, device, opts)))
-    with _logged(folder, begun) as log:
-        return _run_rows(out, todo, device, opts, f"{table} {opts.dtype}", log)
+    with logged_run(folder, begun, table) as log:
+        return run_rows(out, todo, device, opts, f"{table} {opts.dtype}", log)
 
 
 def sweep_networks(
@@ -729,10 +859,12 @@ def sweep_networks(
     command: str | None = None,
     calibration: dict[str, Any] | None = None,
 ) -> int:
-    """Measure whole zoo networks into ``<folder>/nets.csv``; returns rows written."""
-    opts = opts or SweepOptions()
+    """Measure whole zoo networks into ``<folder>/nets.csv`` (with eager power too); returns rows written."""
+    # A network's energy is reported both ways: graph replay (the GPU's own cost) and
+    # eager launches (what a PyTorch user pays, host gaps included).
+    opts = replace(opts or SweepOptions(), eager_power=True)
     folder = Path(folder)
-    begun = _begin(folder, device, opts, command, calibration, "nets")
+    begun = begin_run(folder, device, opts, command, calibration, "nets")
     table = AppendTable(folder / "nets.csv", NET_COLUMNS)
     todo = []
     for name in networks:
@@ -756,8 +888,8 @@ def sweep_networks(
                     lambda name=name, b=b: measure_network(name, b, device, opts),
                 )
             )
-    with _logged(folder, begun) as log:
-        return _run_rows(table, todo, device, opts, f"nets {opts.dtype}", log)
+    with logged_run(folder, begun, "nets") as log:
+        return run_rows(table, todo, device, opts, f"nets {opts.dtype}", log)
 
 
 def sweep_net_layers(
@@ -777,11 +909,11 @@ def sweep_net_layers(
     """
     opts = opts or SweepOptions()
     folder = Path(folder)
-    begun = _begin(folder, device, opts, command, calibration, "net_layers")
+    begun = begin_run(folder, device, opts, command, calibration, "net_layers")
     table = AppendTable(folder / "net_layers.csv", NET_LAYER_COLUMNS)
     done = table.done_keys()
     db = torch.empty((), dtype=DTYPES[opts.dtype]).element_size()
-    with _logged(folder, begun) as log:
+    with logged_run(folder, begun, "net_layers") as log:
         for name in networks:
             for b in batches:
                 prefix = f"{name}|{b}|{opts.dtype}|"
@@ -803,7 +935,7 @@ def sweep_net_layers(
                             ),
                         )
                     )
-                _run_rows(table, todo, device, opts, f"{name} b{b} {opts.dtype}", log)
+                run_rows(table, todo, device, opts, f"{name} b{b} {opts.dtype}", log)
                 device.reset_peak_memory()
     return log.rows_written
 

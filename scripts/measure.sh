@@ -5,16 +5,23 @@
 #
 # OUT_DIR defaults to data/<gpu name>. PHASES (default: all, in this order):
 #   calibrate  matrix-product and copy ceilings, counter period, idle power
-#   samples    random layer configurations with runtime and power   -> layers.csv
+#   validate   hwml's energy per call beside a sustained two-read loop and Zeus (if
+#              installed): 40 layers spread by runtime, every zoo network at
+#              batch 1/16/64/128                                       -> validation.csv
+#   samples    random layer configurations, fp32                      -> layers.csv
+#   half       random layer configurations, fp16 and bf16             -> layers.csv
 #   zoo        every distinct layer of every zoo network, batch 1/16/64 -> layers.csv
-#   repeats    a few layers per kind measured 5 times (noise floor) -> repeats.csv
-#   nets       zoo networks, fp32 and fp16, batch 1/16/64/128        -> nets.csv
-#   netlayers  every layer of every zoo network timed in place        -> net_layers.csv
+#   repeats    a few layers per kind measured 5 times (noise floor)   -> repeats.csv
+#   nets       zoo networks, fp32 and fp16, batch 1/16/64/128, graph and eager power
+#                                                                      -> nets.csv
+#   netlayers  every layer of every zoo network timed in place: fp32 batch 64 with
+#              power, fp32 batch 1/16/128 and fp16 batch 64 runtime only -> net_layers.csv
 # Sweeps are resumable: rerun the same command after an interruption. With several GPUs
 # (of one model) each sweep is split across them, one process per GPU.
 # Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no
-# .git), SAMPLES_SCALE (fraction of the sample
-# counts, default 1, for a quick smoke run).
+# .git), SAMPLES_SCALE (fraction of the fp32 sample counts, default 1), HALF_SCALE
+# (fraction for fp16/bf16, default 0.3), LAYERS_FROM (dataset the validation picks its
+# layers from, default data/nvidia-h200-old-meter).
 set -euo pipefail
 PY=${PY:-python3}
 NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
@@ -27,11 +34,15 @@ shift || true
 if [ -z "$OUT" ]; then
   OUT=data/$($PY -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))')
 fi
-PHASES=${*:-calibrate samples zoo repeats nets netlayers}
+PHASES=${*:-calibrate validate samples half zoo repeats nets netlayers}
 S=${SAMPLES_SCALE:-1}
+H=${HALF_SCALE:-0.3}
+LAYERS_FROM=${LAYERS_FROM:-data/nvidia-h200-old-meter}
 # The commit of the code that measures (a copy without .git can pass GIT_COMMIT).
 COMMIT=${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-n() { $PY -c "print(max(1, round($1 * $S)))"; }
+n() { $PY -c "print(max(1, round($1 * ${2:-$S})))"; }
+KINDS=conv2d,linear,maxpool2d,avgpool2d,batchnorm2d,activation,add
+counts() { echo "conv2d=$(n 1000 "$1"),linear=$(n 380 "$1"),maxpool2d=$(n 180 "$1"),avgpool2d=$(n 180 "$1"),batchnorm2d=$(n 80 "$1"),activation=$(n 80 "$1"),add=$(n 80 "$1")"; }
 
 sharded() {  # run "hwml profile ..." once per GPU, each on its share of the rows
   local pids=()
@@ -49,16 +60,18 @@ for phase in $PHASES; do
   echo "== $phase ($NGPU GPU) $(date -u +%FT%TZ)" >&2
   case $phase in
     calibrate) CUDA_VISIBLE_DEVICES=0 $PY -m hwml profile calibrate --out "$OUT" --git-commit "$COMMIT" ;;
-    samples) sharded layers --budget-ms 50 --kinds conv2d,linear,maxpool2d,avgpool2d,batchnorm2d,activation,add \
-               --samples "conv2d=$(n 1000),linear=$(n 380),maxpool2d=$(n 180),avgpool2d=$(n 180),batchnorm2d=$(n 80),activation=$(n 80),add=$(n 80)" ;;
-    zoo) sharded layers --budget-ms 50 --samples 0 --zoo-batches 1,16,64 \
-               --kinds conv2d,linear,maxpool2d,avgpool2d,batchnorm2d,activation,add ;;
-    repeats) sharded layers --budget-ms 50 --repeat 5 --seed 1 --kinds conv2d,linear,maxpool2d,activation \
+    validate) sharded validate --layers-from "$LAYERS_FROM" --validate-layers 40 --batches 1,16,64,128 ;;
+    samples) sharded layers --kinds $KINDS --samples "$(counts "$S")" ;;
+    half) sharded layers --kinds $KINDS --samples "$(counts "$H")" --dtype float16
+          sharded layers --kinds $KINDS --samples "$(counts "$H")" --dtype bfloat16 ;;
+    zoo) sharded layers --samples 0 --zoo-batches 1,16,64 --kinds $KINDS ;;
+    repeats) sharded layers --repeat 5 --seed 1 --kinds conv2d,linear,maxpool2d,activation \
                --samples "$(n 12)" ;;
     nets) sharded nets --batches 1,16,64,128 --dtype float32
           sharded nets --batches 1,16,64,128 --dtype float16 ;;
-    netlayers) sharded net-layers --no-power --budget-ms 50 --batches 1,16,64,128 --dtype float32
-               sharded net-layers --no-power --budget-ms 50 --batches 64 --dtype float16 ;;
+    netlayers) sharded net-layers --batches 64 --dtype float32
+               sharded net-layers --no-power --batches 1,16,128 --dtype float32
+               sharded net-layers --no-power --batches 64 --dtype float16 ;;
     *) echo "measure.sh: unknown phase $phase" >&2; exit 2 ;;
   esac
 done

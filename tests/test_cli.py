@@ -81,3 +81,118 @@ def test_profile_layers_on_cpu(tmp_path, capsys):
     assert len(pd.read_csv(out / "layers.csv")) == 3
     again = json.loads((out / "provenance.json").read_text())["runs"]
     assert len(again) == 2 and again[-1]["rows_written"] == 0
+
+
+def _cpu_layers(out, *extra):
+    return [
+        "profile",
+        "layers",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--kinds",
+        "linear",
+        "--budget-ms",
+        "2",
+        "--no-progress",
+        "--git-commit",
+        "abc",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("bad", ["conv2d=-5", "-1", "conv2d=x", "=3", "conv2d=1.5"])
+def test_bad_sample_counts_are_refused(tmp_path, capsys, bad):
+    out = tmp_path / "cpu"
+    with pytest.raises(SystemExit) as exited:
+        main(_cpu_layers(out, f"--samples={bad}"))
+    assert exited.value.code == 2
+    assert bad in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("samples", "says"),
+    [("0", "0 configurations of linear"), ("conv2d=5", "conv2d in --samples but not in --kinds")],
+)
+def test_nothing_to_measure_stops_before_the_device(tmp_path, capsys, monkeypatch, samples, says):
+    from hwml import cli
+
+    def no_device(args):
+        raise AssertionError("the device must not be opened")
+
+    monkeypatch.setattr(cli, "_open", no_device)
+    out = tmp_path / "cpu"
+    assert main(_cpu_layers(out, "--samples", samples)) == 2
+    err = capsys.readouterr().err
+    assert "nothing to measure" in err and says in err and "--zoo-batches" in err
+    assert not out.exists()  # no provenance, no table
+
+
+def _one_line(err):
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_ctrl_c_keeps_the_rows_and_says_so(tmp_path, capsys, monkeypatch):
+    from hwml.data import AppendTable
+
+    append = AppendTable.append
+    calls = []
+
+    def interrupted_append(self, row):
+        calls.append(row)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        append(self, row)
+
+    monkeypatch.setattr(AppendTable, "append", interrupted_append)
+    out = tmp_path / "cpu"
+    args = _cpu_layers(out, "--samples", "linear=4")
+    try:
+        status = main(args)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main(): the user sees a traceback")
+    assert status == 130
+    line = _one_line(capsys.readouterr().err.split(f"output {out}", 1)[-1])
+    assert line == (
+        f"hwml profile: interrupted: 2 rows kept in {out} (layers.csv); "
+        "run the same command again to resume"
+    )
+    run = json.loads((out / "provenance.json").read_text())["runs"][-1]
+    assert run["outcome"] == "interrupted" and run["rows_written"] == 2
+    monkeypatch.setattr(AppendTable, "append", append)
+    assert main(args) == 0  # resumes
+    assert len(pd.read_csv(out / "layers.csv")) == 4
+
+
+def test_dataset_errors_are_one_line(tmp_path, capsys):
+    out = tmp_path / "cpu"
+    out.mkdir()
+    (out / "layers.csv").write_text("key,x\n")  # a table of another sweep
+    assert main(_cpu_layers(out, "--samples", "linear=1")) == 2
+    line = _one_line(capsys.readouterr().err.split(f"output {out}", 1)[-1])
+    assert line.startswith("hwml profile: error: ") and "header does not match" in line
+
+
+def test_busy_sweep_is_one_line(tmp_path, capsys, monkeypatch):
+    from filelock import FileLock
+
+    from hwml import data
+
+    enter = data.RunLog.__enter__
+
+    def locked_enter(self):  # whatever lock name the sweep picks, make it this one
+        self.lock_name = "busy-test"
+        return enter(self)
+
+    monkeypatch.setattr(data.RunLog, "__enter__", locked_enter)
+    out = tmp_path / "cpu"
+    out.mkdir()
+    with FileLock(out / ".busy-test.lock"):  # held by another sweep
+        assert main(_cpu_layers(out, "--samples", "linear=1")) == 2
+    line = _one_line(capsys.readouterr().err.split(f"output {out}", 1)[-1])
+    assert "'busy-test' is already running" in line and "another --out folder" in line
+    assert not (out / "layers.csv").exists() or len(pd.read_csv(out / "layers.csv")) == 0

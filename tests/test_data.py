@@ -130,3 +130,228 @@ def test_readme_lists_outcomes_and_appends_notes(tmp_path):
     assert "`killed` |  | no end recorded (killed, or still running) |" in text
     assert "`ok` | 5 | completed | abc1234 |" in text
     assert text.rstrip().endswith("- the first run was killed")
+
+
+# ---------------------------------------------------------------- concurrent and killed runs
+
+_CHILD_SWEEP = """
+import sys, time
+from pathlib import Path
+from hwml.data import AppendTable, RunLog
+
+folder, lock_name, rows = Path(sys.argv[1]), sys.argv[2] or None, int(sys.argv[3])
+table = AppendTable(folder / "t.csv", ["key", "run_id"])
+run = {"command": "child sweep", "date": "2024-05-06T07:08:09+00:00"}
+with RunLog(folder, {"gpu_name": "G"}, run, lock_name=lock_name, tables=[table.path]) as log:
+    for i in range(rows):
+        table.append({"key": f"k{i}", "run_id": log.run_id})
+        log.row()
+    with table.path.open("a") as f:  # a row in flight when the kill comes
+        f.write(f"half,{log.run_id}")
+    print("ready", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.fixture
+def child_sweep():
+    """Start a sweep in another process: ``start(folder, lock_name, rows)``; killed after."""
+    import subprocess
+    import sys
+
+    procs = []
+
+    def start(folder, lock_name=None, rows=3):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_SWEEP, str(folder), lock_name or "", str(rows)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def _kill(proc):
+    import signal
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_run_id_is_public(tmp_path):
+    with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "sweep"}) as log:
+        (entry,) = _runs(tmp_path)
+        assert log.run_id == entry["run_id"] == log.run["run_id"]
+
+
+def test_run_entry_names_its_process(tmp_path):
+    import os
+    import platform
+
+    with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "sweep"}, lock_name="layers"):
+        (entry,) = _runs(tmp_path)
+    assert entry["pid"] == os.getpid() and entry["host"] == platform.node()
+    assert entry["lock_name"] == "layers"
+
+
+def test_second_copy_of_a_sweep_is_refused(tmp_path, child_sweep):
+    import platform
+
+    proc = child_sweep(tmp_path, "layers")
+    with pytest.raises(data.SweepBusyError) as busy:
+        with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "again"}, lock_name="layers"):
+            pytest.fail("the second copy must not run")
+    message = str(busy.value)
+    for part in (
+        str(tmp_path),
+        "'layers'",
+        f"pid {proc.pid}",
+        platform.node(),
+        "child sweep",
+        "2024-05-06T07:08:09+00:00",
+        "another --out folder",
+    ):
+        assert part in message
+    assert isinstance(busy.value, DatasetError) and "\n" not in message
+    assert [r["command"] for r in _runs(tmp_path)] == ["child sweep"]  # nothing logged
+    # Another shard of the same table runs alongside on purpose.
+    with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "s1"}, lock_name="layers-1"):
+        pass
+    _kill(proc)  # the lock dies with its process
+    with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "after"}, lock_name="layers"):
+        pass
+    assert [r["outcome"] for r in _runs(tmp_path)] == [
+        data.GONE_OUTCOME,
+        "completed",
+        "completed",
+    ]
+
+
+def test_sweep_lock_is_released_at_the_end(tmp_path):
+    facts, run = {"gpu_name": "G"}, {"command": "sweep"}
+    with data.RunLog(tmp_path, facts, run, lock_name="layers"):
+        with pytest.raises(data.SweepBusyError, match="pid"):  # even within one process
+            with data.RunLog(tmp_path, facts, run, lock_name="layers"):
+                pass
+    with pytest.raises(ValueError, match="boom"):
+        with data.RunLog(tmp_path, facts, run, lock_name="layers"):
+            raise ValueError("boom")
+    with data.RunLog(tmp_path, facts, run, lock_name="layers"):
+        pass
+    assert [r["outcome"] for r in _runs(tmp_path)] == [
+        "completed",
+        "failed: ValueError: boom",
+        "completed",
+    ]
+    with pytest.raises(ValueError, match="plain name"):
+        data.RunLog(tmp_path, facts, run, lock_name="../x")
+
+
+def test_killed_run_is_marked_ended_with_its_rows_counted(tmp_path, child_sweep):
+    proc = child_sweep(tmp_path, None, rows=3)
+    _kill(proc)
+    (killed,) = _runs(tmp_path)
+    assert killed["outcome"] == "running" and killed["pid"] == proc.pid
+    (tmp_path / "other.csv").write_text("key,x\nk0,1\n")  # no run_id column: skipped
+    tables = [tmp_path / "t.csv", tmp_path / "other.csv", tmp_path / "missing.csv"]
+    with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "next"}, tables=tables) as log:
+        killed, entry = _runs(tmp_path)
+        assert entry["run_id"] == log.run_id and entry["outcome"] == "running"
+    killed, entry = _runs(tmp_path)
+    assert killed["outcome"] == "ended without a record (process gone)"
+    assert killed["finished"] is None
+    assert killed["rows_written"] == 3  # the half-written row is not counted
+    assert entry["outcome"] == "completed"
+    text = data.write_readme(tmp_path, "T", "desc", {}).read_text()
+    assert "`child sweep` | 3 | ended without a record (process gone) |" in text
+
+
+def test_only_gone_processes_of_this_host_are_settled(tmp_path):
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here, me = platform.node(), os.getpid()
+    earlier = {
+        "dead": {"pid": dead.pid, "host": here},
+        "free-lock": {"pid": me, "host": here, "lock_name": "layers-1"},
+        "held-lock": {"pid": me, "host": here, "lock_name": "layers-2"},
+        "alive": {"pid": me, "host": here},
+        "elsewhere": {"pid": dead.pid, "host": here + "-other"},
+        "no-pid": {"host": here},
+    }
+    for run_id, fields in earlier.items():
+        run = {"run_id": run_id, "command": run_id, "finished": None, "outcome": "running"}
+        data.update_provenance(tmp_path, {"gpu_name": "G"}, {**run, **fields})
+    (tmp_path / "t.csv").write_text(
+        "key,run_id\na,dead\nb,free-lock\nc,dead\nd,alive\n", encoding="utf-8"
+    )
+    with FileLock(tmp_path / ".layers-2.lock"):  # its holder still runs
+        with data.RunLog(
+            tmp_path, {"gpu_name": "G"}, {"command": "new"}, tables=[tmp_path / "t.csv"]
+        ):
+            pass
+    runs = {r["run_id"]: r for r in _runs(tmp_path)}
+    assert runs["dead"]["outcome"] == runs["free-lock"]["outcome"] == data.GONE_OUTCOME
+    assert runs["dead"]["rows_written"] == 2 and runs["free-lock"]["rows_written"] == 1
+    for run_id in ("held-lock", "alive", "elsewhere", "no-pid"):
+        assert runs[run_id]["outcome"] == "running" and "rows_written" not in runs[run_id]
+
+
+def test_gone_run_without_tables_has_no_row_count(tmp_path, child_sweep):
+    _kill(child_sweep(tmp_path, None, rows=2))
+    with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "next"}):
+        pass
+    killed, _ = _runs(tmp_path)
+    assert killed["outcome"] == data.GONE_OUTCOME and killed["rows_written"] is None
+
+
+def test_provenance_writers_wait_for_the_folder_lock(tmp_path):
+    import threading
+
+    from filelock import FileLock
+
+    done = threading.Event()
+
+    def write():
+        data.update_provenance(tmp_path, {"gpu_name": "G"}, {"command": "x"})
+        done.set()
+
+    with FileLock(tmp_path / ".provenance.json.lock"):
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.5)  # blocked while another writer holds the lock
+        assert not (tmp_path / "provenance.json").exists()
+    writer.join(10)
+    assert done.is_set() and [r["command"] for r in _runs(tmp_path)] == ["x"]
+
+
+def test_concurrent_runs_keep_every_entry(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from hwml.data import RunLog\n"
+        "for i in range(8):\n"
+        "    with RunLog(sys.argv[1], {'gpu_name': 'G'}, {'command': sys.argv[2]}) as log:\n"
+        "        log.row(i)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), f"p{k}"]) for k in range(4)
+    ]
+    assert [p.wait(120) for p in procs] == [0] * 4
+    runs = _runs(tmp_path)
+    assert len(runs) == 32 and all(r["outcome"] == "completed" for r in runs)
+    assert sorted(r["rows_written"] for r in runs) == sorted(list(range(8)) * 4)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from unittest import mock
 
 import pynvml
@@ -10,79 +12,188 @@ import pytest
 import torch
 
 from hwml import hardware
-from hwml.hardware import CpuTimer, NullEnergyMeter, NvmlEnergyMeter, open_device, summarize
+from hwml.hardware import (
+    CpuMarker,
+    CpuTimer,
+    NullEnergyMeter,
+    NvmlEnergyMeter,
+    open_device,
+    summarize,
+)
 
 
-class ReplayCounter:
-    """A simulated energy counter: updates every ``period_s`` of a simulated clock.
+class SimGPU:
+    """A GPU simulated in real time, for the meter's window and busy-fraction tests.
 
-    Each poll of the clock advances time by ``tick_s``; the counter accumulates
-    ``power_w`` between its updates, like NVML's total-energy counter.
+    ``launch`` enqueues ``work_s`` of device work behind what is queued; a marker completes
+    when the work queued before it is done. The energy counter integrates ``busy_w`` while
+    the device works and ``idle_w`` otherwise, publishes a new value every ``period_s``,
+    and each read of it blocks the reading thread for ``read_s`` (as NVML's does, about
+    3 ms on an H200).
     """
 
-    def __init__(self, period_s: float = 0.1, power_w: float = 250.0, tick_s: float = 0.001):
-        self.period, self.power, self.tick = period_s, power_w, tick_s
-        self.t = 0.0
+    def __init__(self, *, work_s=0.0005, busy_w=400.0, idle_w=100.0, period_s=0.03, read_s=0.003):
+        self.work_s, self.busy_w, self.idle_w = work_s, busy_w, idle_w
+        self.period_s, self.read_s = period_s, read_s
+        self.t0 = time.perf_counter()
+        self.free_at = self.t0
+        self.busy: list[tuple[float, float]] = []
+        self.lock = threading.Lock()
 
-    def clock(self) -> float:
-        self.t += self.tick
-        return self.t
+    def launch(self) -> None:
+        with self.lock:
+            now = time.perf_counter()
+            start = max(now, self.free_at)
+            self.free_at = start + self.work_s
+            self.busy.append((start, self.free_at))
+
+    def marker(self) -> SimMarker:
+        with self.lock:
+            return SimMarker(max(time.perf_counter(), self.free_at))
+
+    def busy_s(self, a: float, b: float) -> float:
+        with self.lock:
+            spans = list(self.busy)
+        return sum(max(0.0, min(e, b) - max(s, a)) for s, e in spans)
 
     def energy_mj(self, handle=None) -> int:
-        updates = math.floor(self.t / self.period)
-        return int(updates * self.period * self.power * 1000)
+        time.sleep(self.read_s)
+        now = time.perf_counter()
+        edge = self.t0 + math.floor((now - self.t0) / self.period_s) * self.period_s
+        busy = self.busy_s(self.t0, edge)
+        return int(1000 * (self.idle_w * (edge - self.t0) + (self.busy_w - self.idle_w) * busy))
 
 
-def fake_nvml(counter: ReplayCounter):
+class SimMarker:
+    def __init__(self, done_at: float) -> None:
+        self.done_at = done_at
+
+    def synchronize(self) -> None:
+        delay = self.done_at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+    def elapsed_time(self, later: SimMarker) -> float:
+        return (later.done_at - self.done_at) * 1e3
+
+
+def sim_meter(gpu: SimGPU, **kw) -> NvmlEnergyMeter:
     nvml = mock.create_autospec(pynvml, instance=False)
-    nvml.nvmlDeviceGetTotalEnergyConsumption.side_effect = counter.energy_mj
-    return nvml
+    nvml.nvmlDeviceGetTotalEnergyConsumption.side_effect = gpu.energy_mj
+    return NvmlEnergyMeter("h", nvml, **kw)
 
 
-def test_window_spans_whole_counter_periods():
-    counter = ReplayCounter(period_s=0.1, power_w=250.0)
-    nvml = fake_nvml(counter)
-    meter = NvmlEnergyMeter("h", nvml, clock=counter.clock)
-    calls = []
-    reading = meter.measure(lambda: calls.append(1), lambda: None, periods=3)
-    assert reading.periods == 3
-    assert reading.energy_mj == pytest.approx(3 * 0.1 * 250 * 1000)
-    assert reading.window_s == pytest.approx(0.3, abs=0.0011)
-    assert reading.power_w == pytest.approx(250.0, rel=0.01)
-    assert reading.calls > 0 and len(calls) >= reading.calls
-    nvml.nvmlDeviceGetTotalEnergyConsumption.assert_called_with("h")
+def legacy_polling_measure(meter: NvmlEnergyMeter, gpu: SimGPU, periods: int = 3):
+    """The per-chunk polling design this meter replaced: read the counter after each
+    ~1 ms chunk of work, blocking until the chunk two back has finished."""
+    chunk = max(1, math.ceil(0.001 / gpu.work_s))
+    pending: list[SimMarker] = []
+
+    def step() -> None:
+        for _ in range(chunk):
+            gpu.launch()
+        pending.append(gpu.marker())
+        if len(pending) > 2:
+            pending.pop(0).synchronize()
+
+    def wait_change(last: int) -> tuple[int, float]:
+        while True:
+            step()
+            value = meter.read_mj()
+            if value != last:
+                return value, time.perf_counter()
+
+    step()
+    e0, t0 = wait_change(meter.read_mj())
+    e, t = e0, t0
+    for _ in range(periods):
+        e, t = wait_change(e)
+    return t0, t
 
 
-def test_window_never_uses_one_second_power_average():
-    counter = ReplayCounter()
-    nvml = fake_nvml(counter)
-    meter = NvmlEnergyMeter("h", nvml, clock=counter.clock)
-    meter.measure(lambda: None, lambda: None, periods=2)
-    nvml.nvmlDeviceGetPowerUsage.assert_not_called()
+def test_window_keeps_the_device_busy_although_each_read_takes_3_ms():
+    gpu = SimGPU()
+    meter = sim_meter(gpu)
+    r = meter.measure(gpu.launch, gpu.marker, launch_ms=gpu.work_s * 1e3, periods=3)
+    true_busy = gpu.busy_s(r.window_start_s, r.window_end_s) / r.window_s
+    assert true_busy >= 0.95
+    assert r.busy_fraction == pytest.approx(true_busy, abs=0.03)
+    assert r.periods == 3 and r.window_s == pytest.approx(3 * gpu.period_s, rel=0.25)
+    # Energy per call from the window itself: busy power x device time of one call.
+    assert r.energy_per_call_mj == pytest.approx(gpu.busy_w * gpu.work_s * 1e3, rel=0.1)
+    assert r.power_w == pytest.approx(gpu.busy_w, rel=0.1)
+    assert r.calls == pytest.approx(r.window_s / gpu.work_s, rel=0.1)
 
 
-def test_update_period_is_measured_not_assumed():
-    counter = ReplayCounter(period_s=0.05)
-    meter = NvmlEnergyMeter("h", fake_nvml(counter), clock=counter.clock)
-    with mock.patch.object(hardware.time, "sleep", lambda s: None):
-        assert meter.update_period_s(samples=5) == pytest.approx(0.05, abs=0.002)
+def test_legacy_per_chunk_polling_fails_the_same_test():
+    gpu = SimGPU()
+    meter = sim_meter(gpu)
+    t0, t1 = legacy_polling_measure(meter, gpu)
+    assert gpu.busy_s(t0, t1) / (t1 - t0) < 0.95
+
+
+def test_busy_fraction_sees_a_host_bound_workload():
+    """A device idle between launches (host slower than the device) reads low busy."""
+    gpu = SimGPU(work_s=0.0002)
+    meter = sim_meter(gpu)
+
+    def slow_launch() -> None:
+        time.sleep(0.0006)  # the host needs 0.6 ms to issue 0.2 ms of work
+        gpu.launch()
+
+    r = meter.measure(slow_launch, gpu.marker, launch_ms=0.2, periods=3, device_ms_per_call=0.2)
+    true_busy = gpu.busy_s(r.window_start_s, r.window_end_s) / r.window_s
+    assert true_busy < 0.5
+    assert r.busy_fraction == pytest.approx(true_busy, abs=0.08)
+    assert r.busy_fraction < 0.95
+
+
+def test_counter_is_never_read_on_the_launch_path():
+    gpu = SimGPU()
+    meter = sim_meter(gpu)
+    main = threading.get_ident()
+    readers = set()
+    real = gpu.energy_mj
+
+    def spy(handle=None) -> int:
+        readers.add(threading.get_ident())
+        return real(handle)
+
+    meter.nvml.nvmlDeviceGetTotalEnergyConsumption.side_effect = spy
+    meter.measure(gpu.launch, gpu.marker, launch_ms=gpu.work_s * 1e3, periods=2)
+    assert readers and main not in readers
+    meter.nvml.nvmlDeviceGetPowerUsage.assert_not_called()
+
+
+def test_update_period_and_idle_power_from_the_poller():
+    gpu = SimGPU(period_s=0.02, idle_w=90.0)
+    meter = sim_meter(gpu)
+    assert meter.update_period_s(samples=5) == pytest.approx(0.02, abs=0.004)
+    assert meter.idle_power_w(0.1) == pytest.approx(90.0, rel=0.1)
 
 
 def test_stalled_counter_gives_nan_with_warning():
     nvml = mock.create_autospec(pynvml, instance=False)
     nvml.nvmlDeviceGetTotalEnergyConsumption.return_value = 1234
-    t = iter(range(10_000))
-    meter = NvmlEnergyMeter("h", nvml, clock=lambda: next(t) * 0.01, timeout_s=0.5)
+    gpu = SimGPU()
+    meter = NvmlEnergyMeter("h", nvml, timeout_s=0.05)
     with pytest.warns(RuntimeWarning, match="did not change"):
-        reading = meter.measure(lambda: None, lambda: None)
-    assert math.isnan(reading.power_w)
+        reading = meter.measure(gpu.launch, gpu.marker, launch_ms=0.5)
+    assert math.isnan(reading.power_w) and math.isnan(reading.energy_per_call_mj)
 
 
 def test_null_meter_reports_nan_never_zero():
     m = NullEnergyMeter("none")
     assert not m.available
-    assert math.isnan(m.measure(lambda: None, lambda: None).power_w)
+    assert math.isnan(m.measure(lambda: None, CpuMarker, launch_ms=1.0).power_w)
     assert math.isnan(m.idle_power_w()) and math.isnan(m.update_period_s())
+
+
+def test_calls_between_interpolates_inside_edge_chunks():
+    anchor = CpuMarker(0.0)
+    chunks = [(CpuMarker(0.0), CpuMarker(1.0), 10), (CpuMarker(1.0), CpuMarker(2.0), 20)]
+    calls, busy_ms = hardware._calls_between(anchor, 100.0, chunks, 100.5, 101.5)
+    assert calls == pytest.approx(10.0) and busy_ms == pytest.approx(1000.0)
 
 
 def test_summarize_percentiles():

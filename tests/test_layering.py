@@ -3,7 +3,7 @@
 0  describe, hardware, data, optimize/      (the ground floor)
 1  zoo                                       (networks, described)
 2  predict/, profile, measurements          (use the ground floor)
-3  objectives                               (the CNN-training objective)
+3  objectives, validation                   (the CNN-training objective; meter checks)
 4  benchmark                                (tables of trained objectives)
 5  cli, cli_predict, cli_optimize, notebook (faces)
 6  __main__
@@ -28,6 +28,7 @@ FLOORS = {
     "profile": 2,
     "measurements": 2,
     "objectives": 3,
+    "validation": 3,
     "benchmark": 4,
     "cli": 5,
     "cli_predict": 5,
