@@ -200,15 +200,18 @@ def validate_callable(
         fn()
     row = measure_callable(fn, device, opts)
     out: dict[str, Any] = {
-        k: row.get(k)
-        for k in (
-            "runtime_ms",
-            "runtime_graph_ms",
-            "host_dispatch_ms",
-            "graph_calls",
-            "busy_fraction",
-            "eager_busy_fraction",
-        )
+        "status": "ok",
+        **{
+            k: row.get(k)
+            for k in (
+                "runtime_ms",
+                "runtime_graph_ms",
+                "host_dispatch_ms",
+                "graph_calls",
+                "busy_fraction",
+                "eager_busy_fraction",
+            )
+        },
     }
     out.update(
         hwml_status=row.get("status"),

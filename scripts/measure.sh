@@ -15,7 +15,7 @@
 #   nets       zoo networks, fp32 and fp16, batch 1/16/64/128, graph and eager power
 #                                                                      -> nets.csv
 #   netlayers  every layer of every zoo network timed in place: fp32 batch 64 with
-#              power, fp32 batch 1/16/128 and fp16 batch 64 runtime only -> net_layers.csv
+#              power, fp32 batch 1/16/128 runtime only             -> net_layers.csv
 # Sweeps are resumable: rerun the same command after an interruption. With several GPUs
 # (of one model) each sweep is split across them, one process per GPU.
 # Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no
@@ -38,6 +38,10 @@ PHASES=${*:-calibrate validate samples half zoo repeats nets netlayers}
 S=${SAMPLES_SCALE:-1}
 H=${HALF_SCALE:-0.3}
 LAYERS_FROM=${LAYERS_FROM:-data/nvidia-h200-old-meter}
+ZOO_BATCHES=${ZOO_BATCHES:-1,16,64}
+NETLAYER_NETS=${NETLAYER_NETS:-all}          # networks whose in-place layers get power
+NETLAYER_BATCHES=${NETLAYER_BATCHES:-1,16,128} # further batches timed in place (no power)
+REPEAT_LAYERS=${REPEAT_LAYERS:-12}
 # The commit of the code that measures (a copy without .git can pass GIT_COMMIT).
 COMMIT=${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 n() { $PY -c "print(max(1, round($1 * ${2:-$S})))"; }
@@ -64,14 +68,13 @@ for phase in $PHASES; do
     samples) sharded layers --kinds $KINDS --samples "$(counts "$S")" ;;
     half) sharded layers --kinds $KINDS --samples "$(counts "$H")" --dtype float16
           sharded layers --kinds $KINDS --samples "$(counts "$H")" --dtype bfloat16 ;;
-    zoo) sharded layers --samples 0 --zoo-batches 1,16,64 --kinds $KINDS ;;
+    zoo) sharded layers --samples 0 --zoo-batches "$ZOO_BATCHES" --kinds $KINDS ;;
     repeats) sharded layers --repeat 5 --seed 1 --kinds conv2d,linear,maxpool2d,activation \
-               --samples "$(n 12)" ;;
+               --samples "$REPEAT_LAYERS" ;;
     nets) sharded nets --batches 1,16,64,128 --dtype float32
           sharded nets --batches 1,16,64,128 --dtype float16 ;;
-    netlayers) sharded net-layers --batches 64 --dtype float32
-               sharded net-layers --no-power --batches 1,16,128 --dtype float32
-               sharded net-layers --no-power --batches 64 --dtype float16 ;;
+    netlayers) sharded net-layers --nets "$NETLAYER_NETS" --batches 64 --dtype float32
+               sharded net-layers --no-power --batches "$NETLAYER_BATCHES" --dtype float32 ;;
     *) echo "measure.sh: unknown phase $phase" >&2; exit 2 ;;
   esac
 done
