@@ -64,6 +64,7 @@ __all__ = [
     "sweep_validation",
     "COMPARISONS",
     "agreement",
+    "summary",
 ]
 
 #: Energy-per-call columns compared (``<method>_energy_mj``); the first two are hwml's.
@@ -337,3 +338,44 @@ def agreement(table: pd.DataFrame) -> pd.DataFrame:
     for name, method, ref in COMPARISONS:
         out[name] = 100 * (rows[f"{method}_energy_mj"] / rows[f"{ref}_energy_mj"] - 1)
     return out.reset_index(drop=True)
+
+
+def summary(table: pd.DataFrame, *, min_busy: float = 0.95) -> pd.DataFrame:
+    """How far each method is from the sustained loop, per group of workloads.
+
+    Groups: all layers, then the networks at each batch size. For the eager comparisons
+    a further split separates workloads the GPU was busy with for at least ``min_busy``
+    of the eager window from host-bound ones (eager energy per call then depends on how
+    fast the host issues calls, which varies from one run to the next).
+
+    Returns:
+        One row per (comparison, group): ``comparison``, ``group``, ``rows``,
+        ``median_abs_pct``, ``p90_abs_pct`` and ``within_5_pct`` (share of rows, %).
+    """
+    rows = table[table[[f"{m}_energy_mj" for m in METHODS[:4]]].notna().all(axis=1)]
+    diff = agreement(rows.assign(status="ok"))
+    diff["group"] = np.where(
+        diff["kind"] == "layer", "layers", "networks, batch " + diff["batch"].astype(str)
+    )
+    diff["busy"] = np.where(
+        rows["eager_busy_fraction"].to_numpy() >= min_busy, "GPU-bound", "host-bound"
+    )
+    out = []
+    for name, _, _ in COMPARISONS:
+        parts = [("all", diff)]
+        parts += [(g, d) for g, d in diff.groupby("group", sort=False)]
+        if "eager" in name or "zeus" in name:
+            parts += [(f"all, {b}", d) for b, d in diff.groupby("busy")]
+        for group, d in parts:
+            x = d[name].abs().dropna()
+            out.append(
+                {
+                    "comparison": name,
+                    "group": group,
+                    "rows": len(x),
+                    "median_abs_pct": x.median(),
+                    "p90_abs_pct": x.quantile(0.9),
+                    "within_5_pct": 100 * (x <= 5).mean(),
+                }
+            )
+    return pd.DataFrame(out)

@@ -59,15 +59,19 @@ class ConstantMeter:
     def measure(
         self,
         launch: Callable[[], Any],
-        wait: Callable[[], None],
+        marker: Callable[[], Any],
         *,
+        launch_ms: float,
+        calls_per_launch: int = 1,
         periods: int = 3,
-        chunk_calls: int = 1,
+        device_ms_per_call: float | None = None,
     ) -> PowerReading:
-        for _ in range(chunk_calls):
-            launch()
-        wait()
-        return PowerReading(150.0, 0.3, 45_000.0, periods, chunk_calls)
+        launch()
+        marker().synchronize()
+        calls = 300 / max(launch_ms, 1e-3)  # a 0.3 s window of back-to-back launches
+        return PowerReading(
+            150.0, 0.3, 45_000.0, periods, calls, 45_000.0 / calls, busy_fraction=1.0
+        )
 
 
 def _structures(folder, device: Any = "cpu", **kw: Any) -> int:

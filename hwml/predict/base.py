@@ -124,9 +124,18 @@ LAYER_COLUMNS: tuple[str, ...] = (
 _COL = {name: i for i, name in enumerate(LAYER_COLUMNS)}
 _ATTRS = operator.attrgetter(*LAYER_COLUMNS)
 
-#: Values of the ``status`` column whose measurements may be fitted on (``no_power``
-#: rows have a valid runtime and a NaN power, which the target filter then drops).
-USABLE_STATUS: tuple[str, ...] = ("ok", "no_power")
+#: Values of the ``status`` column whose *runtime* may be fitted on: ``no_power`` rows
+#: have a valid runtime and a NaN power; ``low_busy`` and ``over_limit`` rows have a valid
+#: runtime and a power reading that is not trusted.
+USABLE_STATUS: tuple[str, ...] = ("ok", "no_power", "low_busy", "over_limit")
+
+#: Values of ``status`` whose power and energy may be fitted on.
+USABLE_POWER_STATUS: tuple[str, ...] = ("ok",)
+
+
+def is_power_target(target: str) -> bool:
+    """Whether ``target`` is a power or energy column (``power_w``, ``energy_mj``, ...)."""
+    return "power" in target or "energy" in target
 
 _DEVICE_CHECKS = ("warn", "error", "ignore")
 
@@ -182,16 +191,21 @@ def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> N
         raise MissingColumnsError(missing, what)
 
 
-def usable_rows(table: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+def usable_rows(
+    table: pd.DataFrame, target: str, *, include_low_busy: bool = False
+) -> tuple[pd.DataFrame, int]:
     """The rows of a measured table that may be fitted on.
 
     Args:
         table: Measured table holding ``target`` (and optionally ``status``).
         target: Target column.
+        include_low_busy: For a power or energy target, also fit on ``low_busy`` rows
+            (power windows in which the GPU idled for over 5 % of the time).
 
     Returns:
-        ``(rows, dropped)``: the rows whose ``status`` is in :data:`USABLE_STATUS` (when the
-        column exists) and whose target is finite, and how many rows were dropped.
+        ``(rows, dropped)``: the rows whose ``status`` allows the target (when the column
+        exists: :data:`USABLE_STATUS` for runtimes, :data:`USABLE_POWER_STATUS` for power
+        and energy) and whose target is finite, and how many rows were dropped.
 
     Raises:
         MissingColumnsError: when ``target`` is not a column.
@@ -200,7 +214,10 @@ def usable_rows(table: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
     y = pd.to_numeric(table[target], errors="coerce").to_numpy(dtype=float)
     keep = np.isfinite(y)
     if "status" in table.columns:
-        keep &= table["status"].astype(str).isin(USABLE_STATUS).to_numpy()
+        allowed: tuple[str, ...] = USABLE_STATUS
+        if is_power_target(target):
+            allowed = USABLE_POWER_STATUS + (("low_busy",) if include_low_busy else ())
+        keep &= table["status"].astype(str).isin(allowed).to_numpy()
     return table.loc[keep], int((~keep).sum())
 
 
