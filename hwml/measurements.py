@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwml import zoo
 from hwml.data import dataset_path, read_provenance, read_table
 
 __all__ = [
@@ -51,6 +52,7 @@ class Measurements:
     repeats: pd.DataFrame | None = None
     nets: pd.DataFrame | None = None
     net_layers: pd.DataFrame | None = None
+    validation: pd.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -60,14 +62,24 @@ class Measurements:
 
 
 def load(dataset: str | os.PathLike[str]) -> Measurements:
-    """Read every profiler table of a dataset folder (``data/<name>`` or a path)."""
+    """Read every profiler table of a dataset folder (``data/<name>`` or a path).
+
+    A key measured more than once (two shards of a sweep that overlapped, see
+    :func:`hwml.profile.run_rows`) keeps its first row; ``extra["<table>_measured_twice"]``
+    counts the rows set aside. The files themselves are never changed.
+    """
     folder = dataset_path(dataset)
     if not (folder / "provenance.json").exists():
         raise FileNotFoundError(f"{folder} is not a dataset folder (no provenance.json)")
     out = Measurements(name=folder.name, provenance=read_provenance(folder))
-    for table in ("layers", "repeats", "nets", "net_layers"):
+    for table in ("layers", "repeats", "nets", "net_layers", "validation"):
         if (folder / f"{table}.csv").exists():
-            setattr(out, table, read_table(folder, table))
+            df = read_table(folder, table)
+            if "key" in df.columns:
+                twice = df["key"].duplicated()
+                out.extra[f"{table}_measured_twice"] = int(twice.sum())
+                df = df[~twice].reset_index(drop=True)
+            setattr(out, table, df)
     return out
 
 
@@ -142,13 +154,21 @@ def roofline_ceiling(
     return np.minimum(peak_flops_per_s, np.asarray(intensity, dtype=float) * bandwidth_bytes_per_s)
 
 
-def sum_of_layers(nets: pd.DataFrame, net_layers: pd.DataFrame) -> pd.DataFrame:
+def sum_of_layers(
+    nets: pd.DataFrame, net_layers: pd.DataFrame, *, complete_only: bool = True
+) -> pd.DataFrame:
     """Whole-network runtime beside the sum of its layers timed one by one in place.
+
+    Args:
+        nets: ``nets.csv``.
+        net_layers: ``net_layers.csv``.
+        complete_only: Keep only (network, batch, dtype) whose every layer was timed in
+            place (a partial sum would understate the network).
 
     Returns:
         One row per (network, batch, dtype) present in both tables, with
-        ``network_ms``, ``sum_layers_ms``, ``layers`` (count), ``gap_pct`` =
-        100 × (sum − network) / network, and ``network_power_w``.
+        ``network_ms``, ``sum_layers_ms``, ``layers`` (count), ``expected_layers``,
+        ``gap_pct`` = 100 × (sum − network) / network, and ``network_power_w``.
     """
     whole = ok_rows(nets)[["network", "batch", "dtype", "runtime_ms", "power_w", "sm_clock_mhz"]]
     parts = (
@@ -169,6 +189,14 @@ def sum_of_layers(nets: pd.DataFrame, net_layers: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["gap_pct"] = 100 * (out["sum_layers_ms"] - out["network_ms"]) / out["network_ms"]
+    known = set(zoo.names())
+    expected = {
+        n: len(zoo.describe_net(n, 1, weights=False).layers) if n in known else np.nan
+        for n in out["network"].unique()
+    }
+    out["expected_layers"] = out["network"].map(expected)
+    if complete_only:  # networks outside the zoo cannot be checked and are kept
+        out = out[~(out["layers"] < out["expected_layers"])]
     return out.sort_values(["dtype", "network", "batch"]).reset_index(drop=True)
 
 

@@ -704,11 +704,16 @@ def run_rows(
     desc: str,
     log: RunLog,
 ) -> int:
-    """Measure pending rows of ``todo`` ((key, fixed columns, measure)) into ``table``."""
+    """Measure pending rows of ``todo`` ((key, fixed columns, measure)) into ``table``.
+
+    A shard takes every n-th row of the *whole* list and then skips the rows already in
+    the table. (Skipping first and sharding the rest would make the shares depend on
+    when each process read the table: processes that start a moment apart would then
+    measure some rows twice and others never.)
+    """
     done = table.done_keys()
-    pending = [item for item in todo if item[0] not in done]
     i, n = opts.shard
-    pending = pending[i::n]
+    pending = [item for item in todo[i::n] if item[0] not in done]
     written = 0
     bar = tqdm(
         pending,

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hwml import measurements as M
+from hwml import zoo
 
 
 def test_repeatability_cv_per_kind():
@@ -143,3 +144,46 @@ def test_rank_agreement_multi_group_index():
     out = M.rank_agreement(df, "a", "b", by=["d", "k"])
     assert out.loc[("x", 1), "spearman_rho"] == pytest.approx(1.0)
     assert out.loc[("x", 2), "spearman_rho"] == pytest.approx(-1.0)
+
+
+def test_sum_of_layers_drops_networks_timed_only_in_part():
+    nets = pd.DataFrame(
+        [
+            {
+                "network": "alexnet",
+                "batch": b,
+                "dtype": "float32",
+                "runtime_ms": 1.0,
+                "power_w": 300.0,
+                "sm_clock_mhz": 1900.0,
+                "status": "ok",
+            }
+            for b in (1, 2)
+        ]
+    )
+    n_layers = len(zoo.describe_net("alexnet", 1, weights=False).layers)
+    rows = [
+        {
+            "network": "alexnet",
+            "batch": 1,
+            "dtype": "float32",
+            "runtime_ms": 0.1,
+            "sm_clock_mhz": np.nan,
+            "status": "ok",
+        }
+    ] * n_layers
+    rows += [{**rows[0], "batch": 2}] * (n_layers - 3)
+    out = M.sum_of_layers(nets, pd.DataFrame(rows))
+    assert list(out["batch"]) == [1]
+    assert len(M.sum_of_layers(nets, pd.DataFrame(rows), complete_only=False)) == 2
+
+
+def test_load_keeps_the_first_of_a_key_measured_twice(tmp_path):
+    (tmp_path / "provenance.json").write_text("{}")
+    pd.DataFrame(
+        {"key": ["a", "b", "a"], "runtime_ms": [1.0, 2.0, 3.0], "status": ["ok"] * 3}
+    ).to_csv(tmp_path / "layers.csv", index=False)
+    m = M.load(tmp_path)
+    assert list(m.layers["runtime_ms"]) == [1.0, 2.0]
+    assert m.extra["layers_measured_twice"] == 1
+    assert len(pd.read_csv(tmp_path / "layers.csv")) == 3  # the file is untouched

@@ -209,3 +209,14 @@ def test_invalid_options_rejected():
         profile.SweepOptions(dtype="float8")
     with pytest.raises(ValueError, match="shard"):
         profile.SweepOptions(shard=(2, 2))
+
+
+def test_shards_cover_every_row_once_whenever_they_start(tmp_path):
+    """Shard 0 finishes before shard 1 reads the table: still no row twice, none missed."""
+    dev = cpu_device()
+    layers = small_layers(7)
+    for i in (0, 1):
+        opts = profile.SweepOptions(budget_ms=2, warmup=1, progress=False, shard=(i, 2))
+        profile.sweep_layers(tmp_path, dev, layers, opts)
+    df = pd.read_csv(tmp_path / "layers.csv")
+    assert len(df) == len(layers) and not df["key"].duplicated().any()

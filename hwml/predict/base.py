@@ -137,6 +137,7 @@ def is_power_target(target: str) -> bool:
     """Whether ``target`` is a power or energy column (``power_w``, ``energy_mj``, ...)."""
     return "power" in target or "energy" in target
 
+
 _DEVICE_CHECKS = ("warn", "error", "ignore")
 
 
