@@ -12,7 +12,9 @@ returns DataFrames; nothing touches a device. Functions:
   place;
 * :func:`sweep_throughput` — rows measured per second per GPU;
 * :func:`counter_periods` — the energy counter's update period and idle power recorded
-  at the start of every sweep.
+  at the start of every sweep;
+* :func:`paired` — two measurements of the same workloads side by side (e.g. before and
+  after a change of method).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "counter_periods",
     "rank_agreement",
     "discordant_pairs",
+    "paired",
 ]
 
 
@@ -309,3 +312,14 @@ def discordant_pairs(
     return pd.DataFrame(out, columns=cols).sort_values(
         f"{y}_ratio", ascending=False, ignore_index=True
     )
+
+
+def paired(
+    before: pd.DataFrame, after: pd.DataFrame, columns: list[str], *, on: str = "key"
+) -> pd.DataFrame:
+    """Rows of two measurements of the same workloads side by side (``<col>_before`` /
+    ``<col>_after``), joined on ``on``; only rows present and ok in both. A column one
+    table lacks is NaN on its side."""
+    a = ok_rows(before).drop_duplicates(on).reindex(columns=[on, *columns])
+    b = ok_rows(after).drop_duplicates(on).reindex(columns=[on, *columns])
+    return a.merge(b, on=on, suffixes=("_before", "_after"))
