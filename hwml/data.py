@@ -665,10 +665,14 @@ def write_readme(
             )
         lines.append("")
     for table, cols in tables.items():
-        if not (folder / f"{table}.csv").exists():
+        path = folder / f"{table}.csv"
+        if not path.exists():
             continue
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
         lines += [f"## `{table}.csv`", "", "| column | unit | meaning |", "| --- | --- | --- |"]
-        for name, (unit, meaning) in cols.items():
+        for name in header:  # the file's own columns, in its order
+            unit, meaning = cols.get(name, ("?", "not documented by this version of hwml"))
             lines.append(f"| `{name}` | {unit} | {meaning} |")
         lines.append("")
     notes = folder / "NOTES.md"

@@ -6,8 +6,12 @@ three small interfaces:
 * a timer (:class:`CudaTimer` with CUDA events, :class:`CpuTimer` with a monotonic clock)
   that times a callable after warm-up and reports the median and spread;
 * an energy meter (:class:`NvmlEnergyMeter` on the GPU's total-energy counter,
-  :class:`NullEnergyMeter` when no counter exists) that measures average power over a
-  window aligned to the counter's own updates;
+  :class:`NullEnergyMeter` when no counter exists) that measures energy per call and
+  average power over a window between two counter updates, reading the counter from a
+  background thread (:class:`CounterPoller`) while the device's queue stays full;
+* markers in the device's queue (CUDA events with timing; :class:`CpuMarker` on a CPU)
+  that tell when each chunk of work ran, and CUDA-graph capture for a GPU runtime free
+  of launch overhead (:meth:`CudaTimer.capture`);
 * a :class:`Device` bundling them with memory readings and provenance facts.
 
 Tests patch ``pynvml`` (autospec) and replay counter traces so everything except the
@@ -22,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import platform
 import statistics
 import threading
@@ -723,6 +728,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_mhz() -> float | None:
+    """The host CPU's current clock (MHz, first core, from /proc/cpuinfo), or None."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _software_info() -> dict[str, Any]:
     cudnn = torch.backends.cudnn
     return {
@@ -735,6 +751,8 @@ def _software_info() -> dict[str, Any]:
         "tf32_cudnn": bool(cudnn.allow_tf32),
         "host": platform.node(),
         "cpu": _cpu_name(),
+        "cpu_mhz": _cpu_mhz(),
+        "cpu_count": os.cpu_count(),
     }
 
 

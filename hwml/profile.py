@@ -239,6 +239,51 @@ _NET_DOCS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Columns of ``validation.csv`` (written by :mod:`hwml.validation`, documented here with
+#: the other tables of a dataset folder).
+_VALIDATION_DOCS: dict[str, tuple[str, str]] = {
+    "key": _LAYER_META["key"],
+    "workload": ("-", "layer kind, or network and batch"),
+    "kind": ("-", "'layer' or 'network'"),
+    "network": ("-", "zoo network (networks only)"),
+    "batch": ("count", "batch size"),
+    "dtype": _LAYER_META["dtype"],
+    "flops": ("count", "FLOPs of one call"),
+    "runtime_ms": _MEASURED["runtime_ms"],
+    "runtime_graph_ms": _MEASURED["runtime_graph_ms"],
+    "host_dispatch_ms": _MEASURED["host_dispatch_ms"],
+    "graph_calls": _MEASURED["graph_calls"],
+    "busy_fraction": ("1", "busy share of hwml's graph window"),
+    "eager_busy_fraction": _MEASURED["eager_busy_fraction"],
+    "hwml_window_s": ("s", "length of hwml's graph window"),
+    "hwml_graph_energy_mj": ("mJ", "hwml: energy per call, window of graph replays"),
+    "hwml_eager_energy_mj": ("mJ", "hwml: energy per call, window of eager launches"),
+    "loop_graph_energy_mj": ("mJ", "reference: ΔE / calls over >= 3 s of graph replays, two reads"),
+    "loop_eager_energy_mj": (
+        "mJ",
+        "reference: ΔE / calls over >= 3 s of eager launches, two reads",
+    ),
+    "zeus_eager_energy_mj": (
+        "mJ",
+        "Zeus (zeus-ml ZeusMonitor window): energy per call, eager loop",
+    ),
+    "hwml_graph_power_w": ("W", "hwml: power, graph window"),
+    "hwml_eager_power_w": ("W", "hwml: power, eager window"),
+    "loop_graph_power_w": ("W", "reference: ΔE over the graph loop's wall time"),
+    "loop_eager_power_w": ("W", "reference: ΔE over the eager loop's wall time"),
+    "zeus_eager_power_w": ("W", "Zeus: energy over its window's time"),
+    "loop_eager_s": ("s", "length of the eager reference loop"),
+    "loop_graph_s": ("s", "length of the graph reference loop"),
+    "zeus_eager_s": ("s", "length of Zeus's window"),
+    "hwml_status": ("-", "status hwml's row would have had (ok, low_busy, over_limit, ...)"),
+    "gpu_uuid": _MEASURED["gpu_uuid"],
+    "run_id": _MEASURED["run_id"],
+    "status": ("-", "ok (empty in rows written before the column was filled)"),
+    "error": _MEASURED["error"],
+    "timestamp": _MEASURED["timestamp"],
+}
+
+
 def column_docs() -> dict[str, dict[str, tuple[str, str]]]:
     """``{table: {column: (unit, meaning)}}`` for the three profiler tables."""
     layer = {**_LAYER_META, **_FEATURE_DOCS, **_MEASURED}
@@ -252,6 +297,7 @@ def column_docs() -> dict[str, dict[str, tuple[str, str]]]:
         "repeats": {c: layer[c] for c in LAYER_COLUMNS},
         "net_layers": {c: net_layer[c] for c in NET_LAYER_COLUMNS},
         "nets": {c: _NET_DOCS[c] for c in NET_COLUMNS},
+        "validation": dict(_VALIDATION_DOCS),
     }
 
 
@@ -764,6 +810,7 @@ def begin_run(
             "sm_clock_max_mhz",
             "memory_total_bytes",
             "cpu",
+            "cpu_count",
         )
     }
     facts["dataset_kind"] = "gpu" if device.is_cuda else "cpu"
@@ -786,6 +833,7 @@ def begin_run(
         "tf32_matmul": device.info.get("tf32_matmul"),
         "tf32_cudnn": device.info.get("tf32_cudnn"),
         "sm_clock_mhz_at_start": device.sm_clock_mhz(),
+        "cpu_mhz": device.info.get("cpu_mhz"),
         "power_periods": opts.periods if opts.power else None,
         "shard": list(opts.shard),
         "device": str(device.torch_device),
@@ -958,17 +1006,35 @@ def write_dataset_readme(folder: str | Path) -> Path:
     folder = Path(folder)
     prov = read_provenance(folder)
     device = prov.get("gpu_name") or prov.get("device_name") or "unknown device"
+    header = ""
+    for table in ("layers", "nets", "net_layers"):
+        if (folder / f"{table}.csv").exists():
+            header = (folder / f"{table}.csv").open().readline()
+            break
+    timer = "CUDA events" if prov.get("dataset_kind") == "gpu" else "a monotonic clock"
+    if "busy_fraction" in header:
+        method = f"""Method: each row is timed eagerly with {timer} after warm-up (median of the
+repeats, with the 10th/90th percentiles and the coefficient of variation); on a GPU also
+replayed from a CUDA graph (GPU runtime) and issued once into an empty queue (host
+dispatch). Energy comes from NVML's total-energy counter, read by a background thread
+while the GPU's queue is kept full of CUDA-graph replays (eager launches where the
+workload cannot be captured, see `power_mode`): the window runs between two observed
+counter updates; power = ΔE/Δt and energy per call = ΔE / calls completed in that window.
+CUDA events give the window's busy fraction; rows under 0.95 are `low_busy`. Networks
+also get a window of eager launches (`eager_*`)."""
+    else:
+        method = f"""Method (the earlier meter): each row is timed with {timer} after warm-up.
+Power is the average over a window that starts and ends on updates of NVML's total-energy
+counter, read between chunks of about a millisecond of work; energy per call is power x
+median runtime. (Those reads kept the GPU idle for much of the window: see this folder's
+notes.)"""
     description = f"""
 Measurements of layers and networks on **{device}**, made with `hwml profile` (hwml
 {prov.get("runs", [{}])[-1].get("hwml", __version__) if prov.get("runs") else __version__}).
 The run log below lists every command that wrote rows here.
 
-Method: each row is timed with {"CUDA events" if prov.get("dataset_kind") == "gpu" else "a monotonic clock"}
-after warm-up (median of the repeats, with the 10th/90th percentiles and the coefficient
-of variation). Power is the average over a window that starts and ends on updates of
-NVML's total-energy counter and spans several update periods while the workload runs
-back to back (ΔE/Δt); energy per call is power × median runtime. Memory is PyTorch's
-peak allocation while the row was measured. Rows are appended as they are measured and
-never edited; a configuration that ran out of memory keeps `status = oom`.
+{method} Memory is PyTorch's peak allocation while the row was measured. Rows are
+appended as they are measured and never edited; a configuration that ran out of memory
+keeps `status = oom`.
 """
     return write_readme(folder, f"Dataset: {device}", description, column_docs(), prov)
