@@ -70,6 +70,16 @@ __all__ = [
 #: Energy-per-call columns compared (``<method>_energy_mj``); the first two are hwml's.
 METHODS: tuple[str, ...] = ("hwml_graph", "hwml_eager", "loop_graph", "loop_eager", "zeus_eager")
 
+#: Columns of hwml's own row copied into a validation row as they are.
+_FROM_ROW: tuple[str, ...] = (
+    "runtime_ms",
+    "runtime_graph_ms",
+    "host_dispatch_ms",
+    "graph_calls",
+    "busy_fraction",
+    "eager_busy_fraction",
+)
+
 VALIDATION_COLUMNS: list[str] = [
     "key",
     "workload",
@@ -78,12 +88,7 @@ VALIDATION_COLUMNS: list[str] = [
     "batch",
     "dtype",
     "flops",
-    "runtime_ms",
-    "runtime_graph_ms",
-    "host_dispatch_ms",
-    "graph_calls",
-    "busy_fraction",
-    "eager_busy_fraction",
+    *_FROM_ROW,
     "hwml_window_s",
     *[f"{m}_energy_mj" for m in METHODS],
     *[f"{m}_power_w" for m in METHODS],
@@ -200,20 +205,7 @@ def validate_callable(
     for _ in range(20):  # cuDNN autotunes a new shape on its first calls
         fn()
     row = measure_callable(fn, device, opts)
-    out: dict[str, Any] = {
-        "status": "ok",
-        **{
-            k: row.get(k)
-            for k in (
-                "runtime_ms",
-                "runtime_graph_ms",
-                "host_dispatch_ms",
-                "graph_calls",
-                "busy_fraction",
-                "eager_busy_fraction",
-            )
-        },
-    }
+    out: dict[str, Any] = {"status": "ok", **{k: row.get(k) for k in _FROM_ROW}}
     out.update(
         hwml_status=row.get("status"),
         hwml_window_s=row.get("power_window_s"),
