@@ -1256,10 +1256,6 @@ class NetworkCalibration(Estimator):
         self.check_device(device)
         return self._apply(self._layer_sums(nets, build))
 
-    def raw_sum(self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None) -> np.ndarray:
-        """The uncalibrated sums of layer predictions for the rows of ``nets``."""
-        return self._layer_sums(nets, build)["sum"].to_numpy()
-
     def predict_network(self, net: Network, *, device: str | None = None) -> NetworkPrediction:
         """The layer model's per-layer prediction with raw and calibrated totals.
 
