@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hwml import cli_args
-from hwml.data import DatasetError, git_commit, now_iso, read_provenance
+from hwml.data import DatasetError, git_commit, json_safe, now_iso, read_provenance
 
 # Deliberately lazy: pandas, hwml.optimize (scipy), hwml.objectives, hwml.benchmark,
 # hwml.profile and hwml.hardware are imported inside the functions that use them. At module
@@ -117,17 +117,6 @@ def _range(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe: NaN becomes None (JSON has no NaN), containers recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _command() -> str:
     return "hwml " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -211,7 +200,9 @@ def _best(history: Any) -> float:
 
 def _write_sidecar(path: Path, info: dict[str, Any], commit: str | None) -> None:
     info = {**info, "command": _command(), "date": now_iso(), "git_commit": commit or git_commit()}
-    path.with_suffix(".json").write_text(json.dumps(_plain(info), indent=1, default=float) + "\n")
+    path.with_suffix(".json").write_text(
+        json.dumps(json_safe(info), indent=1, default=float) + "\n"
+    )
 
 
 def _search(
@@ -314,7 +305,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
                 "quantile": args.quantile,
                 **benchmark.quantile_budgets(structures, args.quantile),
             }
-        print(json.dumps(_plain(summary), indent=1, default=float))
+        print(json.dumps(json_safe(summary), indent=1, default=float))
         return 0
     if args.what == "structures":
         opts = SweepOptions(
