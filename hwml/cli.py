@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hwml import cli_args, cli_optimize, cli_predict
+
 __all__ = ["main", "build_parser"]
 
 
@@ -36,14 +38,6 @@ def _ints(text: str) -> list[int]:
 
 def _names(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
-    return i, n
 
 
 # ---------------------------------------------------------------------- describe
@@ -347,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--seconds", type=float, default=3.0, help="validate: length of each reference loop (s)"
     )
-    pr.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: this process's share")
+    pr.add_argument(
+        "--shard", type=cli_args.shard, default=(0, 1), help="I/N: this process's share"
+    )
     pr.add_argument("--no-progress", action="store_true")
     pr.add_argument(
         "--git-commit",
@@ -356,21 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.set_defaults(func=_cmd_profile)
 
-    for extra in _extra_commands():
-        extra(sub)
+    cli_predict.register(sub)  # fit, predict
+    cli_optimize.register(sub)  # optimize
     return p
-
-
-def _extra_commands() -> list:
-    """Sub-commands contributed by the predictor and optimizer packages."""
-    out = []
-    for mod_name in ("hwml.cli_predict", "hwml.cli_optimize"):
-        try:
-            mod = __import__(mod_name, fromlist=["register"])
-        except ImportError:
-            continue
-        out.append(mod.register)
-    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hwml import cli_args
+from hwml.data import DatasetError, git_commit, json_safe, now_iso, read_provenance
+
+# Deliberately lazy: pandas, hwml.optimize (scipy), hwml.objectives, hwml.benchmark,
+# hwml.profile and hwml.hardware are imported inside the functions that use them. At module
+# level they would add about 0.8 s to every `hwml` command, `hwml --help` and `hwml describe`
+# included (tests/test_cli.py checks that `hwml --help` loads neither pandas nor scipy).
+
 __all__ = ["register", "parse_seeds"]
 
 
@@ -54,16 +62,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or any(s < 0 for s in seeds):
         raise argparse.ArgumentTypeError(f"expected non-negative seeds, got {text!r}")
     return list(dict.fromkeys(seeds))
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes I/N, e.g. 0/4, got {text!r}") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard I/N needs 0 <= I < N, got {text!r}")
-    return i, n
 
 
 def _methods(text: str) -> list[str]:
@@ -117,17 +115,6 @@ def _range(text: str) -> tuple[int, int]:
     if not 1 <= lo < hi:
         raise argparse.ArgumentTypeError(f"expected 1 <= LOW < HIGH, got {text!r}")
     return lo, hi
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe: NaN becomes None (JSON has no NaN), containers recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _command() -> str:
@@ -212,10 +199,10 @@ def _best(history: Any) -> float:
 
 
 def _write_sidecar(path: Path, info: dict[str, Any], commit: str | None) -> None:
-    from hwml.data import git_commit, now_iso
-
     info = {**info, "command": _command(), "date": now_iso(), "git_commit": commit or git_commit()}
-    path.with_suffix(".json").write_text(json.dumps(_plain(info), indent=1, default=float) + "\n")
+    path.with_suffix(".json").write_text(
+        json.dumps(json_safe(info), indent=1, default=float) + "\n"
+    )
 
 
 def _search(
@@ -303,33 +290,30 @@ def _search(
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from hwml import benchmark
+    from hwml.hardware import open_device
+    from hwml.objectives import cnn_space
+    from hwml.profile import SweepOptions
 
     if args.what == "summary":
         summary = benchmark.summarize_benchmark(args.out)
         if (Path(args.out) / "structures.csv").exists():
-            import pandas as pd
-
             structures = pd.read_csv(Path(args.out) / "structures.csv")
             summary["budgets_at_quantile"] = {
                 "quantile": args.quantile,
                 **benchmark.quantile_budgets(structures, args.quantile),
             }
-        print(json.dumps(_plain(summary), indent=1, default=float))
+        print(json.dumps(json_safe(summary), indent=1, default=float))
         return 0
-    from hwml.hardware import open_device
-
     if args.what == "structures":
-        from hwml.profile import SweepOptions
-
         opts = SweepOptions(
             power=not args.no_power,
             periods=args.periods,
             budget_ms=args.budget_ms,
             progress=not args.no_progress,
         )
-        from hwml.objectives import cnn_space
-
         space = cnn_space(filters=args.filters, dense_units=args.dense_units)
         device = open_device(args.device, power=not args.no_power)
         n = benchmark.measure_structures(
@@ -369,12 +353,12 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from hwml.benchmark import benchmark_objective
 
     folder = Path(args.benchmark)
     structures_path = _structures_path(str(folder))
-    import pandas as pd
-
     structures = pd.read_csv(structures_path)
     objective = benchmark_objective(folder)
     info = {"mode": "tabular", "benchmark": str(folder), "pool_size": len(objective.candidates)}
@@ -385,7 +369,6 @@ def _cmd_live(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from hwml.benchmark import benchmark_space
-    from hwml.data import read_provenance
     from hwml.objectives import CNNObjective, cnn_space
 
     structures = None
@@ -443,7 +426,6 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 def _guarded(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
-        from hwml.data import DatasetError
         from hwml.objectives import DatasetNotFoundError
         from hwml.optimize import HistoryError, InfeasibleBudgetError
 
@@ -547,7 +529,7 @@ def register(subparsers: Any) -> None:
         default=0,
         help="seed of the structure list (structures) or the configuration list (train)",
     )
-    b.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: this process's share")
+    b.add_argument("--shard", type=cli_args.shard, default=(0, 1), help="I/N: this process's share")
     b.add_argument("--no-progress", action="store_true")
     b.add_argument(
         "--git-commit",

@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hwml.data import json_safe
+
 __all__ = ["register", "MODEL_TYPES"]
 
 #: Model types ``hwml predict`` accepts (``model_type`` of the saved file).
@@ -207,15 +209,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         "model_type": model.model_type,
     }
     if args.format == "json":
-        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
-        doc = {
-            **header,
-            "totals": {k: clean(float(v)) for k, v in totals.items()},
-            "layers": [
-                {k: clean(v) for k, v in row.items()}
-                for row in layers.astype(object).to_dict(orient="records")
-            ],
-        }
+        doc = json_safe(
+            {
+                **header,
+                "totals": {k: float(v) for k, v in totals.items()},
+                "layers": layers.astype(object).to_dict(orient="records"),
+            }
+        )
         json.dump(
             doc, sys.stdout, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v)
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -54,6 +55,7 @@ __all__ = [
     "git_commit",
     "now_iso",
     "write_readme",
+    "json_safe",
     "DatasetError",
 ]
 
@@ -286,9 +288,9 @@ def _update_provenance_locked(
                 f"{folder} holds measurements of {k}={prov.get(k)!r}; refusing to add "
                 f"{k}={facts.get(k)!r} (use another folder)"
             )
-    prov.update({k: _json_safe(v) for k, v in facts.items() if v is not None})
+    prov.update({k: json_safe(v) for k, v in facts.items() if v is not None})
     if run is not None:
-        prov.setdefault("runs", []).append({k: _json_safe(v) for k, v in run.items()})
+        prov.setdefault("runs", []).append({k: json_safe(v) for k, v in run.items()})
     (folder / "provenance.json").write_text(
         json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"
     )
@@ -603,14 +605,21 @@ def _finish_run(folder: Path, run_id: str, updates: Mapping[str, Any]) -> None:
         )
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN becomes None (JSON has no NaN); containers are converted recursively."""
-    if isinstance(value, float) and value != value:
-        return None
+def json_safe(value: Any) -> Any:
+    """``value`` ready for :func:`json.dumps`, the one JSON sanitizer of the package.
+
+    NaN and infinities become None (JSON has neither), numpy scalars become Python
+    numbers, and dicts, lists and tuples are converted recursively (tuples become lists);
+    anything else is returned as it is.
+    """
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        value = value.item()  # a numpy scalar, without importing numpy here
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 

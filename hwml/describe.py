@@ -510,15 +510,6 @@ class Layer:
         return (self.flops + self.vector_ops) / self.total_bytes
 
     # ------------------------------------------------------------------ conversions
-    def with_batch(self, batch: int) -> Layer:
-        """The same layer at another batch size."""
-        _check_positive(batch=batch)
-        return dataclasses.replace(
-            self,
-            in_shapes=tuple((batch, *s[1:]) for s in self.in_shapes),
-            out_shape=(batch, *self.out_shape[1:]),
-        )
-
     def with_dtype_bytes(self, dtype_bytes: int) -> Layer:
         """The same layer with another element size (e.g. 2 for fp16)."""
         return dataclasses.replace(self, dtype_bytes=dtype_bytes)

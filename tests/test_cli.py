@@ -112,6 +112,53 @@ def test_bad_sample_counts_are_refused(tmp_path, capsys, bad):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("bad", ["3/2", "2/2", "-1/4", "0/0", "1", "a/b"])
+def test_bad_shards_are_refused_before_the_device(tmp_path, capsys, monkeypatch, bad):
+    from hwml import cli
+
+    def no_device(args):
+        raise AssertionError("the device must not be opened")
+
+    monkeypatch.setattr(cli, "_open", no_device)
+    out = tmp_path / "cpu"
+    with pytest.raises(SystemExit) as exited:
+        main(_cpu_layers(out, f"--shard={bad}"))
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --shard" in err and repr(bad) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_sub_command_that_fails_to_import_fails_the_command(monkeypatch):
+    import importlib
+    import sys
+
+    import hwml
+
+    # A broken hwml.cli_optimize: importing it raises ImportError.
+    monkeypatch.setitem(sys.modules, "hwml.cli_optimize", None)
+    monkeypatch.delattr(hwml, "cli_optimize", raising=False)
+    monkeypatch.delitem(sys.modules, "hwml.cli")
+    monkeypatch.delattr(hwml, "cli", raising=False)
+    with pytest.raises(ImportError, match="hwml.cli_optimize"):
+        importlib.import_module("hwml.cli")
+
+
+def test_help_loads_neither_pandas_nor_scipy():
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, sys\n"
+        "from hwml.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "print(sorted(m for m in ('pandas', 'scipy') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     ("samples", "says"),
     [("0", "0 configurations of linear"), ("conv2d=5", "conv2d in --samples but not in --kinds")],

@@ -143,6 +143,19 @@ def test_run_errors_are_reported(bench: Path, tmp_path: Path, capsys) -> None:
         main([*args, "--method", "simulated-annealing"])
 
 
+@pytest.mark.parametrize("what", ["structures", "train"])
+@pytest.mark.parametrize("bad", ["3/2", "2/2", "-1/4", "0/0", "1", "a/b"])
+def test_bad_shards_are_refused(tmp_path: Path, capsys, what: str, bad: str) -> None:
+    folder = tmp_path / "b"
+    args = ["optimize", "benchmark", what, "--out", str(folder), "--device", "cpu"]
+    with pytest.raises(SystemExit) as exited:
+        main([*args, f"--shard={bad}"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --shard" in err and repr(bad) in err and "Traceback" not in err
+    assert not folder.exists()
+
+
 def test_benchmark_commands_on_cpu(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "b"
     common = ["--out", str(folder), "--device", "cpu", "--no-progress"]

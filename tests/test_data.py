@@ -70,6 +70,38 @@ def _runs(folder):
     return data.read_provenance(folder)["runs"]
 
 
+def test_json_safe():
+    import json
+    import math
+
+    import numpy as np
+
+    value = {
+        "nan": math.nan,
+        "inf": [math.inf, -np.inf],
+        "numpy": (np.float64(1.5), np.int64(3), np.bool_(True), np.float32("nan")),
+        "kept": {"text": "a", "none": None, "int": 2, "float": 0.25},
+    }
+    safe = data.json_safe(value)
+    assert safe == {
+        "nan": None,
+        "inf": [None, None],
+        "numpy": [1.5, 3, True, None],
+        "kept": {"text": "a", "none": None, "int": 2, "float": 0.25},
+    }
+    assert [type(v) for v in safe["numpy"][:3]] == [float, int, bool]
+    json.dumps(safe, allow_nan=False)
+
+
+def test_provenance_holds_no_nan(tmp_path):
+    import json
+    import math
+
+    data.update_provenance(tmp_path, {"gpu_name": "X"}, {"idle_power_w": math.nan, "n": [1.0]})
+    text = (tmp_path / "provenance.json").read_text()
+    assert json.loads(text)["runs"][0] == {"idle_power_w": None, "n": [1.0]}
+
+
 def test_run_log_is_written_at_start_and_completed_at_the_end(tmp_path):
     with data.RunLog(tmp_path, {"gpu_name": "G"}, {"command": "sweep"}) as log:
         (entry,) = _runs(tmp_path)  # on disk before any row: a killed run still shows

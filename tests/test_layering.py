@@ -5,8 +5,10 @@
 2  predict/, profile, measurements          (use the ground floor)
 3  objectives, validation                   (the CNN-training objective; meter checks)
 4  benchmark                                (tables of trained objectives)
-5  cli, cli_predict, cli_optimize, notebook (faces)
-6  __main__
+5  cli_args, notebook                       (argument types of the faces; notebook helpers)
+6  cli_predict, cli_optimize                (the faces' sub-commands)
+7  cli                                      (the `hwml` command: describe, profile, and the above)
+8  __main__
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ FLOORS = {
     "objectives": 3,
     "validation": 3,
     "benchmark": 4,
-    "cli": 5,
-    "cli_predict": 5,
-    "cli_optimize": 5,
+    "cli_args": 5,
     "notebook": 5,
-    "__main__": 6,
+    "cli_predict": 6,
+    "cli_optimize": 6,
+    "cli": 7,
+    "__main__": 8,
 }
 
 

@@ -122,7 +122,13 @@ def _format(path: Path) -> str:
     raise HistoryError(f"history_path {str(path)!r}: unknown format {suffix!r}; use .csv or .jsonl")
 
 
-def _plain(value: Any) -> Any:
+def _cell(value: Any) -> Any:
+    """One cell of a history row: numpy scalars as Python values, NaN and NA as None.
+
+    Not :func:`hwml.data.json_safe`: a cell keeps an infinity (CSV writes ``inf`` and
+    reads it back), and ``optimize/`` is on the ground floor beside ``data`` and may not
+    import it (``tests/test_layering.py``).
+    """
     if isinstance(value, np.generic):
         value = value.item()
     if value is None or value is pd.NA:
@@ -163,7 +169,7 @@ class HistoryWriter:
         Args:
             row: mapping with every column of :attr:`columns`.
         """
-        values = [_plain(row.get(c)) for c in self.columns]
+        values = [_cell(row.get(c)) for c in self.columns]
         if self.format == "csv":
             buffer = io.StringIO()
             cells = [

@@ -7,8 +7,9 @@ pandas DataFrames of layer descriptions, ``get_params``), saved as portable JSON
   transfer time at a fitted platform percent of peak.
 * :class:`NeuralPowerRegressor` / :class:`NeuralPower` (:mod:`~hwml.predict.neuralpower`):
   sparse polynomial layer models of runtime and power, energy = power x runtime,
-  network = sum of layers; :class:`NetworkCalibration` corrects summed layer runtimes
-  with whole-network measurements.
+  network = sum of layers.
+* :class:`NetworkCalibration` (:mod:`~hwml.predict.calibration`): corrects the summed
+  layer predictions of any layer model with whole-network measurements.
 * :class:`LinearHardwareModel` (:mod:`~hwml.predict.hyperpower`): HyperPower's linear
   power and memory models of a network's structural hyper-parameters, the constraint
   models of the hardware-aware Bayesian optimizer.
@@ -56,11 +57,12 @@ from hwml.predict.base import (
     UnknownKindError,
     usable_rows,
 )
+from hwml.predict.calibration import NetworkCalibration
 from hwml.predict.eyeriss import Eyeriss
 from hwml.predict.hyperpower import LinearHardwareModel, memory_model, power_model
 from hwml.predict.io import FORMAT_VERSION, ModelFormatError
 from hwml.predict.io import load as _load
-from hwml.predict.neuralpower import NetworkCalibration, NeuralPower, NeuralPowerRegressor
+from hwml.predict.neuralpower import NeuralPower, NeuralPowerRegressor
 from hwml.predict.paleo import Paleo
 
 __all__ = [

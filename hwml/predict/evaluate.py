@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -46,7 +46,8 @@ from hwml.predict.base import (
     PredictorError,
     require_columns,
 )
-from hwml.predict.neuralpower import NetworkCalibration, NeuralPower
+from hwml.predict.calibration import NetworkBuilder, NetworkCalibration, zoo_builder
+from hwml.predict.neuralpower import NeuralPower
 from hwml.predict.paleo import Paleo
 
 __all__ = [
@@ -471,18 +472,9 @@ def network_prediction(
     return NetworkPrediction(out, totals)
 
 
-NetworkBuilder = Callable[[str, int, int], Network]
-
-
-def _zoo_builder(name: str, batch: int, dtype_bytes: int) -> Network:
-    from hwml import zoo
-
-    return zoo.describe_net(name, batch, dtype_bytes=dtype_bytes, weights=False)
-
-
 def cached_zoo_builder() -> NetworkBuilder:
     """A zoo network builder that describes each (network, batch, element size) once."""
-    return functools.lru_cache(maxsize=None)(_zoo_builder)
+    return functools.lru_cache(maxsize=None)(zoo_builder)
 
 
 def measured_layer_sums(
@@ -510,7 +502,7 @@ def measured_layer_sums(
     """
     require_columns(nets, ["network", "batch"], "measured_layer_sums")
     require_columns(layers, ["kind", "dtype", "runtime_ms"], "measured_layer_sums")
-    build = build or _zoo_builder
+    build = build or zoo_builder
     ok = layers[layers["status"] == "ok"] if "status" in layers.columns else layers
     index: dict[str, dict[tuple, tuple[float, float]]] = {}
     for dtype, part in ok.groupby(ok["dtype"].astype(str)):
@@ -569,7 +561,7 @@ def predict_networks(
         ``<name>_energy_mj``.
     """
     require_columns(nets, ["network", "batch"], "predict_networks")
-    build = build or _zoo_builder
+    build = build or zoo_builder
     cache: dict[tuple[str, int, int], Network] = {}
     records = []
     for _, row in nets.iterrows():

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
+from hwml.data import json_safe
 from hwml.predict import io
 from hwml.predict.base import (
     Estimator,
@@ -247,8 +248,8 @@ class LinearHardwareModel(Estimator):
             "xtx_inv": self.xtx_inv_,
             "residual_std": self.residual_std_,
             "cv_rmse": self.cv_rmse_,
-            "cv_rmspe": _finite_or_none(self.cv_rmspe_),
-            "cv_mape": _finite_or_none(self.cv_mape_),
+            "cv_rmspe": json_safe(self.cv_rmspe_),
+            "cv_mape": json_safe(self.cv_mape_),
             "cv_predictions": self.cv_predictions_,
             "n_train": self.n_train_,
             "n_dropped": self.n_dropped_,
@@ -268,10 +269,6 @@ class LinearHardwareModel(Estimator):
         self.cv_predictions_ = np.array(state["cv_predictions"], dtype=float)
         self.n_train_ = int(state["n_train"])
         self.n_dropped_ = int(state["n_dropped"])
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def power_model(

@@ -93,7 +93,12 @@ def registered_types() -> dict[str, type]:
 
 
 def _plain(value: Any, where: str) -> Any:
-    """``value`` as JSON-ready Python objects (numpy arrays and scalars converted)."""
+    """``value`` as JSON-ready Python objects (numpy arrays and scalars converted).
+
+    Stricter than :func:`hwml.data.json_safe`, on purpose: a model file with a missing
+    coefficient is corrupt, so a non-finite number or a value of an unknown type is
+    refused (with where it sits in the document), never replaced by None.
+    """
     if isinstance(value, dict):
         return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):

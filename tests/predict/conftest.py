@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwml.describe import Layer
+from hwml.describe import Layer, Network
 
 
 def random_layers(kind: str, n: int, seed: int) -> list[Layer]:
@@ -67,6 +67,25 @@ def layer_table(counts: dict[str, int], seed: int = 0) -> pd.DataFrame:
     table["dtype"] = "float32"
     table["source"] = "sweep"
     return table
+
+
+def toy_net(batch: int = 4) -> Network:
+    """A small conv - pool - flatten - linear network (a trivial flatten among its layers)."""
+    conv = Layer.conv2d(batch, 16, 14, 14, 32, 3, padding=1)
+    pool = Layer.pool2d("maxpool2d", batch, 32, 14, 14, 2)
+    flat = Layer(kind="flatten", in_shapes=(pool.out_shape,), out_shape=(batch, 32 * 7 * 7))
+    return Network(
+        "toy",
+        (batch, 16, 14, 14),
+        [
+            conv,
+            Layer.activation("relu", conv.out_shape),
+            pool,
+            flat,
+            Layer.linear(batch, 32 * 7 * 7, 100),
+            Layer.activation("relu", (batch, 100)),
+        ],
+    )
 
 
 @pytest.fixture

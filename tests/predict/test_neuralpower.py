@@ -9,13 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwml.describe import Layer, Network
+from hwml.describe import Layer
 from hwml.predict import (
     DeviceMismatchError,
     DeviceMismatchWarning,
     MissingColumnsError,
     ModelFormatError,
-    NetworkCalibration,
     NeuralPower,
     NeuralPowerRegressor,
     NotFittedError,
@@ -25,7 +24,7 @@ from hwml.predict import (
     UnknownKindError,
     load,
 )
-from hwml.predict.base import KIND_GROUPS
+from tests.predict.conftest import toy_net
 
 FAST = {"n_alphas": 20, "cv": 5}
 
@@ -217,28 +216,10 @@ def test_device_and_dtype_mismatch(fitted):
 
 
 # ---------------------------------------------------------------- networks, power, energy
-def _toy_net(batch: int = 4) -> Network:
-    conv = Layer.conv2d(batch, 16, 14, 14, 32, 3, padding=1)
-    pool = Layer.pool2d("maxpool2d", batch, 32, 14, 14, 2)
-    flat = Layer(kind="flatten", in_shapes=(pool.out_shape,), out_shape=(batch, 32 * 7 * 7))
-    return Network(
-        "toy",
-        (batch, 16, 14, 14),
-        [
-            conv,
-            Layer.activation("relu", conv.out_shape),
-            pool,
-            flat,
-            Layer.linear(batch, 32 * 7 * 7, 100),
-            Layer.activation("relu", (batch, 100)),
-        ],
-    )
-
-
 def test_neuralpower_energy_and_network_power(fitted, tmp_path):
     model = NeuralPower(degrees=(1,), **FAST).fit(fitted)
     assert set(model.power_.groups_) == {"conv2d", "linear", "pool"}
-    partial = model.predict_network(_toy_net())  # power was never measured for activations
+    partial = model.predict_network(toy_net())  # power was never measured for activations
     act = partial.layers.kind == "activation"
     assert (
         partial.layers.power_w[act].isna().all()
@@ -247,7 +228,7 @@ def test_neuralpower_energy_and_network_power(fitted, tmp_path):
     assert np.isnan(partial.totals["energy_mj"]) and partial.totals["runtime_ms"] > 0
     t = fitted.assign(power_w=fitted["power_w"].fillna(120.0), status="ok")
     model = NeuralPower(degrees=(1,), **FAST).fit(t)
-    pred = model.predict_network(_toy_net())
+    pred = model.predict_network(toy_net())
     layers = pred.layers
     assert layers.loc[3, "kind"] == "flatten" and bool(layers.loc[3, "fallback"])
     assert layers.loc[3, "runtime_ms"] == 0.0 and layers.loc[3, "energy_mj"] == 0.0
@@ -261,9 +242,9 @@ def test_neuralpower_energy_and_network_power(fitted, tmp_path):
     )
     assert model.model_size_["power"]["conv2d"] >= 1
     back = load(model.save(tmp_path / "pair.json"))
-    pd.testing.assert_frame_equal(back.predict_network(_toy_net()).layers, layers)
+    pd.testing.assert_frame_equal(back.predict_network(toy_net()).layers, layers)
     # The fast path from Layer objects and the table path agree.
-    np.testing.assert_array_equal(model.predict(_toy_net().table()), layers.runtime_ms.to_numpy())
+    np.testing.assert_array_equal(model.predict(toy_net().table()), layers.runtime_ms.to_numpy())
 
 
 def test_trivial_kinds_use_their_training_median(fitted):
@@ -274,7 +255,7 @@ def test_trivial_kinds_use_their_training_median(fitted):
     m = NeuralPowerRegressor(degrees=(1,), **FAST).fit(
         pd.concat([fitted, extra], ignore_index=True)
     )
-    pred = m.predict_network(_toy_net())
+    pred = m.predict_network(toy_net())
     assert pred.layers.loc[3, "runtime_ms"] == pytest.approx(0.002)
     assert not pred.layers.loc[3, "fallback"]
 
@@ -284,102 +265,6 @@ def test_power_only_where_measured(fitted):
     assert model.power_ is None
     out = model.predict_all(fitted[fitted.kind != "activation"])
     assert out["power_w"].isna().all() and (out["runtime_ms"] > 0).all()
-
-
-# ---------------------------------------------------------------- network calibration
-NETS = {
-    "a": lambda b: _toy_net(b),
-    "b": lambda b: Network(
-        "b",
-        (b, 64),
-        [Layer.linear(b, 64, 256), Layer.activation("relu", (b, 256)), Layer.linear(b, 256, 10)],
-    ),
-    "c": lambda b: Network(
-        "c",
-        (b, 16, 28, 28),
-        [
-            Layer.conv2d(b, 16, 28, 28, 16, 3, padding=1),
-            Layer.batchnorm2d(b, 16, 28, 28),
-            Layer.activation("relu", (b, 16, 28, 28)),
-        ],
-    ),
-}
-
-
-def _build(name: str, batch: int, dtype_bytes: int) -> Network:
-    return NETS[name](batch)
-
-
-@pytest.fixture
-def exact_paleo(make_table):
-    t = make_table(
-        {"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10}
-    )
-    work = t["flops"] + t["vector_ops"]
-    t["runtime_ms"] = 1e3 * (work / 1e12 + t["total_bytes"] / 1e11) / 0.5
-    return Paleo(1e12, 1e11).fit(t)
-
-
-def _nets_table(layer_model, fn) -> pd.DataFrame:
-    rows = []
-    for name in NETS:
-        for b in (1, 8, 32):
-            raw = layer_model.predict_network(_build(name, b, 4)).totals["runtime_ms"]
-            rows.append(
-                {
-                    "network": name,
-                    "batch": b,
-                    "dtype": "float32",
-                    "runtime_ms": fn(raw),
-                    "status": "ok",
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def test_global_calibration_recovers_the_overshoot(exact_paleo, tmp_path):
-    nets = _nets_table(exact_paleo, lambda raw: 0.9 * raw)
-    cal = NetworkCalibration(exact_paleo).fit(nets, build=_build)
-    assert cal.scale_ == pytest.approx(0.9)
-    np.testing.assert_allclose(cal.predict(nets, build=_build), nets.runtime_ms)
-    lono = cal.leave_one_network_out(nets, build=_build)
-    assert len(lono) == 9
-    np.testing.assert_allclose(lono.raw_err_pct, 100 * (1 / 0.9 - 1))
-    np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-9)
-    pred = cal.predict_network(_build("a", 8, 4))
-    assert pred.totals["runtime_ms"] == pytest.approx(0.9 * pred.totals["runtime_ms_raw"])
-    back = load(cal.save(tmp_path / "cal.json"))
-    np.testing.assert_array_equal(back.predict(nets, build=_build), cal.predict(nets, build=_build))
-
-
-def test_affine_and_per_group_calibration(exact_paleo):
-    nets = _nets_table(exact_paleo, lambda raw: 0.05 + raw)
-    cal = NetworkCalibration(exact_paleo, mode="affine").fit(nets, build=_build)
-    assert cal.coef_["offset"] == pytest.approx(0.05, rel=1e-6) and cal.scale_ == pytest.approx(
-        1.0, rel=1e-6
-    )
-    # A fixed time per working layer overlaps inside a network.
-    n = _nets_table(exact_paleo, lambda raw: raw)["network"].map(
-        {name: sum(layer.kind != "flatten" for layer in NETS[name](1)) for name in NETS}
-    )
-    nets = _nets_table(exact_paleo, lambda raw: raw)
-    per_layer = -0.2 * float((nets["runtime_ms"] / n).min())
-    nets["runtime_ms"] = 0.95 * nets["runtime_ms"] + per_layer * n
-    ovh = NetworkCalibration(exact_paleo, mode="overhead").fit(nets, build=_build)
-    assert ovh.coef_["sum"] == pytest.approx(0.95) and ovh.coef_["layers"] == pytest.approx(
-        per_layer
-    )
-    lono = ovh.leave_one_network_out(nets, build=_build)
-    np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-6)
-    nets = _nets_table(exact_paleo, lambda raw: raw)
-    per = NetworkCalibration(exact_paleo, mode="per_group", ridge=0.0).fit(nets, build=_build)
-    np.testing.assert_allclose(per.predict(nets, build=_build), nets.runtime_ms, rtol=1e-6)
-    assert set(per.scale_) == {
-        KIND_GROUPS[k]
-        for k in ("conv2d", "linear", "maxpool2d", "activation", "batchnorm2d", "flatten")
-    }
-    with pytest.raises(TooFewRowsError, match="two networks"):
-        per.leave_one_network_out(nets[nets.network == "a"], build=_build)
 
 
 # ---------------------------------------------------------------- conv2d inputs
@@ -405,28 +290,6 @@ def test_saved_inputs_must_match_the_current_spec(fitted, tmp_path):
     doc["state"]["inputs"]["conv2d"]["variables"][7] = "groups"  # as fitted by an older hwml
     with pytest.raises(ModelFormatError, match="refit"):
         NeuralPowerRegressor.from_dict(doc)
-
-
-def test_calibration_of_summed_layer_energy(make_table):
-    t = make_table(
-        {"conv2d": 20, "linear": 20, "maxpool2d": 10, "activation": 10, "batchnorm2d": 10}
-    )
-    t["runtime_ms"] = 0.01 + 1e-12 * t["flops"] + 1e-9 * t["total_bytes"]
-    t["power_w"] = 150 + 1e-7 * t["total_bytes"]
-    model = NeuralPower(degrees=(1,), space="linear", **FAST).fit(t)
-    rows = []
-    for name in NETS:
-        for b in (1, 8, 32):
-            energy = model.predict_network(_build(name, b, 4)).totals["energy_mj"]
-            rows.append({"network": name, "batch": b, "energy_mj": 2.0 * energy, "runtime_ms": 1.0})
-    nets = pd.DataFrame(rows)
-    cal = NetworkCalibration(model, target="energy_mj").fit(nets, build=_build)
-    assert cal.scale_ == pytest.approx(2.0)
-    lono = cal.leave_one_network_out(nets, build=_build)
-    np.testing.assert_allclose(lono.raw_err_pct, -50.0)
-    np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-9)
-    pred = cal.predict_network(_build("c", 8, 4))
-    assert pred.totals["energy_mj"] == pytest.approx(2.0 * pred.totals["energy_mj_raw"])
 
 
 def test_power_predictions_stay_within_the_measured_range(make_table):
