@@ -68,7 +68,7 @@ from hwml.data import (
     write_readme,
 )
 from hwml.data import git_commit as _git_commit
-from hwml.hardware import Device, open_device
+from hwml.hardware import Device, cudnn_autotune, math_settings, open_device, use_device
 from hwml.objectives import (
     STRUCTURAL,
     TRAINING,
@@ -359,9 +359,7 @@ def _run_facts(
         "device": str(device.torch_device),
         "gpu_uuid": device.info.get("gpu_uuid"),
         "shard": list(shard),
-        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
-        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        **math_settings(),
         "sm_clock_mhz_at_start": device.sm_clock_mhz(),
     }
 
@@ -627,11 +625,7 @@ def _train_rows(
 
 def _setup_worker(job: _TrainJob) -> None:
     torch.set_num_threads(max(1, job.threads))
-    if job.cudnn_benchmark is not None:
-        torch.backends.cudnn.benchmark = job.cudnn_benchmark
-    dev = torch.device(job.device)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
+    use_device(torch.device(job.device), cudnn_benchmark=job.cudnn_benchmark)
 
 
 def _worker_main(job: _TrainJob, tasks: Any, done: Any, worker: int) -> None:
@@ -845,13 +839,8 @@ def train_configs(
                     log.row()
                     bar.update(1)
 
-                previous = torch.backends.cudnn.benchmark
-                try:
-                    if dev.is_cuda and cudnn_benchmark is not None:
-                        torch.backends.cudnn.benchmark = cudnn_benchmark
+                with cudnn_autotune(cudnn_benchmark if dev.is_cuda else None):
                     _train_rows(job, pending, count)
-                finally:
-                    torch.backends.cudnn.benchmark = previous
             else:
                 _run_workers(job, pending, bar, log)
         finally:

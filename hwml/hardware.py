@@ -23,6 +23,7 @@ Units: milliseconds (``*_ms``), seconds (``*_s``), watts (``*_w``), millijoules
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -33,7 +34,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -59,6 +60,15 @@ __all__ = [
     "Device",
     "open_device",
     "summarize",
+    "cudnn_autotune",
+    "tf32_matmul",
+    "math_settings",
+    "use_device",
+    "rng_devices",
+    "is_oom",
+    "release_memory",
+    "wait_for",
+    "cuda_device_names",
 ]
 
 
@@ -644,6 +654,83 @@ def _calls_between(
     return calls, busy_ms
 
 
+# ====================================================================== settings
+
+
+@contextlib.contextmanager
+def cudnn_autotune(enabled: bool | None) -> Iterator[None]:
+    """Turn cuDNN's per-shape algorithm search on or off for a block (None: leave as is)."""
+    previous = torch.backends.cudnn.benchmark
+    if enabled is not None:
+        torch.backends.cudnn.benchmark = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+@contextlib.contextmanager
+def tf32_matmul(allowed: bool) -> Iterator[None]:
+    """Allow or forbid TF32 tensor cores in float32 matrix products for a block."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def math_settings() -> dict[str, bool]:
+    """The numeric settings that change what a GPU measures: cuDNN autotuning, TF32 flags."""
+    return {
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+    }
+
+
+def use_device(device: torch.device, *, cudnn_benchmark: bool | None = None) -> None:
+    """Make ``device`` the current CUDA device of this process (no-op on a CPU)."""
+    if cudnn_benchmark is not None:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+
+def rng_devices(device: torch.device) -> list[int]:
+    """CUDA device indices whose random state ``torch.random.fork_rng`` must save."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def is_oom(err: BaseException) -> bool:
+    """Whether ``err`` says a device (or the host) ran out of memory."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(err, (RuntimeError, MemoryError)) and "out of memory" in str(err).lower()
+
+
+def wait_for(device: torch.device) -> None:
+    """Block until all work queued on ``device`` has finished (no-op on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def release_memory(device: torch.device) -> None:
+    """Wait for ``device`` and give its cached, unused memory back (no-op on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+
+
+def cuda_device_names() -> list[str]:
+    """Names of the CUDA devices this process sees (empty without CUDA)."""
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
 # ====================================================================== device
 
 
@@ -713,9 +800,7 @@ class Device:
 
     def is_oom(self, err: BaseException) -> bool:
         """Whether ``err`` is an out-of-memory error of this device."""
-        if isinstance(err, torch.cuda.OutOfMemoryError):
-            return True
-        return isinstance(err, (RuntimeError, MemoryError)) and "out of memory" in str(err).lower()
+        return is_oom(err)
 
 
 def _cpu_name() -> str:
@@ -746,9 +831,7 @@ def _software_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "cuda_runtime": torch.version.cuda,
         "cudnn": cudnn.version() if cudnn.is_available() else None,
-        "cudnn_benchmark": bool(cudnn.benchmark),
-        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": bool(cudnn.allow_tf32),
+        **math_settings(),
         "host": platform.node(),
         "cpu": _cpu_name(),
         "cpu_mhz": _cpu_mhz(),

@@ -282,13 +282,10 @@ def _cpu_name() -> str:
 
 def _gpu_name() -> str:
     try:
-        import torch  # noqa: PLC0415 (imported here only: heavy)
+        from hwml.hardware import cuda_device_names  # noqa: PLC0415 (imports torch: heavy)
     except ImportError:
         return "none (torch not installed)"
-    if not torch.cuda.is_available():
-        return "none visible"
-    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return ", ".join(names)
+    return ", ".join(cuda_device_names()) or "none visible"
 
 
 def collect_provenance(config: Any = None) -> dict[str, str]:

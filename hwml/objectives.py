@@ -52,7 +52,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hwml.hardware import Device, open_device
+from hwml.hardware import (
+    Device,
+    cudnn_autotune,
+    is_oom,
+    open_device,
+    release_memory,
+    rng_devices,
+    wait_for,
+)
 from hwml.optimize import Categorical, Constraint, Integer, LogReal, Real, Space
 
 __all__ = [
@@ -507,11 +515,7 @@ def train_cnn(
         "reason": "",
         "diverged": False,
     }
-    fork_devices = (
-        [dev.index if dev.index is not None else torch.cuda.current_device()]
-        if dev.type == "cuda"
-        else []
-    )
+    fork_devices = rng_devices(dev)
     start = time.perf_counter()
     try:
         with torch.random.fork_rng(devices=fork_devices):
@@ -557,21 +561,17 @@ def train_cnn(
                         yb = data.y_test[i : i + 1024].to(dev)
                         errors += int((model(xb).argmax(dim=1) != yb).sum().item())
                 out["test_error"] = errors / len(data.y_test)
-    except (torch.cuda.OutOfMemoryError, RuntimeError, MemoryError) as err:
-        if not (
-            "out of memory" in str(err).lower() or isinstance(err, torch.cuda.OutOfMemoryError)
-        ):
+    except (RuntimeError, MemoryError) as err:  # torch.cuda.OutOfMemoryError is a RuntimeError
+        if not is_oom(err):
             raise
         out.update(
             status="oom",
             reason=f"out of memory: {str(err).splitlines()[0][:200]}",
             test_error=math.nan,
         )
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
+        release_memory(dev)
     finally:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        wait_for(dev)
         out["train_time_s"] = time.perf_counter() - start
     return out
 
@@ -625,12 +625,7 @@ def measure_inference(
         raise ValueError(f"measure_inference runs in float32, got opts.dtype={opts.dtype!r}")
     dev = device.torch_device
     device.reset_peak_memory()
-    fork_devices = (
-        [dev.index if dev.index is not None else torch.cuda.current_device()]
-        if dev.type == "cuda"
-        else []
-    )
-    with torch.random.fork_rng(devices=fork_devices):
+    with torch.random.fork_rng(devices=rng_devices(dev)):
         torch.manual_seed(int(seed))
         with torch.device(dev):
             model = build_cnn(config, image_size, in_channels=in_channels).eval()
@@ -1001,9 +996,7 @@ class CNNObjective:
         start = time.perf_counter()
         # train as the benchmark's workers do (no cuDNN autotuning of each new shape);
         # open_device turned autotuning on, which the inference measurement keeps
-        autotune = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = False
-        try:
+        with cudnn_autotune(False):
             result = train_cnn(
                 config,
                 device=self.device,
@@ -1012,8 +1005,6 @@ class CNNObjective:
                 seed=self.seed,
                 data=self.data,
             )
-        finally:
-            torch.backends.cudnn.benchmark = autotune
         out: dict[str, Any] = {"objective": result["test_error"], **result}
         if self.measure:
             try:

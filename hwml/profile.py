@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from hwml import __version__, zoo
 from hwml.data import AppendTable, RunLog, git_commit, now_iso, write_readme
 from hwml.describe import KINDS, Layer
-from hwml.hardware import Device, GraphCaptureError, PowerReading, Timing
+from hwml.hardware import Device, GraphCaptureError, PowerReading, Timing, tf32_matmul
 
 __all__ = [
     "DTYPES",
@@ -691,24 +691,20 @@ def calibrate(device: Device, *, quick: bool = False) -> dict[str, Any]:
     """
     n = 1024 if quick or not device.is_cuda else 8192
     out: dict[str, Any] = {"peak_flops_per_s": {}}
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    try:
-        for label, dt, allow in (
-            ("float32", torch.float32, False),
-            ("tf32", torch.float32, True),
-            ("float16", torch.float16, False),
-            ("bfloat16", torch.bfloat16, False),
-        ):
-            if not device.is_cuda and label in ("tf32", "float16"):
-                continue
-            torch.backends.cuda.matmul.allow_tf32 = allow
+    for label, dt, allow in (
+        ("float32", torch.float32, False),
+        ("tf32", torch.float32, True),
+        ("float16", torch.float16, False),
+        ("bfloat16", torch.bfloat16, False),
+    ):
+        if not device.is_cuda and label in ("tf32", "float16"):
+            continue
+        with tf32_matmul(allow):
             a = torch.randn(n, n, device=device.torch_device, dtype=dt)
             b = torch.randn(n, n, device=device.torch_device, dtype=dt)
             t = device.timer.time(lambda a=a, b=b: a @ b, warmup=3, budget_ms=200)
-            out["peak_flops_per_s"][label] = 2 * n**3 / (t.median_ms / 1e3)
-            del a, b
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
+        out["peak_flops_per_s"][label] = 2 * n**3 / (t.median_ms / 1e3)
+        del a, b
     nbytes = (1 << 30) if device.is_cuda and not quick else (1 << 26)
     src = torch.empty(nbytes // 4, device=device.torch_device, dtype=torch.float32)
     dst = torch.empty_like(src)

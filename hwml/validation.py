@@ -146,17 +146,17 @@ def sustained_energy(
         ``energy_mj`` (per call), ``power_w`` (ΔE over the loop's wall time), ``seconds``.
     """
     read = lambda: device.nvml.nvmlDeviceGetTotalEnergyConsumption(device.handle)  # noqa: E731
-    torch.cuda.synchronize()
+    device.synchronize()
     t0 = time.perf_counter()
     for _ in range(5):
         launch()
-    torch.cuda.synchronize()
+    device.synchronize()
     per_launch_s = max((time.perf_counter() - t0) / 5, 1e-6)
     n = max(10, math.ceil(seconds / per_launch_s))
     e0, t0 = read(), time.perf_counter()
     for _ in range(n):
         launch()
-    torch.cuda.synchronize()
+    device.synchronize()
     t1, e1 = time.perf_counter(), read()
     calls = n * calls_per_launch
     return {
@@ -169,7 +169,9 @@ def sustained_energy(
 _ZEUS: dict[str, Any] = {}
 
 
-def zeus_energy(launch: Callable[[], Any], *, seconds: float = 3.0) -> dict[str, float]:
+def zeus_energy(
+    launch: Callable[[], Any], device: Device, *, seconds: float = 3.0
+) -> dict[str, float]:
     """Energy per call of an eager loop measured by a ``zeus.monitor.ZeusMonitor`` window.
 
     Returns:
@@ -179,15 +181,15 @@ def zeus_energy(launch: Callable[[], Any], *, seconds: float = 3.0) -> dict[str,
         from zeus.monitor import ZeusMonitor
     except ImportError:
         return {"energy_mj": math.nan, "power_w": math.nan, "seconds": math.nan}
-    index = torch.cuda.current_device()
+    index = device.torch_device.index or 0
     if "monitor" not in _ZEUS:
         _ZEUS["monitor"] = ZeusMonitor(gpu_indices=[index])
     monitor = _ZEUS["monitor"]
-    torch.cuda.synchronize()
+    device.synchronize()
     t0 = time.perf_counter()
     for _ in range(5):
         launch()
-    torch.cuda.synchronize()
+    device.synchronize()
     n = max(10, math.ceil(seconds / max((time.perf_counter() - t0) / 5, 1e-6)))
     monitor.begin_window("hwml")
     for _ in range(n):
@@ -220,7 +222,7 @@ def validate_callable(
         loop_eager_power_w=loop["power_w"],
         loop_eager_s=loop["seconds"],
     )
-    zeus = zeus_energy(fn, seconds=seconds)
+    zeus = zeus_energy(fn, device, seconds=seconds)
     out.update(
         zeus_eager_energy_mj=zeus["energy_mj"],
         zeus_eager_power_w=zeus["power_w"],

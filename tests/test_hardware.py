@@ -261,3 +261,27 @@ def test_gpu_without_energy_counter_falls_back():
         with pytest.warns(RuntimeWarning, match="no total-energy counter"):
             dev = open_device("cuda", nvml=nvml)
     assert not dev.meter.available
+
+
+def test_cudnn_autotune_and_tf32_blocks_restore_the_settings():
+    before = hardware.math_settings()
+    with hardware.cudnn_autotune(not before["cudnn_benchmark"]):
+        assert torch.backends.cudnn.benchmark is (not before["cudnn_benchmark"])
+    with hardware.cudnn_autotune(None):
+        assert torch.backends.cudnn.benchmark is before["cudnn_benchmark"]
+    with pytest.raises(ZeroDivisionError):
+        with hardware.tf32_matmul(not before["tf32_matmul"]):
+            assert torch.backends.cuda.matmul.allow_tf32 is (not before["tf32_matmul"])
+            raise ZeroDivisionError
+    assert hardware.math_settings() == before
+
+
+def test_device_helpers_on_a_cpu():
+    cpu = torch.device("cpu")
+    assert hardware.rng_devices(cpu) == []
+    hardware.wait_for(cpu)  # no-ops, no error
+    hardware.release_memory(cpu)
+    assert hardware.is_oom(RuntimeError("CUDA out of memory. Tried to allocate"))
+    assert not hardware.is_oom(RuntimeError("shape mismatch"))
+    with mock.patch.object(torch.cuda, "is_available", return_value=False):
+        assert hardware.cuda_device_names() == []

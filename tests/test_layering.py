@@ -77,3 +77,35 @@ def test_no_import_runs_back_up(path):
             f"hwml/{path.relative_to(PKG)} (floor {FLOORS[unit]}) imports hwml.{other} "
             f"(floor {FLOORS[other]})"
         )
+
+
+def _device_calls(path: Path) -> list[str]:
+    """Dotted names under ``torch.cuda`` / ``torch.backends`` used in a module's code."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute):
+            parts = []
+            cur: ast.AST = node
+            while isinstance(cur, ast.Attribute):
+                parts.append(cur.attr)
+                cur = cur.value
+            if (
+                isinstance(cur, ast.Name)
+                and cur.id == "torch"
+                and parts[-1] in ("cuda", "backends")
+            ):
+                found.append(".".join(["torch", *reversed(parts)]))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            if any(n.split(".")[0] == "pynvml" for n in names):
+                found.append("import pynvml")
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PKG)))
+def test_only_hardware_touches_the_device(path):
+    if _unit(path) == "hardware":
+        return
+    assert _device_calls(path) == [], (
+        f"hwml/{path.relative_to(PKG)} reaches the device directly; go through hwml.hardware"
+    )
