@@ -68,7 +68,7 @@ from hwml.data import (
     write_readme,
 )
 from hwml.data import git_commit as _git_commit
-from hwml.hardware import Device, cudnn_autotune, math_settings, open_device, use_device
+from hwml.hardware import Device, cudnn_autotune, open_device, use_device
 from hwml.objectives import (
     STRUCTURAL,
     TRAINING,
@@ -326,27 +326,6 @@ def _json_roundtrip(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _device_facts(device: Device) -> dict[str, Any]:
-    facts = {
-        k: device.info.get(k)
-        for k in (
-            "gpu_name",
-            "device_name",
-            "driver",
-            "cuda_runtime",
-            "cudnn",
-            "torch",
-            "python",
-            "power_limit_w",
-            "sm_clock_max_mhz",
-            "memory_total_bytes",
-            "cpu",
-        )
-    }
-    facts["dataset_kind"] = "gpu" if device.is_cuda else "cpu"
-    return facts
-
-
 def _run_facts(
     device: Device, phase: str, command: str | None, commit: str | None, shard: tuple[int, int]
 ) -> dict[str, Any]:
@@ -356,11 +335,8 @@ def _run_facts(
         "date": now_iso(),
         "git_commit": commit or _git_commit(),
         "hwml": __version__,
-        "device": str(device.torch_device),
-        "gpu_uuid": device.info.get("gpu_uuid"),
+        **device.run_facts(),
         "shard": list(shard),
-        **math_settings(),
-        "sm_clock_mhz_at_start": device.sm_clock_mhz(),
     }
 
 
@@ -486,7 +462,7 @@ def measure_structures(
     in_channels = DATASET_CHANNELS[dataset]
     dev = _resolve_device(device, opts.power)
     facts = {
-        **_device_facts(dev),
+        **dev.dataset_facts(),
         "benchmark": "hyperpower-cnn",
         "dataset": dataset,
         "image_size": int(image_size),
@@ -780,7 +756,7 @@ def train_configs(
     load_data(dataset, image_size=image_size, data_root=data_root)  # fail early, clearly
     dev = _resolve_device(device, power=False)
     facts = {
-        **_device_facts(dev),
+        **dev.dataset_facts(),
         "benchmark": "hyperpower-cnn",
         "dataset": dataset,
         "image_size": image_size,

@@ -69,6 +69,7 @@ __all__ = [
     "release_memory",
     "wait_for",
     "cuda_device_names",
+    "DATASET_FACTS",
 ]
 
 
@@ -734,6 +735,23 @@ def cuda_device_names() -> list[str]:
 # ====================================================================== device
 
 
+#: Device facts recorded once per dataset folder (see :meth:`Device.dataset_facts`).
+DATASET_FACTS: tuple[str, ...] = (
+    "gpu_name",
+    "device_name",
+    "driver",
+    "cuda_runtime",
+    "cudnn",
+    "torch",
+    "python",
+    "power_limit_w",
+    "sm_clock_max_mhz",
+    "memory_total_bytes",
+    "cpu",
+    "cpu_count",
+)
+
+
 @dataclass
 class Device:
     """A measuring device: timer, energy meter, memory readings and provenance facts.
@@ -797,6 +815,22 @@ class Device:
             event.record()
             return event
         return CpuMarker(time.perf_counter())
+
+    def dataset_facts(self) -> dict[str, Any]:
+        """Facts that hold for every row a dataset folder gets from this device (provenance)."""
+        facts = {k: self.info.get(k) for k in DATASET_FACTS}
+        facts["dataset_kind"] = "gpu" if self.is_cuda else "cpu"
+        return facts
+
+    def run_facts(self) -> dict[str, Any]:
+        """The device's state at the start of a run: which device, numeric settings, clocks."""
+        return {
+            "device": str(self.torch_device),
+            "gpu_uuid": self.info.get("gpu_uuid"),
+            **math_settings(),
+            "sm_clock_mhz_at_start": self.sm_clock_mhz(),
+            "cpu_mhz": _cpu_mhz(),
+        }
 
     def is_oom(self, err: BaseException) -> bool:
         """Whether ``err`` is an out-of-memory error of this device."""

@@ -792,24 +792,7 @@ def begin_run(
     calibration: dict[str, Any] | None,
     kind: str,
 ) -> dict[str, Any]:
-    facts = {
-        k: device.info.get(k)
-        for k in (
-            "gpu_name",
-            "device_name",
-            "driver",
-            "cuda_runtime",
-            "cudnn",
-            "torch",
-            "python",
-            "power_limit_w",
-            "sm_clock_max_mhz",
-            "memory_total_bytes",
-            "cpu",
-            "cpu_count",
-        )
-    }
-    facts["dataset_kind"] = "gpu" if device.is_cuda else "cpu"
+    facts = device.dataset_facts()
     if calibration:
         facts.update(
             {
@@ -825,15 +808,9 @@ def begin_run(
         "git_commit": git_commit() or device.info.get("git_commit"),
         "hwml": __version__,
         "dtype": opts.dtype,
-        "cudnn_benchmark": device.info.get("cudnn_benchmark"),
-        "tf32_matmul": device.info.get("tf32_matmul"),
-        "tf32_cudnn": device.info.get("tf32_cudnn"),
-        "sm_clock_mhz_at_start": device.sm_clock_mhz(),
-        "cpu_mhz": device.info.get("cpu_mhz"),
+        **device.run_facts(),
         "power_periods": opts.periods if opts.power else None,
         "shard": list(opts.shard),
-        "device": str(device.torch_device),
-        "gpu_uuid": device.info.get("gpu_uuid"),
         "energy_meter": type(device.meter).__name__,
     }
     if calibration:

@@ -285,3 +285,12 @@ def test_device_helpers_on_a_cpu():
     assert not hardware.is_oom(RuntimeError("shape mismatch"))
     with mock.patch.object(torch.cuda, "is_available", return_value=False):
         assert hardware.cuda_device_names() == []
+
+
+def test_dataset_and_run_facts_of_a_cpu_device():
+    dev = open_device("cpu")
+    facts = dev.dataset_facts()
+    assert set(facts) == set(hardware.DATASET_FACTS) | {"dataset_kind"}
+    assert facts["dataset_kind"] == "cpu" and facts["cpu"]
+    run = dev.run_facts()
+    assert run["device"] == "cpu" and set(hardware.math_settings()) <= set(run)

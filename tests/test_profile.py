@@ -82,15 +82,15 @@ def test_sweep_without_power_marks_it_missing_and_resumes(tmp_path):
 
 
 class RealTimeCounter:
-    """NVML stand-in in real time: a 300 W board whose counter updates every 30 ms; each
-    read takes 1 ms, as reads of the real counter take milliseconds."""
+    """NVML stand-in in real time: a 300 W board whose counter updates every 100 ms (as an
+    H200's does); each read takes 1 ms, as reads of the real counter take milliseconds."""
 
     def __init__(self):
         self.t0 = time.perf_counter()
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle):
         time.sleep(0.001)
-        edge = math.floor((time.perf_counter() - self.t0) / 0.03) * 0.03
+        edge = math.floor((time.perf_counter() - self.t0) / 0.1) * 0.1
         return int(edge * 300.0 * 1000)
 
 
@@ -101,12 +101,12 @@ def test_sweep_with_power_computes_energy(tmp_path):
     assert set(df["status"]) <= {"ok", "low_busy"}
     assert (df["power_mode"] == "eager").all()  # no CUDA graph on a CPU
     assert df["power_w"].to_numpy() == pytest.approx(300.0, rel=0.1)
-    assert df["power_window_s"].to_numpy() == pytest.approx(0.09, rel=0.25)
+    assert df["power_window_s"].to_numpy() == pytest.approx(0.3, rel=0.2)
     # Energy per call comes from the window: ΔE / calls completed inside it.
     assert df["energy_mj"].to_numpy() == pytest.approx(
         (df["window_energy_mj"] / df["window_calls"]).to_numpy()
     )
-    assert (df["busy_fraction"] > 0.5).all()
+    assert (df["busy_fraction"] > 0.3).all()
 
 
 def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
