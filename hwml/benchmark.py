@@ -44,6 +44,7 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -101,6 +102,8 @@ __all__ = [
     "benchmark_objective",
     "benchmark_space",
     "budget_sweep",
+    "budget_level",
+    "live_best_so_far",
     "column_docs",
     "hyperpower_problem",
     "load_benchmark",
@@ -1243,23 +1246,43 @@ def budget_sweep(
             settings=settings,
             n_jobs=n_jobs,
         )
-        best = problem.best_feasible_error()
-        reach = tolerance_sweep(best_so_far(histories), best, [tolerance], method, baseline)
-        over = ~histories["feasible"].astype(bool)
-        rows.append(
-            {
-                "quantile": q,
-                **problem.budgets,
-                "over_either": problem.violation_summary()["either"],
-                "best_feasible": best,
-                **{
-                    f"infeasible[{m}]": float(over[histories["method"] == m].mean())
-                    for m in methods
-                },
-                **reach.drop(columns="tolerance").iloc[0].to_dict(),
-            }
-        )
+        rows.append(budget_level(problem, histories, q, tolerance, method, baseline))
     return pd.DataFrame(rows)
+
+
+def budget_level(
+    problem: HyperPowerProblem,
+    histories: pd.DataFrame,
+    quantile: float,
+    tolerance: float = 0.01,
+    method: str = "hw-ieci",
+    baseline: str = "ei",
+) -> dict[str, Any]:
+    """One row of :func:`budget_sweep` from searches already run on ``problem``.
+
+    Args:
+        problem: The problem the searches ran on (its budgets at ``quantile``).
+        histories: Their histories (any methods; ``method`` and ``baseline`` are used).
+        quantile: The budget quantile the problem was built with.
+        tolerance: Width of the near-optimal region above the best feasible error.
+        method: The method compared.
+        baseline: The method it is compared with.
+
+    Returns:
+        The columns :func:`budget_sweep` documents.
+    """
+    pair = histories[histories["method"].isin([method, baseline])]
+    best = problem.best_feasible_error()
+    reach = tolerance_sweep(best_so_far(pair), best, [tolerance], method, baseline)
+    over = ~pair["feasible"].astype(bool)
+    return {
+        "quantile": quantile,
+        **problem.budgets,
+        "over_either": problem.violation_summary()["either"],
+        "best_feasible": best,
+        **{f"infeasible[{m}]": float(over[pair["method"] == m].mean()) for m in (method, baseline)},
+        **reach.drop(columns="tolerance").iloc[0].to_dict(),
+    }
 
 
 def load_live_runs(
@@ -1288,8 +1311,47 @@ def load_live_runs(
     for file in files:
         sidecar = file.with_suffix(".json")
         meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        for name in ("power_quantile", "mem_quantile"):  # sidecars written before 2026-11-30
+            if meta.get(name) is None:
+                meta[name] = _option_from_command(meta.get("command", ""), name)
         names = list(meta.get("budgets", {"power_w": 0, "mem_bytes": 0}))
         parts.append(read_history(file, space, names))
         info[file.stem] = meta
     histories = pd.concat(parts, ignore_index=True).sort_values(["method", "seed", "iteration"])
     return histories.reset_index(drop=True), info
+
+
+def _option_from_command(command: str, name: str) -> float | None:
+    """The value of ``--<name>`` (underscores as dashes) in a recorded command line, or None.
+
+    Older live-search sidecars recorded the budget quantiles only in their command line.
+    """
+    words = shlex.split(command) if command else []
+    flag = "--" + name.replace("_", "-")
+    for i, word in enumerate(words):
+        if word == flag and i + 1 < len(words):
+            return float(words[i + 1])
+        if word.startswith(flag + "="):
+            return float(word.split("=", 1)[1])
+    return None
+
+
+def live_best_so_far(live: pd.DataFrame) -> pd.DataFrame:
+    """Live search histories with the best feasible error so far of each run.
+
+    Args:
+        live: Histories of :func:`load_live_runs`.
+
+    Returns:
+        ``live`` with ``good`` (succeeded and met the budgets as measured), ``measured_over``
+        (measured over a budget after training) and ``best`` (the lowest ``objective`` among
+        the run's good evaluations so far; NaN before the first).
+    """
+    out = live.assign(
+        good=live["feasible"].astype(bool) & (live["status"] == "ok"),
+        measured_over=~live["feasible_measured"].fillna(True).astype(bool),
+    )
+    runs = [out["method"], out["seed"]]
+    out["best"] = out["objective"].where(out["good"]).groupby(runs).cummin()
+    out["best"] = out.groupby(["method", "seed"])["best"].ffill()
+    return out

@@ -260,6 +260,8 @@ def _search(
                 "n_evals": args.n_evals,
                 "n_init": args.n_init,
                 "budgets": budgets,
+                "power_quantile": getattr(args, "power_quantile", None),
+                "mem_quantile": getattr(args, "mem_quantile", None),
                 "features": args.features,
                 "models": _model_report(chosen),
                 "fraction_predicted_feasible": fraction,

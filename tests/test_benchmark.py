@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from hwml import benchmark
 from hwml.benchmark import (
     CONFIG_COLUMNS,
     STRUCTURE_COLUMNS,
@@ -357,3 +358,31 @@ def test_budget_sweep_tightens_the_budgets_level_by_level(small_h200) -> None:
         budget_sweep(small_h200, [0.5, 1.0], **kw)
     with pytest.raises(ValueError, match="at least one"):
         budget_sweep(small_h200, [], **kw)
+
+
+def test_option_from_command_reads_old_sidecars():
+    cmd = "hwml optimize live --power-quantile 0.6 --mem-quantile=0.45 --out x.csv"
+    assert benchmark._option_from_command(cmd, "power_quantile") == 0.6
+    assert benchmark._option_from_command(cmd, "mem_quantile") == 0.45
+    assert (
+        benchmark._option_from_command("hwml optimize live --power-budget-w 300", "power_quantile")
+        is None
+    )
+    assert benchmark._option_from_command("", "mem_quantile") is None
+
+
+def test_live_best_so_far_is_per_run_and_skips_infeasible():
+    live = pd.DataFrame(
+        {
+            "method": ["a"] * 4 + ["b"] * 2,
+            "seed": [0] * 4 + [0] * 2,
+            "objective": [0.5, 0.2, 0.1, 0.3, 0.4, 0.05],
+            "feasible": [True, True, False, True, True, True],
+            "feasible_measured": [True, True, False, None, True, True],
+            "status": ["ok", "ok", "ok", "ok", "ok", "failed"],
+        }
+    )
+    out = benchmark.live_best_so_far(live)
+    assert out["best"].tolist()[:4] == [0.5, 0.2, 0.2, 0.2]  # the infeasible 0.1 never counts
+    assert out["best"].tolist()[4:] == [0.4, 0.4]  # a failed evaluation never counts
+    assert out["measured_over"].tolist() == [False, False, True, False, False, False]
