@@ -154,6 +154,13 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         print(f"hwml profile: nothing to measure: {why}", file=sys.stderr)
         return 2
     device = _open(args)
+    if args.what == "validate" and not (device.is_cuda and device.meter.available):
+        print(
+            "hwml profile: validate needs a GPU with NVML's energy counter "
+            f"(device {args.device}: {getattr(device.meter, 'reason', 'no energy meter')})",
+            file=sys.stderr,
+        )
+        return 2
     if args.git_commit:  # a copy of the tree without .git (e.g. on a remote GPU box)
         device.info["git_commit"] = args.git_commit
     folder = _out_folder(args, device)

@@ -243,3 +243,10 @@ def test_busy_sweep_is_one_line(tmp_path, capsys, monkeypatch):
     line = _one_line(capsys.readouterr().err.split(f"output {out}", 1)[-1])
     assert "'busy-test' is already running" in line and "another --out folder" in line
     assert not (out / "layers.csv").exists() or len(pd.read_csv(out / "layers.csv")) == 0
+
+
+def test_validate_on_a_cpu_stops_before_measuring(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["profile", "validate", "--device", "cpu", "--out", str(out)]) == 2
+    assert "energy counter" in capsys.readouterr().err
+    assert not out.exists()  # nothing calibrated, nothing written
