@@ -78,5 +78,6 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check hwml tests book
 	$(VENV)/bin/ruff format --check hwml tests book
 
+# book/_executed also holds the chapters' fitted layer models (models/, see hwml/predict/model_cache.py)
 clean:
 	rm -rf book/_build book/_executed

@@ -20,6 +20,8 @@ pandas DataFrames of layer descriptions, ``get_params``), saved as portable JSON
   measurements, the survey's Tables 1 and 2 beside ours, network predictions of any
   model in one form, prediction timing (what the modeling chapters and ``hwml predict``
   use).
+* :mod:`~hwml.predict.model_cache`: those chapters' Paleo and NeuralPower fit, saved once
+  as JSON under a hash of its data, parameters and code, and read back by later runs.
 
 Typical use::
 
