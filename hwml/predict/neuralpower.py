@@ -46,7 +46,7 @@ What hwml does, group by group (:data:`~hwml.predict.base.KIND_GROUPS`):
   - ``"auto"`` (default) fits both and keeps, per group, the one with the lower
     cross-validated RMSPE (out-of-fold predictions in the target's unit).
 * **Scaling.** Each variable is divided by its largest training magnitude before the
-  expansion (keeps high powers in range) and each term is standardized for the Lasso;
+  expansion (scikit-learn's ``PolynomialFeatures``; keeps high powers in range) and each term is standardized for the Lasso;
   stored coefficients are converted back to the unscaled variables of their space, so
   :meth:`NeuralPowerRegressor.terms` reads as the fitted formula.
 * **Selection.** For each space and each degree ``K`` in ``degrees`` a 10-fold (``cv``)
@@ -71,7 +71,7 @@ Units: runtime in ms, power in W, energy in mJ (W x ms = mJ).
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -83,6 +83,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LassoCV
 from sklearn.model_selection import KFold
+from sklearn.preprocessing import PolynomialFeatures
 
 from hwml.predict import io
 from hwml.predict.base import (
@@ -212,24 +213,28 @@ def _variable(batch: LayerBatch, name: str) -> np.ndarray:
     return col(name)
 
 
-def _exponents(d: int, degree: int) -> np.ndarray:
-    """Exponent vectors of every monomial of ``d`` variables of degree 1..``degree``.
+@functools.cache
+def _polynomial(d: int, degree: int) -> PolynomialFeatures:
+    """scikit-learn's expansion of ``d`` variables into every monomial of degree 1..``degree``.
 
-    Returns:
-        Integer array of shape ``(m, d)``, rows ordered by degree.
+    Its ``powers_`` (shape ``(m, d)``) are ordered by degree, then lexicographically: the
+    order of the Lasso's columns, which its cyclic coordinate descent visits in turn.
     """
-    rows = []
-    for k in range(1, degree + 1):
-        for combo in itertools.combinations_with_replacement(range(d), k):
-            row = [0] * d
-            for i in combo:
-                row[i] += 1
-            rows.append(row)
-    return np.array(rows, dtype=np.int64).reshape(-1, d)
+    return PolynomialFeatures(degree, include_bias=False).fit(np.zeros((1, d)))
+
+
+@functools.cache
+def _power_columns(d: int, degree: int) -> dict[tuple[int, ...], int]:
+    """Exponent vector -> its column in :func:`_polynomial`'s output."""
+    return {tuple(p): j for j, p in enumerate(_polynomial(d, degree).powers_.tolist())}
 
 
 def _monomials(u: np.ndarray, exps: np.ndarray) -> np.ndarray:
-    """Evaluate monomials.
+    """Evaluate the monomials ``exps`` (rows of :func:`_polynomial`'s ``powers_``).
+
+    The full expansion up to their highest degree is computed by ``PolynomialFeatures``
+    and the wanted columns are picked, so a fitted model evaluates its terms with the
+    same arithmetic as the fit did.
 
     Args:
         u: Variables, shape ``(n, d)``.
@@ -241,14 +246,15 @@ def _monomials(u: np.ndarray, exps: np.ndarray) -> np.ndarray:
     n, d = u.shape
     if exps.size == 0:
         return np.empty((n, 0))
-    top = int(exps.max())
-    powers = np.empty((top + 1, d, n))
-    powers[0] = 1.0
-    ut = u.T
-    for p in range(1, top + 1):
-        powers[p] = powers[p - 1] * ut
-    gathered = powers[exps, np.arange(d)[None, :], :]  # (m, d, n)
-    return gathered.prod(axis=1).T
+    degree = int(exps.sum(axis=1).max())
+    column = _power_columns(d, degree)
+    try:
+        picked = [column[tuple(e)] for e in exps.tolist()]
+    except KeyError as err:
+        raise PredictorError(
+            f"not a monomial of degree 1 or more: exponents {err.args[0]}"
+        ) from None
+    return _polynomial(d, degree).transform(u)[:, picked]
 
 
 def _term_name(exps: np.ndarray, names: Sequence[str], wrap: str) -> str:
@@ -665,8 +671,9 @@ class NeuralPowerRegressor(LayerEstimator):
         weight: np.ndarray | None,
         folds: KFold,
     ) -> _Candidate:
-        exps = _exponents(u.shape[1], degree)
-        x_all = np.hstack([_monomials(u, exps), w_s])
+        poly = _polynomial(u.shape[1], degree)
+        exps = poly.powers_
+        x_all = np.hstack([poly.transform(u), w_s])
         keep = _independent_columns(x_all)
         x = x_all[:, keep]
         mu, sd = x.mean(axis=0), x.std(axis=0)

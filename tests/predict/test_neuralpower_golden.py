@@ -8,6 +8,10 @@ of the linear group pick degree 3, whose terms of three different variables are 
 two expansions could round differently, and fits degree 3 of conv2d (363 terms) in both
 spaces. ``data/neuralpower_golden.json`` is that model saved by the old code: it must
 still load and predict the same.
+
+With ``PolynomialFeatures`` the terms come in the same order; the numbers agree to about
+4e-13 relative, not to the last bit, because it multiplies the three factors of a
+degree-3 term in another order (``a*(b*c)`` for ``(a*b)*c``).
 """
 
 from __future__ import annotations
