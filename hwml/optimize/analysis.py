@@ -3,6 +3,9 @@
 These turn the history tables of :func:`hwml.optimize.search.minimize` into what the
 survey's figures show: best feasible objective against evaluations or time, averaged over
 seeds with a confidence band (Figure 4), and Pareto fronts of two objectives (Figure 2).
+Non-dominated sorting and the hypervolume are pymoo's (``NonDominatedSorting``, ``HV``,
+computed by its moocore backend); this module adds the handling of NaN rows and of points
+outside the reference, and the per-run bookkeeping.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from pymoo.indicators.hv import HV
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from scipy.stats import t as student_t
 
 __all__ = [
@@ -158,7 +163,7 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
 
     A point is dominated if another is no worse in both objectives and better in one.
     Exact duplicates of a non-dominated point are all kept; rows with NaN are never on
-    the front.
+    the front. The front is pymoo's first non-dominated front of the finite rows.
 
     Args:
         points: shape ``(n, 2)``.
@@ -171,15 +176,9 @@ def pareto_front(points: np.ndarray) -> np.ndarray:
         raise ValueError(f"points must have shape (n, 2), got {p.shape}")
     mask = np.zeros(len(p), dtype=bool)
     valid = np.flatnonzero(np.all(np.isfinite(p), axis=1))
-    order = valid[np.lexsort((p[valid, 1], p[valid, 0]))]
-    best_y, best_x = np.inf, np.nan
-    for i in order:
-        x, y = p[i]
-        if y < best_y:
-            mask[i] = True
-            best_y, best_x = y, x
-        elif y == best_y and x == best_x:
-            mask[i] = True
+    if len(valid):
+        front = NonDominatedSorting().do(p[valid], only_non_dominated_front=True)
+        mask[valid[front]] = True
     return mask
 
 
@@ -201,7 +200,9 @@ def pareto_rows(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float]) -> float:
     """Area dominated by a set of points and bounded by a reference point (minimization).
 
-    Only points strictly better than the reference in both objectives contribute.
+    Only finite points strictly better than the reference in both objectives contribute;
+    the area is pymoo's hypervolume of those (the sum of the front's slabs, added up in
+    its own order: the last digit may differ from a sum taken in another order).
 
     Args:
         points: shape ``(n, 2)``.
@@ -212,15 +213,13 @@ def hypervolume_2d(points: np.ndarray, reference: Sequence[float]) -> float:
         The hypervolume, in the product of the two objectives' units.
     """
     p = np.asarray(points, dtype=float).reshape(-1, 2)
-    rx, ry = (float(v) for v in reference)
-    p = p[np.all(np.isfinite(p), axis=1) & (p[:, 0] < rx) & (p[:, 1] < ry)]
+    ref = np.array([float(v) for v in reference])
+    if ref.shape != (2,):
+        raise ValueError(f"reference must have two values, got {ref.shape[0]}")
+    p = p[np.all(np.isfinite(p), axis=1) & np.all(p < ref, axis=1)]
     if len(p) == 0:
         return 0.0
-    front = p[pareto_front(p)]
-    front = front[np.lexsort((front[:, 1], front[:, 0]))]
-    front = np.unique(front, axis=0)
-    xs = np.append(front[:, 0], rx)
-    return float(np.sum((xs[1:] - xs[:-1]) * (ry - front[:, 1])))
+    return float(HV(ref_point=ref)(p))
 
 
 def hypervolume_curve(

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from hwml.optimize.baselines import GASettings, propose_ga, propose_random
 from hwml.optimize.bo import BOSettings, Proposal, propose_bo
@@ -82,10 +83,11 @@ def _as_matrix(values: np.ndarray) -> np.ndarray:
 
 
 def nondominated_ranks(values: np.ndarray) -> np.ndarray:
-    """Non-dominated sorting (all objectives minimized).
+    """Non-dominated sorting (all objectives minimized), by pymoo's ``NonDominatedSorting``.
 
     Rank 0 is the Pareto front of the rows, rank 1 the front of the rest, and so on. A
-    row is dominated by another that is no worse in every objective and better in one.
+    row is dominated by another that is no worse in every objective and better in one
+    (so exact duplicates share a rank).
 
     Args:
         values: shape ``(n, m)``.
@@ -94,23 +96,11 @@ def nondominated_ranks(values: np.ndarray) -> np.ndarray:
         Integer ranks of shape ``(n,)``; rows holding NaN get ``-1``.
     """
     v = _as_matrix(values)
-    n = len(v)
-    ranks = np.full(n, -1, dtype=int)
+    ranks = np.full(len(v), -1, dtype=int)
     valid = np.flatnonzero(np.all(np.isfinite(v), axis=1))
-    if len(valid) == 0:
-        return ranks
-    w = v[valid]
-    no_worse = np.all(w[:, None, :] <= w[None, :, :], axis=2)
-    better = np.any(w[:, None, :] < w[None, :, :], axis=2)
-    dominates = no_worse & better  # dominates[i, j]: i dominates j
-    remaining = np.ones(len(w), dtype=bool)
-    rank = 0
-    while remaining.any():
-        dominated = (dominates[remaining][:, remaining]).any(axis=0)
-        front = np.flatnonzero(remaining)[~dominated]
-        ranks[valid[front]] = rank
-        remaining[front] = False
-        rank += 1
+    if len(valid):
+        _, rank = NonDominatedSorting().do(v[valid], return_rank=True)
+        ranks[valid] = rank
     return ranks
 
 
@@ -120,6 +110,13 @@ def crowding_distance(values: np.ndarray, ranks: np.ndarray | None = None) -> np
     The distance of a row is the sum over objectives of the gap between its two
     neighbours on its front, divided by that objective's range on the front; the
     extreme rows of each objective get ``inf``.
+
+    Kept by hand rather than pymoo's ``calc_crowding_distance``, which differs: it takes
+    the mean over objectives instead of the sum (``m`` times smaller), adds the two
+    half-gaps separately (rounding differs), and gives the extremes of an objective that
+    is constant on the front 0 instead of ``inf``. The GA's selection order, and so every
+    ``"nsga"`` history, would change. ``tests/optimize/test_pymoo_agreement.py`` checks
+    that ours is ``m`` times pymoo's where the two definitions meet.
 
     Args:
         values: shape ``(n, m)``.

@@ -46,7 +46,7 @@ What hwml does, group by group (:data:`~hwml.predict.base.KIND_GROUPS`):
   - ``"auto"`` (default) fits both and keeps, per group, the one with the lower
     cross-validated RMSPE (out-of-fold predictions in the target's unit).
 * **Scaling.** Each variable is divided by its largest training magnitude before the
-  expansion (keeps high powers in range) and each term is standardized for the Lasso;
+  expansion (scikit-learn's ``PolynomialFeatures``; keeps high powers in range) and each term is standardized for the Lasso;
   stored coefficients are converted back to the unscaled variables of their space, so
   :meth:`NeuralPowerRegressor.terms` reads as the fitted formula.
 * **Selection.** For each space and each degree ``K`` in ``degrees`` a 10-fold (``cv``)
@@ -71,11 +71,11 @@ Units: runtime in ms, power in W, energy in mJ (W x ms = mJ).
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -83,6 +83,7 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LassoCV
 from sklearn.model_selection import KFold
+from sklearn.preprocessing import PolynomialFeatures
 
 from hwml.predict import io
 from hwml.predict.base import (
@@ -212,24 +213,28 @@ def _variable(batch: LayerBatch, name: str) -> np.ndarray:
     return col(name)
 
 
-def _exponents(d: int, degree: int) -> np.ndarray:
-    """Exponent vectors of every monomial of ``d`` variables of degree 1..``degree``.
+@functools.cache
+def _polynomial(d: int, degree: int) -> PolynomialFeatures:
+    """scikit-learn's expansion of ``d`` variables into every monomial of degree 1..``degree``.
 
-    Returns:
-        Integer array of shape ``(m, d)``, rows ordered by degree.
+    Its ``powers_`` (shape ``(m, d)``) are ordered by degree, then lexicographically: the
+    order of the Lasso's columns, which its cyclic coordinate descent visits in turn.
     """
-    rows = []
-    for k in range(1, degree + 1):
-        for combo in itertools.combinations_with_replacement(range(d), k):
-            row = [0] * d
-            for i in combo:
-                row[i] += 1
-            rows.append(row)
-    return np.array(rows, dtype=np.int64).reshape(-1, d)
+    return PolynomialFeatures(degree, include_bias=False).fit(np.zeros((1, d)))
+
+
+@functools.cache
+def _power_columns(d: int, degree: int) -> dict[tuple[int, ...], int]:
+    """Exponent vector -> its column in :func:`_polynomial`'s output."""
+    return {tuple(p): j for j, p in enumerate(_polynomial(d, degree).powers_.tolist())}
 
 
 def _monomials(u: np.ndarray, exps: np.ndarray) -> np.ndarray:
-    """Evaluate monomials.
+    """Evaluate the monomials ``exps`` (rows of :func:`_polynomial`'s ``powers_``).
+
+    The full expansion up to their highest degree is computed by ``PolynomialFeatures``
+    and the wanted columns are picked, so a fitted model evaluates its terms with the
+    same arithmetic as the fit did.
 
     Args:
         u: Variables, shape ``(n, d)``.
@@ -241,14 +246,15 @@ def _monomials(u: np.ndarray, exps: np.ndarray) -> np.ndarray:
     n, d = u.shape
     if exps.size == 0:
         return np.empty((n, 0))
-    top = int(exps.max())
-    powers = np.empty((top + 1, d, n))
-    powers[0] = 1.0
-    ut = u.T
-    for p in range(1, top + 1):
-        powers[p] = powers[p - 1] * ut
-    gathered = powers[exps, np.arange(d)[None, :], :]  # (m, d, n)
-    return gathered.prod(axis=1).T
+    degree = int(exps.sum(axis=1).max())
+    column = _power_columns(d, degree)
+    try:
+        picked = [column[tuple(e)] for e in exps.tolist()]
+    except KeyError as err:
+        raise PredictorError(
+            f"not a monomial of degree 1 or more: exponents {err.args[0]}"
+        ) from None
+    return _polynomial(d, degree).transform(u)[:, picked]
 
 
 def _term_name(exps: np.ndarray, names: Sequence[str], wrap: str) -> str:
@@ -369,12 +375,17 @@ class _Candidate:
 _SPACES = ("log", "linear")
 
 
-@io.register
-class NeuralPowerRegressor(LayerEstimator):
-    """Sparse polynomial model of one per-layer target (runtime, power or energy).
+@dataclass(eq=False, repr=False, kw_only=True)
+class _FitSettings(LayerEstimator):
+    """The fitting settings of :class:`NeuralPowerRegressor` and :class:`NeuralPower`.
+
+    Both take them as the same keyword-only constructor arguments. They are listed here
+    once; ``dataclass`` writes each class's ``__init__`` with every argument spelled out,
+    as scikit-learn's ``get_params`` / ``set_params`` / ``clone`` require (they read the
+    signature of ``__init__``), without the list being repeated by hand. ``eq=False`` and
+    ``repr=False`` keep scikit-learn's identity, hashing and repr.
 
     Args:
-        target: Column to model, e.g. ``"runtime_ms"`` or ``"power_w"`` (positive values).
         degrees: Polynomial degrees K tried by cross-validation.
         cv: Folds of the cross-validation (the paper uses 10). Each group needs at least
             this many usable rows.
@@ -392,13 +403,44 @@ class NeuralPowerRegressor(LayerEstimator):
         kind_groups: Overrides of :data:`~hwml.predict.base.KIND_GROUPS` (kind -> group;
             a new group name uses the spec of its kinds' default group).
         trivial_value: Prediction for trivial kinds when the training table has none.
-        clip: Keep every prediction within the range of its group's training targets
-            (for a bounded quantity such as power, where a polynomial extrapolated past
-            its data can predict a multiple of anything measured; never for runtime,
-            which grows with the layer).
         seed: Seed of the fold shuffling.
         device_check: ``"warn"``, ``"error"`` or ``"ignore"`` when predicting for another
             device or element size than the training data's.
+    """
+
+    degrees: Sequence[int] = (1, 2, 3)
+    cv: int = 10
+    space: str = "auto"
+    weighting: str = "relative"
+    n_alphas: int = 40
+    eps: float = 1e-4
+    max_iter: int = 20000
+    relaxed: bool = False
+    groups: Sequence[str] | None = None
+    kind_groups: Mapping[str, str] | None = None
+    trivial_value: float = 0.0
+    seed: int = 0
+    device_check: str = "warn"
+
+    def _fit_settings(self) -> dict[str, Any]:
+        """The settings above, by name (what :class:`NeuralPower` hands its two models)."""
+        return {f.name: getattr(self, f.name) for f in fields(_FitSettings)}
+
+
+@io.register
+@dataclass(eq=False, repr=False)
+class NeuralPowerRegressor(_FitSettings):
+    """Sparse polynomial model of one per-layer target (runtime, power or energy).
+
+    Args:
+        target: Column to model, e.g. ``"runtime_ms"`` or ``"power_w"`` (positive values).
+        clip: Keep every prediction within the range of its group's training targets
+            (for a bounded quantity such as power, where a polynomial extrapolated past
+            its data can predict a multiple of anything measured; never for runtime,
+            which grows with the layer). Keyword only.
+        **settings: The fitting settings of :class:`_FitSettings`, keyword only: degrees,
+            cv, space, weighting, n_alphas, eps, max_iter, relaxed, groups, kind_groups,
+            trivial_value, seed, device_check.
 
     Attributes:
         groups_: Fitted group -> internal model.
@@ -419,39 +461,9 @@ class NeuralPowerRegressor(LayerEstimator):
     #: polynomial terms are strongly correlated, and sklearn's default 1e-4 stops far from the optimum.
     _TOL: ClassVar[float] = 1e-6
 
-    def __init__(
-        self,
-        target: str = "runtime_ms",
-        degrees: Sequence[int] = (1, 2, 3),
-        cv: int = 10,
-        space: str = "auto",
-        weighting: str = "relative",
-        n_alphas: int = 40,
-        eps: float = 1e-4,
-        max_iter: int = 20000,
-        relaxed: bool = False,
-        groups: Sequence[str] | None = None,
-        kind_groups: Mapping[str, str] | None = None,
-        trivial_value: float = 0.0,
-        clip: bool = False,
-        seed: int = 0,
-        device_check: str = "warn",
-    ) -> None:
-        self.target = target
-        self.degrees = degrees
-        self.cv = cv
-        self.space = space
-        self.weighting = weighting
-        self.n_alphas = n_alphas
-        self.eps = eps
-        self.max_iter = max_iter
-        self.relaxed = relaxed
-        self.groups = groups
-        self.kind_groups = kind_groups
-        self.trivial_value = trivial_value
-        self.clip = clip
-        self.seed = seed
-        self.device_check = device_check
+    target: str = "runtime_ms"
+    _: KW_ONLY
+    clip: bool = False
 
     # ------------------------------------------------------------------ helpers
     def _spec(self, group: str) -> GroupSpec:
@@ -665,8 +677,9 @@ class NeuralPowerRegressor(LayerEstimator):
         weight: np.ndarray | None,
         folds: KFold,
     ) -> _Candidate:
-        exps = _exponents(u.shape[1], degree)
-        x_all = np.hstack([_monomials(u, exps), w_s])
+        poly = _polynomial(u.shape[1], degree)
+        exps = poly.powers_
+        x_all = np.hstack([poly.transform(u), w_s])
         keep = _independent_columns(x_all)
         x = x_all[:, keep]
         mu, sd = x.mean(axis=0), x.std(axis=0)
@@ -882,7 +895,8 @@ def _relaxed_refit(
 
 
 @io.register
-class NeuralPower(LayerEstimator):
+@dataclass(eq=False, repr=False)
+class NeuralPower(_FitSettings):
     """NeuralPower's pair of models: per-layer runtime and power, and energy from both.
 
     Energy of a layer is power x runtime; a network's runtime and energy are the sums
@@ -899,9 +913,10 @@ class NeuralPower(LayerEstimator):
             the runtime model is fitted and power/energy predict as NaN.
         clip_power: Keep power predictions within the range of measured layer powers of
             their group (``clip`` of the power model; the runtime model is never clipped).
-        **kwargs: Every other argument of :class:`NeuralPowerRegressor` (shared by both
-            models): degrees, cv, space, weighting, n_alphas, eps, max_iter, relaxed,
-            groups, kind_groups, trivial_value, seed, device_check.
+            Keyword only.
+        **settings: The fitting settings of :class:`_FitSettings` (keyword only), handed
+            to both models: degrees, cv, space, weighting, n_alphas, eps, max_iter,
+            relaxed, groups, kind_groups, trivial_value, seed, device_check.
 
     Attributes:
         runtime_: The fitted runtime :class:`NeuralPowerRegressor`.
@@ -911,54 +926,18 @@ class NeuralPower(LayerEstimator):
     model_type: ClassVar[str] = "neuralpower"
     _fitted_attr: ClassVar[str] = "runtime_"
 
-    def __init__(
-        self,
-        runtime_target: str = "runtime_ms",
-        power_target: str = "power_w",
-        degrees: Sequence[int] = (1, 2, 3),
-        cv: int = 10,
-        space: str = "auto",
-        weighting: str = "relative",
-        n_alphas: int = 40,
-        eps: float = 1e-4,
-        max_iter: int = 20000,
-        relaxed: bool = False,
-        groups: Sequence[str] | None = None,
-        kind_groups: Mapping[str, str] | None = None,
-        trivial_value: float = 0.0,
-        clip_power: bool = True,
-        seed: int = 0,
-        device_check: str = "warn",
-    ) -> None:
-        self.runtime_target = runtime_target
-        self.power_target = power_target
-        self.degrees = degrees
-        self.cv = cv
-        self.space = space
-        self.weighting = weighting
-        self.n_alphas = n_alphas
-        self.eps = eps
-        self.max_iter = max_iter
-        self.relaxed = relaxed
-        self.groups = groups
-        self.kind_groups = kind_groups
-        self.trivial_value = trivial_value
-        self.clip_power = clip_power
-        self.seed = seed
-        self.device_check = device_check
+    runtime_target: str = "runtime_ms"
+    power_target: str = "power_w"
+    _: KW_ONLY
+    clip_power: bool = True
 
     @property
     def target(self) -> str:
         return self.runtime_target
 
     def _regressor(self, target: str) -> NeuralPowerRegressor:
-        shared = {
-            k: v
-            for k, v in self.get_params(deep=False).items()
-            if k not in ("runtime_target", "power_target", "clip_power")
-        }
         clip = bool(self.clip_power) and target == self.power_target
-        return NeuralPowerRegressor(target=target, clip=clip, **shared)
+        return NeuralPowerRegressor(target, clip=clip, **self._fit_settings())
 
     def fit(self, table: pd.DataFrame, y: Any = None, *, device: str | None = None) -> NeuralPower:
         """Fit the runtime model and, where power was measured, the power model.

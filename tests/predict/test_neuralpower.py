@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from hwml.describe import Layer
 from hwml.predict import (
@@ -311,3 +313,83 @@ def test_power_predictions_stay_within_the_measured_range(make_table):
     )
     back = NeuralPower.from_dict(clipped.to_dict())
     assert back.predict_all(huge)["power_w"].iloc[0] == pytest.approx(t["power_w"].max())
+
+
+# ---------------------------------------------------------------- constructor parameters
+SHARED_DEFAULTS = {
+    "degrees": (1, 2, 3),
+    "cv": 10,
+    "space": "auto",
+    "weighting": "relative",
+    "n_alphas": 40,
+    "eps": 1e-4,
+    "max_iter": 20000,
+    "relaxed": False,
+    "groups": None,
+    "kind_groups": None,
+    "trivial_value": 0.0,
+    "seed": 0,
+    "device_check": "warn",
+}
+OWN_DEFAULTS = {
+    NeuralPowerRegressor: {"target": "runtime_ms", "clip": False},
+    NeuralPower: {"runtime_target": "runtime_ms", "power_target": "power_w", "clip_power": True},
+}
+SETTINGS = {
+    "degrees": (1, 2),
+    "cv": 3,
+    "space": "log",
+    "weighting": "none",
+    "n_alphas": 7,
+    "eps": 1e-3,
+    "max_iter": 100,
+    "relaxed": True,
+    "groups": ["conv2d"],
+    "kind_groups": {"mul": "eltwise"},
+    "trivial_value": 1.5,
+    "seed": 3,
+    "device_check": "ignore",
+}
+
+
+@pytest.mark.parametrize("cls", [NeuralPowerRegressor, NeuralPower])
+def test_constructor_keywords_and_defaults(cls):
+    assert cls().get_params() == {**SHARED_DEFAULTS, **OWN_DEFAULTS[cls]}
+    signature = inspect.signature(cls.__init__)
+    assert all(
+        p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in signature.parameters.values()
+    )
+    assert set(signature.parameters) - {"self"} == set(SHARED_DEFAULTS) | set(OWN_DEFAULTS[cls])
+
+
+@pytest.mark.parametrize(
+    ("cls", "own"),
+    [
+        (NeuralPowerRegressor, {"target": "power_w", "clip": True}),
+        (NeuralPower, {"runtime_target": "t_ms", "power_target": "p_w", "clip_power": False}),
+    ],
+)
+def test_clone_get_params_and_set_params(cls, own):
+    est = cls(**SETTINGS, **own)
+    copy = clone(est)
+    assert type(copy) is cls and copy is not est
+    assert copy.get_params() == est.get_params() == {**SETTINGS, **own}
+    copy.set_params(cv=4, seed=9)
+    assert (copy.cv, copy.seed, est.cv, est.seed) == (4, 9, 3, 3)
+    assert hash(est) != hash(copy) and est != copy  # identity, as for any estimator
+    assert repr(cls(cv=4)) == f"{cls.__name__}(cv=4)"
+
+
+def test_neuralpower_hands_its_settings_to_both_models():
+    model = NeuralPower(**SETTINGS, power_target="p_w", clip_power=True)
+    runtime, power = model._regressor("runtime_ms"), model._regressor("p_w")
+    assert runtime.get_params() == {**SETTINGS, "target": "runtime_ms", "clip": False}
+    assert power.get_params() == {**SETTINGS, "target": "p_w", "clip": True}
+
+
+def test_fitted_model_clones_unfitted(fitted):
+    model = NeuralPower(degrees=(1,), **FAST).fit(fitted)
+    copy = clone(model)
+    assert copy.get_params() == model.get_params()
+    with pytest.raises(NotFittedError):
+        copy.predict(fitted)
