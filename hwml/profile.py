@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hwml import __version__, zoo
 from hwml.data import AppendTable, RunLog, git_commit, now_iso, write_readme
