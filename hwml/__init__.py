@@ -6,10 +6,13 @@ hardware budget.
 
 Layers of the package (lower ones never import upper ones)::
 
-    describe, hardware, data, optimize/   ground floor
-    predict/, profile                     use the ground floor
-    objectives                            uses the above
-    cli                                   the command-line face
+    tables                                the one append-only file writer
+    describe/, hardware/, data, optimize/ ground floor
+    zoo                                   networks, described
+    predict/, profile/, measurements      use the ground floor
+    tasks/, validation                    what searches train; the meter checked
+    hyperpower/                           HyperPower: constraints, objective, benchmark
+    cli_args, notebook, cli_*, cli        the faces (tests/test_layering.py has the floors)
 """
 
 from __future__ import annotations

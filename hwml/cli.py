@@ -146,6 +146,12 @@ def _table_of(args: argparse.Namespace) -> str | None:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
+    """``hwml profile``: calibrate a device, or sweep measurements into a dataset folder.
+
+    Returns:
+        The exit status: 0, or 2 when there is nothing to measure or no energy counter
+        for ``validate``.
+    """
     from hwml import profile, zoo
     from hwml.data import read_provenance
 
@@ -180,55 +186,73 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     )
     opts = _opts(args)
     if args.what == "calibrate":
-        from hwml.data import now_iso, update_provenance
-
-        begun = profile.begin_run(folder, device, opts, command, cal, "calibrate")
-        run = {**begun["run"], "finished": now_iso(), "outcome": "completed"}
-        update_provenance(folder, begun["facts"], run)
-        profile.write_dataset_readme(folder)
-        print(json.dumps(cal, indent=1, default=float))
-        return 0
+        return _record_calibration(folder, device, opts, command, cal)
     nets = zoo.names() if args.nets == ["all"] else args.nets
     for n in nets:
         zoo.input_shape(n)
+    n = _sweep(args, folder, device, nets, opts, command, cal)
+    print(f"{n} rows written to {folder}", file=sys.stderr)
+    return 0
+
+
+def _record_calibration(
+    folder: Path, device: Any, opts: Any, command: str, cal: dict[str, Any]
+) -> int:
+    """Log a ``hwml profile calibrate`` run as completed, rewrite the README, print ``cal``.
+
+    Returns:
+        The exit status, 0.
+    """
+    from hwml import profile
+    from hwml.data import now_iso, update_provenance
+
+    begun = profile.begin_run(folder, device, opts, command, cal, "calibrate")
+    run = {**begun["run"], "finished": now_iso(), "outcome": "completed"}
+    update_provenance(folder, begun["facts"], run)
+    profile.write_dataset_readme(folder)
+    print(json.dumps(cal, indent=1, default=float))
+    return 0
+
+
+def _sweep(
+    args: argparse.Namespace,
+    folder: Path,
+    device: Any,
+    nets: list[str],
+    opts: Any,
+    command: str,
+    cal: dict[str, Any],
+) -> int:
+    """Run the sweep ``args.what`` names (layers, nets, validate or net-layers) into ``folder``.
+
+    Returns:
+        The number of rows written.
+    """
+    from hwml import profile
+
     if args.what == "layers":
-        items: list = []
-        for kind in args.kinds:
-            count = args.samples.get(kind, args.samples.get("*", 0))
-            items += (
-                [("sample", layer) for layer in profile.sample_layers(kind, count, args.seed)]
-                if count
-                else []
-            )
-        if args.zoo_batches:
-            zoo_kinds = [k for k in args.kinds]
-            if "maxpool2d" in zoo_kinds or "avgpool2d" in zoo_kinds:
-                zoo_kinds += ["maxpool2d", "avgpool2d"]
-            if "add" in zoo_kinds:
-                zoo_kinds += ["mul", "concat"]
-            items += profile.zoo_layers(nets, args.zoo_batches, kinds=zoo_kinds)
-        n = profile.sweep_layers(
+        return profile.sweep_layers(
             folder,
             device,
-            items,
+            _layer_items(args, nets),
             opts,
             command=command,
             calibration=cal,
             table="repeats" if args.repeat > 1 else "layers",
             repeat=args.repeat,
         )
-    elif args.what == "nets":
-        n = profile.sweep_networks(
+    if args.what == "nets":
+        return profile.sweep_networks(
             folder, device, nets, args.batches, opts, command=command, calibration=cal
         )
-    elif args.what == "validate":
+    if args.what == "validate":
         from hwml import validation
         from hwml.data import read_table
 
         layers = validation.pick_layers(
             read_table(args.layers_from, "layers"), args.validate_layers, seed=args.seed
         )
-        n = validation.sweep_validation(
+        return validation.sweep_validation(
             folder,
             device,
             layers,
@@ -239,12 +263,38 @@ def _cmd_profile(args: argparse.Namespace) -> int:
             command=command,
             calibration=cal,
         )
-    else:
-        n = profile.sweep_net_layers(
-            folder, device, nets, args.batches, opts, command=command, calibration=cal
+    return profile.sweep_net_layers(
+        folder, device, nets, args.batches, opts, command=command, calibration=cal
+    )
+
+
+def _layer_items(args: argparse.Namespace, nets: list[str]) -> list:
+    """The layers ``hwml profile layers`` measures: random samples, then zoo layers.
+
+    Returns:
+        ``(source, layer)`` pairs for ``profile.sweep_layers``: ``("sample", layer)`` for
+        each of ``args.samples`` random configurations of ``args.kinds``, followed by the
+        distinct layers of ``nets`` at ``args.zoo_batches`` (pooling kinds go together;
+        ``add`` brings ``mul`` and ``concat``).
+    """
+    from hwml import profile
+
+    items: list = []
+    for kind in args.kinds:
+        count = args.samples.get(kind, args.samples.get("*", 0))
+        items += (
+            [("sample", layer) for layer in profile.sample_layers(kind, count, args.seed)]
+            if count
+            else []
         )
-    print(f"{n} rows written to {folder}", file=sys.stderr)
-    return 0
+    if args.zoo_batches:
+        zoo_kinds = [k for k in args.kinds]
+        if "maxpool2d" in zoo_kinds or "avgpool2d" in zoo_kinds:
+            zoo_kinds += ["maxpool2d", "avgpool2d"]
+        if "add" in zoo_kinds:
+            zoo_kinds += ["mul", "concat"]
+        items += profile.zoo_layers(nets, args.zoo_batches, kinds=zoo_kinds)
+    return items
 
 
 def _samples(text: str) -> dict[str, int]:
@@ -277,7 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hwml`` command."""
     p = argparse.ArgumentParser(prog="hwml", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    _add_describe(sub)
+    _add_profile(sub)
+    cli_predict.register(sub)  # fit, predict
+    cli_optimize.register(sub)  # optimize
+    return p
 
+
+def _add_describe(sub: Any) -> None:
+    """The ``describe`` sub-command."""
     d = sub.add_parser("describe", help="per-layer table of a zoo network")
     d.add_argument("--net", help="zoo network name (see --list)")
     d.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
@@ -286,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--list", action="store_true", help="list the zoo")
     d.set_defaults(func=_cmd_describe)
 
+
+def _add_profile(sub: Any) -> None:
+    """The ``profile`` sub-command (its options in the order ``--help`` lists them)."""
     pr = sub.add_parser("profile", help="measure layers and networks on a device")
     pr.add_argument(
         "what",
@@ -295,6 +356,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", help="dataset folder (default data/<gpu name>)")
     pr.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
     pr.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    _add_profile_selection(pr)
+    _add_profile_method(pr)
+    pr.add_argument(
+        "--shard", type=cli_args.shard, default=(0, 1), help="I/N: this process's share"
+    )
+    pr.add_argument("--no-progress", action="store_true")
+    pr.add_argument(
+        "--git-commit",
+        default=None,
+        help="commit to record when the tree has no .git (default: git rev-parse)",
+    )
+    pr.set_defaults(func=_cmd_profile)
+
+
+def _add_profile_selection(pr: argparse.ArgumentParser) -> None:
+    """``hwml profile`` options that choose what is measured: layers, networks, batches."""
     pr.add_argument(
         "--kinds",
         type=_names,
@@ -324,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="measure each layer R times into repeats.csv (layers; noise floor)",
     )
+
+
+def _add_profile_method(pr: argparse.ArgumentParser) -> None:
+    """``hwml profile`` options that choose how it measures, ``validate``'s included."""
     pr.add_argument("--no-power", action="store_true", help="runtime only")
     pr.add_argument("--periods", type=int, default=3, help="counter updates per power window")
     pr.add_argument("--budget-ms", type=float, default=50.0, help="timed-repeat budget per row")
@@ -348,20 +429,6 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--seconds", type=float, default=3.0, help="validate: length of each reference loop (s)"
     )
-    pr.add_argument(
-        "--shard", type=cli_args.shard, default=(0, 1), help="I/N: this process's share"
-    )
-    pr.add_argument("--no-progress", action="store_true")
-    pr.add_argument(
-        "--git-commit",
-        default=None,
-        help="commit to record when the tree has no .git (default: git rev-parse)",
-    )
-    pr.set_defaults(func=_cmd_profile)
-
-    cli_predict.register(sub)  # fit, predict
-    cli_optimize.register(sub)  # optimize
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

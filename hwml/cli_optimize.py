@@ -14,6 +14,10 @@ chosen network for real. Both take HyperPower's linear power and memory models f
 the benchmark's ``structures.csv`` as a-priori constraints. Each history file gets a JSON
 file beside it (same name, ``.json``) with the budgets, the models' cross-validated
 errors and the settings.
+
+One module for the three sub-commands on purpose: they share the search options, the
+budget handling and the sidecar writer; the logic itself lives in :mod:`hwml.hyperpower`
+and :mod:`hwml.optimize`.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 from hwml import cli_args
 from hwml.data import DatasetError, git_commit, json_safe, now_iso, read_provenance
 
-# Deliberately lazy: pandas, hwml.optimize (scipy), hwml.objectives, hwml.benchmark,
+# Deliberately lazy: pandas, hwml.optimize (scipy), hwml.tasks (torch), hwml.hyperpower,
 # hwml.profile and hwml.hardware are imported inside the functions that use them. At module
 # level they would add about 0.8 s to every `hwml` command, `hwml --help` and `hwml describe`
 # included (tests/test_cli.py checks that `hwml --help` loads neither pandas nor scipy).
@@ -97,7 +101,7 @@ def _positive_int(text: str) -> int:
 
 
 def _features(text: str) -> str | list[str]:
-    from hwml.objectives import FEATURE_SETS
+    from hwml.hyperpower.models import FEATURE_SETS
 
     if text in FEATURE_SETS:
         return text
@@ -139,49 +143,22 @@ def _structures_path(text: str) -> Path:
     return path
 
 
-def _budgets(args: argparse.Namespace, structures: Any) -> dict[str, float | None]:
-    from hwml.benchmark import quantile_budgets
+def _hardware(args: argparse.Namespace, structures: Any) -> Any:
+    """The budgets of the command line with their constraint models
+    (:func:`hwml.hyperpower.models.hardware_budgets`)."""
+    from hwml.hyperpower.models import hardware_budgets
 
-    out: dict[str, float | None] = {
-        "power_w": args.power_budget_w,
-        "mem_bytes": args.mem_budget_bytes,
-    }
-    for name, q in (("power_w", args.power_quantile), ("mem_bytes", args.mem_quantile)):
-        if q is None:
-            continue
-        if out[name] is not None:
-            raise _UserError(f"give either a {name} budget or its quantile, not both")
-        value = quantile_budgets(structures, q)[name]
-        if not math.isfinite(value):
-            raise _UserError(f"no measured {name} in the structures table to take a quantile of")
-        out[name] = value
-    return out
-
-
-def _models(structures: Any, budgets: dict[str, float | None], features: Any, std: bool) -> dict:
-    from hwml.objectives import fit_hardware_models
-
-    targets = {
-        name: col
-        for name, col in (("power_w", "power_w"), ("mem_bytes", "peak_mem_bytes"))
-        if budgets[name] is not None
-    }
-    if not targets:
-        return {}
-    return fit_hardware_models(structures, features=features, targets=targets, return_std=std)
-
-
-def _model_report(models: dict) -> dict[str, Any]:
-    out = {}
-    for name, m in models.items():
-        summary = m.model.cv_summary() if hasattr(m.model, "cv_summary") else {}
-        out[name] = {
-            "features": list(getattr(m.model, "features_", [])),
-            "cv": {k: float(v) for k, v in summary.items()},
-            "image_size": m.image_size,
-            "batch": m.batch,
-        }
-    return out
+    try:
+        return hardware_budgets(
+            structures,
+            power_budget_w=args.power_budget_w,
+            mem_budget_bytes=args.mem_budget_bytes,
+            power_quantile=args.power_quantile,
+            mem_quantile=args.mem_quantile,
+            features=args.features,
+        )
+    except ValueError as err:
+        raise _UserError(str(err)) from None
 
 
 def _history_path(template: str, method: str, seed: int, many: bool) -> Path:
@@ -213,14 +190,10 @@ def _search(
     info: dict[str, Any],
     candidates: Any = None,
 ) -> int:
-    from hwml.objectives import hardware_constraints
     from hwml.optimize import check_budgets, minimize
 
-    budgets = _budgets(args, structures)
-    models = _models(structures, budgets, args.features, std=False)
-    prob_models = None
-    if "hw-ieci-prob" in args.method and models:
-        prob_models = _models(structures, budgets, args.features, std=True)
+    hardware = _hardware(args, structures)
+    budgets = hardware.budgets
     runs = [(m, s) for m in args.method for s in args.seeds]
     many = len(runs) > 1
     print(
@@ -230,10 +203,7 @@ def _search(
     )
     rows = []
     for method, seed in runs:
-        chosen = prob_models if method == "hw-ieci-prob" and prob_models else models
-        constraints = hardware_constraints(
-            chosen, power_budget_w=budgets["power_w"], mem_budget_bytes=budgets["mem_bytes"]
-        )
+        constraints = hardware.constraints(method)
         fraction = None
         if constraints:
             pool = space.encode(candidates) if candidates is not None else None
@@ -263,7 +233,7 @@ def _search(
                 "power_quantile": getattr(args, "power_quantile", None),
                 "mem_quantile": getattr(args, "mem_quantile", None),
                 "features": args.features,
-                "models": _model_report(chosen),
+                "models": hardware.report(),
                 "fraction_predicted_feasible": fraction,
                 "history": path.name,
             },
@@ -294,18 +264,18 @@ def _search(
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from hwml import benchmark
     from hwml.hardware import open_device
-    from hwml.objectives import cnn_space
+    from hwml.hyperpower import models, runner, table
     from hwml.profile import SweepOptions
+    from hwml.tasks.cnn import cnn_space
 
     if args.what == "summary":
-        summary = benchmark.summarize_benchmark(args.out)
+        summary = table.summarize_benchmark(args.out)
         if (Path(args.out) / "structures.csv").exists():
             structures = pd.read_csv(Path(args.out) / "structures.csv")
             summary["budgets_at_quantile"] = {
                 "quantile": args.quantile,
-                **benchmark.quantile_budgets(structures, args.quantile),
+                **models.quantile_budgets(structures, args.quantile),
             }
         print(json.dumps(json_safe(summary), indent=1, default=float))
         return 0
@@ -318,7 +288,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         )
         space = cnn_space(filters=args.filters, dense_units=args.dense_units)
         device = open_device(args.device, power=not args.no_power)
-        n = benchmark.measure_structures(
+        n = runner.measure_structures(
             args.out,
             device,
             args.n_structures,
@@ -335,7 +305,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         )
         print(f"{n} structures measured into {args.out}", file=sys.stderr)
         return 0
-    n = benchmark.train_configs(
+    n = runner.train_configs(
         args.out,
         args.device,
         args.n_configs,
@@ -357,7 +327,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from hwml.benchmark import benchmark_objective
+    from hwml.hyperpower.table import benchmark_objective
 
     folder = Path(args.benchmark)
     structures_path = _structures_path(str(folder))
@@ -370,8 +340,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_live(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from hwml.benchmark import benchmark_space
-    from hwml.objectives import CNNObjective, cnn_space
+    from hwml.hyperpower.objective import CNNObjective
+    from hwml.hyperpower.table import benchmark_space
+    from hwml.tasks.cnn import cnn_space
 
     structures = None
     space = cnn_space()
@@ -428,8 +399,8 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
 def _guarded(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
-        from hwml.objectives import DatasetNotFoundError
         from hwml.optimize import HistoryError, InfeasibleBudgetError
+        from hwml.tasks.images import DatasetNotFoundError
 
         try:
             return int(handler(args) or 0)
@@ -515,6 +486,13 @@ def register(subparsers: Any) -> None:
     )
     sub = opt.add_subparsers(dest="optimize_command", required=True)
 
+    _register_benchmark(sub)
+    _register_run(sub)
+    _register_live(sub)
+
+
+def _register_benchmark(sub: Any) -> None:
+    """``hwml optimize benchmark structures | train | summary``."""
     b = sub.add_parser("benchmark", help="build (or summarize) the tabular CNN benchmark")
     b.add_argument(
         "what",
@@ -538,7 +516,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="commit to record when the tree has no .git (default: git rev-parse)",
     )
-    a = b.add_argument_group("structures")
+    _add_structure_args(b.add_argument_group("structures"))
+    _add_train_args(b.add_argument_group("train"))
+    b.set_defaults(func=_guarded(_cmd_benchmark))
+
+
+def _add_structure_args(a: Any) -> None:
+    """Options of phase (a), ``benchmark structures``."""
     a.add_argument(
         "--n-structures", type=_positive_int, default=400, help="distinct structures (default 400)"
     )
@@ -576,7 +560,10 @@ def register(subparsers: Any) -> None:
         help="energy-counter updates per power window (default 3)",
     )
     a.add_argument("--budget-ms", type=float, default=100.0, help="timed-repeat budget per row")
-    t = b.add_argument_group("train")
+
+
+def _add_train_args(t: Any) -> None:
+    """Options of phase (b), ``benchmark train`` (and ``summary``'s quantile)."""
     t.add_argument(
         "--n-configs", type=_positive_int, default=2500, help="configurations (default 2500)"
     )
@@ -602,8 +589,10 @@ def register(subparsers: Any) -> None:
         default=0.6,
         help="summary: also print budgets at this quantile (default 0.6)",
     )
-    b.set_defaults(func=_guarded(_cmd_benchmark))
 
+
+def _register_run(sub: Any) -> None:
+    """``hwml optimize run``: search a pre-measured benchmark."""
     r = sub.add_parser("run", help="search a pre-measured benchmark (no training)")
     r.add_argument(
         "--benchmark", required=True, help="benchmark folder (configs.csv, structures.csv)"
@@ -612,6 +601,9 @@ def register(subparsers: Any) -> None:
     _add_search_args(r, default_evals=50, default_init=10)
     r.set_defaults(func=_guarded(_cmd_run))
 
+
+def _register_live(sub: Any) -> None:
+    """``hwml optimize live``: search by training each chosen network."""
     lv = sub.add_parser("live", help="search by training each chosen network on a device")
     lv.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (default cuda)")
     lv.add_argument(

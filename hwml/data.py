@@ -15,12 +15,15 @@ A dataset folder holds one device's measurements (never two GPU models in one fo
 Folders are found from the repository root, never from the current directory. Hidden
 ``.*.lock`` files in a folder serialize writers of ``provenance.json`` and keep two copies
 of one sweep from running at once (:class:`RunLog`'s ``lock_name``); they are not data.
+
+The module holds the whole folder contract (tables, provenance, run log, README) in one
+place on purpose: a reader who wants to know what a dataset folder guarantees reads one
+file.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -37,6 +40,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from filelock import FileLock, Timeout
+
+from hwml.tables import AppendOnlyFile, csv_line, drop_torn_line
 
 __all__ = [
     "REPO_ROOT",
@@ -57,9 +62,20 @@ __all__ = [
     "write_readme",
     "json_safe",
     "DatasetError",
+    "USABLE_STATUS",
+    "USABLE_POWER_STATUS",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Values of a measured row's ``status`` whose *runtime* is valid: ``no_power`` rows have
+#: a valid runtime and a NaN power; ``low_busy`` and ``over_limit`` rows have a valid
+#: runtime and a power reading that is not trusted (the sweeps that write them:
+#: :mod:`hwml.profile`).
+USABLE_STATUS: tuple[str, ...] = ("ok", "no_power", "low_busy", "over_limit")
+
+#: Values of ``status`` whose power and energy are trusted.
+USABLE_POWER_STATUS: tuple[str, ...] = ("ok",)
 
 
 class DatasetError(RuntimeError):
@@ -140,7 +156,9 @@ class AppendTable:
     """A CSV table that grows one flushed row at a time and can be resumed.
 
     Several processes may append to the same table: each row is written with a single
-    ``write`` on a file opened with ``O_APPEND``, which the kernel keeps whole.
+    ``write`` on a file opened with ``O_APPEND``, which the kernel keeps whole (the writer
+    is :class:`hwml.tables.AppendOnlyFile`). Opening an existing table drops a half-written
+    last line left by a killed writer.
 
     Args:
         path: CSV file.
@@ -154,45 +172,22 @@ class AppendTable:
         self.key = key
         if key not in self.columns:
             raise ValueError(f"key column {key!r} is not among the columns")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists() and self.path.stat().st_size > 0:
-            self._repair()
-            with self.path.open(newline="") as f:
-                header = next(csv.reader(f), [])
-            if header != self.columns:
-                missing = sorted(set(self.columns) - set(header))
-                extra = sorted(set(header) - set(self.columns))
-                raise DatasetError(
-                    f"{self.path}: header does not match this sweep "
-                    f"(missing {missing}, unexpected {extra}); write to a new file"
-                )
-        else:
-            self._write_line(self.columns)
+        self._file = AppendOnlyFile(self.path, header=csv_line(self.columns))
+        if not self._file.fresh:
+            drop_torn_line(self.path)
+            self._check_header()
 
-    def _repair(self) -> None:
-        """Drop a half-written last line left by a killed writer."""
-        with self.path.open("rb+") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            if size == 0:
-                return
-            f.seek(size - 1)
-            if f.read(1) == b"\n":
-                return
-            data = self.path.read_bytes()
-            cut = data.rfind(b"\n") + 1
-            f.truncate(cut)
-
-    def _write_line(self, values: Sequence[Any]) -> None:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(values)
-        data = buf.getvalue().encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _check_header(self) -> None:
+        """Refuse an existing file whose header is not :attr:`columns`."""
+        with self.path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != self.columns:
+            missing = sorted(set(self.columns) - set(header))
+            extra = sorted(set(header) - set(self.columns))
+            raise DatasetError(
+                f"{self.path}: header does not match this sweep "
+                f"(missing {missing}, unexpected {extra}); write to a new file"
+            )
 
     def done_keys(self) -> set[str]:
         """Keys of the rows already in the table."""
@@ -206,7 +201,7 @@ class AppendTable:
         unknown = set(row) - set(self.columns)
         if unknown:
             raise DatasetError(f"{self.path}: row has columns not in the table: {sorted(unknown)}")
-        self._write_line([_cell(row.get(c)) for c in self.columns])
+        self._file.append_line(csv_line([_cell(row.get(c)) for c in self.columns]))
 
 
 def _cell(value: Any) -> Any:

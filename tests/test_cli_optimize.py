@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from hwml.benchmark import CONFIG_COLUMNS, STRUCTURE_COLUMNS, sample_configs, sample_structures
 from hwml.cli import main
 from hwml.cli_optimize import parse_seeds
 from hwml.data import update_provenance
-from hwml.objectives import cnn_space, structural_features
+from hwml.hyperpower import CONFIG_COLUMNS, STRUCTURE_COLUMNS, sample_configs, sample_structures
 from hwml.optimize import read_history
+from hwml.tasks import cnn_space, structural_features
 
 SPACE = cnn_space(filters=(2, 8), dense_units=(8, 24))
 

@@ -1,4 +1,5 @@
-"""Tests of hwml.objectives: data, the CNN, training, inference measurement, models."""
+"""Tests of hwml.tasks (data, the CNN, training) and of HyperPower's live objective
+(inference measurement, the linear hardware models)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,24 @@ import torch
 
 from hwml.describe import describe
 from hwml.hardware import open_device
-from hwml.objectives import (
+from hwml.hyperpower import (
     FEATURE_SETS,
-    STRUCTURAL,
     CNNObjective,
-    DatasetNotFoundError,
-    build_cnn,
-    cnn_space,
     fit_hardware_models,
     hardware_constraints,
-    load_data,
     measure_inference,
-    structural_features,
-    train_cnn,
 )
 from hwml.optimize import minimize
 from hwml.profile import SweepOptions
+from hwml.tasks import (
+    STRUCTURAL,
+    DatasetNotFoundError,
+    build_cnn,
+    cnn_space,
+    load_data,
+    structural_features,
+    train_cnn,
+)
 
 TINY = {"conv1_filters": 8, "conv2_filters": 8, "kernel_size": 3, "dense_units": 32}
 GOOD = {**TINY, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 1e-4}

@@ -192,7 +192,7 @@ def test_null_meter_reports_nan_never_zero():
 def test_calls_between_interpolates_inside_edge_chunks():
     anchor = CpuMarker(0.0)
     chunks = [(CpuMarker(0.0), CpuMarker(1.0), 10), (CpuMarker(1.0), CpuMarker(2.0), 20)]
-    calls, busy_ms = hardware._calls_between(anchor, 100.0, chunks, 100.5, 101.5)
+    calls, busy_ms = hardware.energy._calls_between(anchor, 100.0, chunks, 100.5, 101.5)
     assert calls == pytest.approx(10.0) and busy_ms == pytest.approx(1000.0)
 
 
@@ -236,7 +236,7 @@ def test_missing_nvml_falls_back_with_warning():
         mock.patch.object(torch.cuda, "current_device", return_value=0),
         mock.patch.object(torch.cuda, "set_device"),
         mock.patch.object(torch.cuda, "get_device_name", return_value="Fake GPU"),
-        mock.patch.object(hardware, "_load_nvml", return_value=(None, "NVML missing")),
+        mock.patch.object(hardware.device, "_load_nvml", return_value=(None, "NVML missing")),
     ):
         with pytest.warns(RuntimeWarning, match="NVML missing"):
             dev = open_device("cuda")
@@ -256,7 +256,7 @@ def test_gpu_without_energy_counter_falls_back():
         mock.patch.object(torch.cuda, "current_device", return_value=0),
         mock.patch.object(torch.cuda, "set_device"),
         mock.patch.object(torch.cuda, "get_device_name", return_value="Old GPU"),
-        mock.patch.object(hardware, "_nvml_handle", return_value="h"),
+        mock.patch.object(hardware.device, "_nvml_handle", return_value="h"),
     ):
         with pytest.warns(RuntimeWarning, match="no total-energy counter"):
             dev = open_device("cuda", nvml=nvml)

@@ -1,4 +1,5 @@
-"""Tests of hwml.benchmark: the two phases on a CPU, resuming, sharding, joining."""
+"""Tests of hwml.hyperpower: the benchmark's two phases on a CPU, resuming, sharding, joining;
+the search problem, budgets and live runs."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ import pandas as pd
 import pytest
 import torch
 
-from hwml import benchmark
-from hwml.benchmark import (
+from hwml.data import DatasetError, dataset_path
+from hwml.hardware import CpuTimer, Device, PowerReading, open_device
+from hwml.hyperpower import (
     CONFIG_COLUMNS,
     STRUCTURE_COLUMNS,
     benchmark_objective,
     benchmark_space,
     budget_sweep,
     hyperpower_problem,
+    live_best_so_far,
     load_benchmark,
     load_live_runs,
     measure_structures,
@@ -29,10 +32,9 @@ from hwml.benchmark import (
     summarize_benchmark,
     train_configs,
 )
-from hwml.data import DatasetError, dataset_path
-from hwml.hardware import CpuTimer, Device, PowerReading, open_device
-from hwml.objectives import STRUCTURAL, cnn_space
+from hwml.hyperpower import live as live_runs
 from hwml.profile import SweepOptions
+from hwml.tasks import STRUCTURAL, cnn_space
 
 SMALL = cnn_space(filters=(2, 6), dense_units=(8, 16))
 FAST = SweepOptions(budget_ms=2.0, warmup=1, progress=False)
@@ -296,8 +298,8 @@ def test_load_live_runs(small_h200, tmp_path_factory) -> None:
 
 _STOPPABLE_TRAINING = """
 import sys, torch
-from hwml.benchmark import train_configs
-from hwml.objectives import cnn_space
+from hwml.hyperpower import train_configs
+from hwml.tasks import cnn_space
 torch.set_num_threads(1)
 train_configs(sys.argv[1], "cpu", n_configs=1000, seed=0, epochs=10, workers_per_gpu=2,
               threads_per_worker=1, space=cnn_space(filters=(2, 6), dense_units=(8, 16)),
@@ -362,13 +364,13 @@ def test_budget_sweep_tightens_the_budgets_level_by_level(small_h200) -> None:
 
 def test_option_from_command_reads_old_sidecars():
     cmd = "hwml optimize live --power-quantile 0.6 --mem-quantile=0.45 --out x.csv"
-    assert benchmark._option_from_command(cmd, "power_quantile") == 0.6
-    assert benchmark._option_from_command(cmd, "mem_quantile") == 0.45
+    assert live_runs._option_from_command(cmd, "power_quantile") == 0.6
+    assert live_runs._option_from_command(cmd, "mem_quantile") == 0.45
     assert (
-        benchmark._option_from_command("hwml optimize live --power-budget-w 300", "power_quantile")
+        live_runs._option_from_command("hwml optimize live --power-budget-w 300", "power_quantile")
         is None
     )
-    assert benchmark._option_from_command("", "mem_quantile") is None
+    assert live_runs._option_from_command("", "mem_quantile") is None
 
 
 def test_live_best_so_far_is_per_run_and_skips_infeasible():
@@ -382,7 +384,7 @@ def test_live_best_so_far_is_per_run_and_skips_infeasible():
             "status": ["ok", "ok", "ok", "ok", "ok", "failed"],
         }
     )
-    out = benchmark.live_best_so_far(live)
+    out = live_best_so_far(live)
     assert out["best"].tolist()[:4] == [0.5, 0.2, 0.2, 0.2]  # the infeasible 0.1 never counts
     assert out["best"].tolist()[4:] == [0.4, 0.4]  # a failed evaluation never counts
     assert out["measured_over"].tolist() == [False, False, True, False, False, False]

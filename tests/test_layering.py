@@ -1,10 +1,11 @@
 """The package's floors: a module imports only modules on lower floors (or its own package).
 
+-1 tables                                   (the one append-only file writer)
 0  describe, hardware, data, optimize/      (the ground floor)
 1  zoo                                       (networks, described)
 2  predict/, profile, measurements          (use the ground floor)
-3  objectives, validation                   (the CNN-training objective; meter checks)
-4  benchmark                                (tables of trained objectives)
+3  tasks, validation                        (data and CNN families to train; meter checks)
+4  hyperpower                               (HyperPower: constraints, objective, benchmark)
 5  cli_args, notebook                       (argument types of the faces; notebook helpers)
 6  cli_predict, cli_optimize                (the faces' sub-commands)
 7  cli                                      (the `hwml` command: describe, profile, and the above)
@@ -21,6 +22,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "hwml"
 
 FLOORS = {
+    "tables": -1,
     "describe": 0,
     "hardware": 0,
     "data": 0,
@@ -29,9 +31,9 @@ FLOORS = {
     "predict": 2,
     "profile": 2,
     "measurements": 2,
-    "objectives": 3,
+    "tasks": 3,
     "validation": 3,
-    "benchmark": 4,
+    "hyperpower": 4,
     "cli_args": 5,
     "notebook": 5,
     "cli_predict": 6,

@@ -120,7 +120,7 @@ def test_oom_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
         return real(layer, device, opts, module)
 
-    monkeypatch.setattr(profile, "measure_layer", flaky)
+    monkeypatch.setattr(profile.sweeps, "measure_layer", flaky)
     profile.sweep_layers(tmp_path, dev, layers, FAST)
     df = pd.read_csv(tmp_path / "layers.csv")
     assert len(df) == 4
@@ -140,7 +140,7 @@ def test_other_errors_warn_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypa
             raise ValueError("cuDNN refused the shape\nsecond line")
         return real(layer, device, opts, module)
 
-    monkeypatch.setattr(profile, "measure_layer", broken)
+    monkeypatch.setattr(profile.sweeps, "measure_layer", broken)
     with pytest.warns(RuntimeWarning, match="cuDNN refused the shape"):
         assert profile.sweep_layers(tmp_path, dev, layers, FAST) == 3
     df = pd.read_csv(tmp_path / "layers.csv")

@@ -33,8 +33,6 @@ cumulative_time_s             s       running sum of eval_time_s + overhead_s
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -47,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from hwml.optimize.space import Space
+from hwml.tables import AppendOnlyFile, csv_line, drop_torn_line
 
 __all__ = [
     "HistoryError",
@@ -147,6 +146,10 @@ def clean_reason(text: str) -> str:
 class HistoryWriter:
     """Appends history rows to a CSV or JSON-lines file, flushing after each row.
 
+    The rows go through :class:`hwml.tables.AppendOnlyFile`, the package's one append-only
+    writer: one ``write`` and an ``fsync`` per row. A torn last line is not repaired here
+    but by :func:`read_history`, which a resuming search calls first.
+
     Args:
         path: the file; ``.csv`` or ``.jsonl``. Created (with a CSV header) if absent.
         columns: the column names, as :func:`history_columns` returns them.
@@ -156,38 +159,35 @@ class HistoryWriter:
         self.path = Path(path)
         self.columns = list(columns)
         self.format = _format(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115
-        if fresh and self.format == "csv":
-            csv.writer(self._file, lineterminator="\n").writerow(self.columns)
-            self._flush()
+        header = csv_line(self.columns) if self.format == "csv" else None
+        # created as open(path, "a") would create it
+        self._file = AppendOnlyFile(self.path, header, file_mode=0o666)
+        self._closed = False
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row and flush it to disk.
 
         Args:
             row: mapping with every column of :attr:`columns`.
+
+        Raises:
+            ValueError: the writer is closed.
         """
         values = [_cell(row.get(c)) for c in self.columns]
         if self.format == "csv":
-            buffer = io.StringIO()
             cells = [
                 "" if v is None else (repr(v) if isinstance(v, float) else str(v)) for v in values
             ]
-            csv.writer(buffer, lineterminator="\n").writerow(cells)
-            self._file.write(buffer.getvalue())
+            line = csv_line(cells)
         else:
-            self._file.write(json.dumps(dict(zip(self.columns, values, strict=True))) + "\n")
-        self._flush()
-
-    def _flush(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+            line = json.dumps(dict(zip(self.columns, values, strict=True))) + "\n"
+        if self._closed:
+            raise ValueError("I/O operation on closed file.")
+        self._file.append_line(line)
 
     def close(self) -> None:
-        """Close the file."""
-        self._file.close()
+        """Close the writer: later rows are refused."""
+        self._closed = True
 
     def __enter__(self) -> HistoryWriter:
         return self
@@ -197,14 +197,12 @@ class HistoryWriter:
 
 
 def _drop_torn_line(path: Path) -> None:
-    """Cut a last line that a kill interrupted mid-write (no trailing newline)."""
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n") + 1
-    logger.warning("history %s: dropping an incomplete last line (%d bytes)", path, len(data) - cut)
-    with open(path, "r+b") as handle:
-        handle.truncate(cut)
+    """Cut a last line that a kill interrupted mid-write (no trailing newline), with a warning."""
+
+    def warn(n_bytes: int) -> None:
+        logger.warning("history %s: dropping an incomplete last line (%d bytes)", path, n_bytes)
+
+    drop_torn_line(path, on_torn=warn)
 
 
 def read_history(

@@ -35,7 +35,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from hwml.optimize.baselines import GASettings, propose_ga, propose_random
 from hwml.optimize.bo import BOSettings, Proposal, propose_bo
 from hwml.optimize.candidates import Observations
-from hwml.optimize.search import _check_int, _evaluate, _unique_points
+from hwml.optimize.search import _candidate_pool, _check_int, _evaluate, _Evaluation
 from hwml.optimize.seeding import check_seed, derive_seed, seed_everything
 from hwml.optimize.space import Space
 
@@ -290,25 +290,44 @@ def minimize_pareto(
     Raises:
         ValueError: unknown method, no objectives, duplicate objective names.
     """
-    if method not in PARETO_METHODS:
-        raise ValueError(f"method must be one of {PARETO_METHODS}, got {method!r}")
-    names = list(objectives)
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"objectives must be distinct names, got {names}")
-    clash = sorted(set(names) & set(space.names))
-    if clash:
-        raise ValueError(f"objective name(s) {clash} collide with dimensions")
+    names = _objective_names(space, objectives, method)
     seed = check_seed(seed)
     n_evals = _check_int(n_evals, "n_evals", 1)
     n_init = _check_int(n_init, "n_init", 1)
     settings = settings or ParetoSettings()
-    if candidates is None:
-        found = getattr(objective, "candidates", None)
-        candidates = found if isinstance(found, pd.DataFrame) else None
-    pool = _unique_points(space.encode(candidates)) if candidates is not None else None
-    if pool is not None and len(pool) == 0:
-        raise ValueError("candidates is empty")
+    pool = _candidate_pool(objective, space, candidates)
 
+    rows = _pareto_loop(objective, space, names, method, n_evals, n_init, seed, pool, settings)
+    return pd.DataFrame(rows, columns=_pareto_columns(space, names))
+
+
+def _pareto_loop(
+    objective: Callable[[dict[str, Any]], Any],
+    space: Space,
+    names: Sequence[str],
+    method: str,
+    n_evals: int,
+    n_init: int,
+    seed: int,
+    pool: np.ndarray | None,
+    settings: ParetoSettings,
+) -> list[dict[str, Any]]:
+    """Evaluate until ``n_evals`` rows are made or no new configuration is left.
+
+    Args:
+        objective: ``config -> mapping`` (see :func:`minimize_pareto`).
+        space: the search space.
+        names: the objective names.
+        method: one of :data:`PARETO_METHODS`.
+        n_evals: evaluations of the run.
+        n_init: initial random evaluations.
+        seed: the run's seed.
+        pool: the candidates' unit-cube points, or None for the whole space.
+        settings: further knobs.
+
+    Returns:
+        One row per evaluation (the columns of :func:`minimize_pareto`'s table).
+    """
     points = np.empty((0, space.n_dims))
     values = np.empty((0, len(names)))
     rows: list[dict[str, Any]] = []
@@ -326,12 +345,7 @@ def minimize_pareto(
         if settings.seed_objective:
             seed_everything(derive_seed(seed, iteration, 1))
         ev = _evaluate(objective, config)
-        got = [_read(ev.result, name, ev.value) for name in names]
-        reason = ev.reason
-        if not reason:
-            bad = [n for n, v in zip(names, got, strict=True) if not math.isfinite(v)]
-            if bad:
-                reason = f"objective(s) {bad} not reported or not finite"
+        got, reason = _objective_values(ev, names)
         cumulative += ev.eval_time_s + overhead
         rows.append(
             {
@@ -350,7 +364,53 @@ def minimize_pareto(
         )
         points = np.vstack([points, space.encode(config_frame)])
         values = np.vstack([values, np.asarray(got) if not reason else np.full(len(names), np.nan)])
-    columns = [
+    return rows
+
+
+def _objective_names(space: Space, objectives: Sequence[str], method: str) -> list[str]:
+    """Check :func:`minimize_pareto`'s method and objective names.
+
+    Returns:
+        The objective names, as a list.
+
+    Raises:
+        ValueError: unknown method, no objectives, duplicate objective names, or an
+            objective named like a dimension.
+    """
+    if method not in PARETO_METHODS:
+        raise ValueError(f"method must be one of {PARETO_METHODS}, got {method!r}")
+    names = list(objectives)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"objectives must be distinct names, got {names}")
+    clash = sorted(set(names) & set(space.names))
+    if clash:
+        raise ValueError(f"objective name(s) {clash} collide with dimensions")
+    return names
+
+
+def _objective_values(ev: _Evaluation, names: Sequence[str]) -> tuple[list[float], str]:
+    """The objectives an evaluation reported, and why it failed.
+
+    Args:
+        ev: the evaluation.
+        names: the objective names.
+
+    Returns:
+        ``(values, reason)``: one value per name (NaN where not reported) and the
+        failure reason (empty when every objective is finite and the evaluation ran).
+    """
+    got = [_read(ev.result, name, ev.value) for name in names]
+    reason = ev.reason
+    if not reason:
+        bad = [n for n, v in zip(names, got, strict=True) if not math.isfinite(v)]
+        if bad:
+            reason = f"objective(s) {bad} not reported or not finite"
+    return got, reason
+
+
+def _pareto_columns(space: Space, names: Sequence[str]) -> list[str]:
+    """Column names of :func:`minimize_pareto`'s table, in order."""
+    return [
         "iteration",
         "method",
         "seed",
@@ -363,4 +423,3 @@ def minimize_pareto(
         "overhead_s",
         "cumulative_time_s",
     ]
-    return pd.DataFrame(rows, columns=columns)

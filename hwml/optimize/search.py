@@ -266,6 +266,89 @@ def minimize(
             before any evaluation.
         HistoryError: ``history_path`` belongs to another search.
     """
+    seed, n_evals, n_init, constraints = _checked_arguments(
+        objective, space, constraints, method, seed, n_evals, n_init
+    )
+    settings = settings or SearchSettings()
+    names = [c.name for c in constraints]
+    pool = _candidate_pool(objective, space, candidates)
+    feasibility = _feasibility(space, constraints, seed, settings, pool)
+    columns = history_columns(space, names)
+    prior = _prior_history(history_path, space, names, method, seed)
+    state = _SearchState.from_history(prior, space)
+    if len(state.rows) >= n_evals:
+        return history_frame(state.rows[:n_evals], space, names)
+
+    run = _Run(objective, space, constraints, method, seed, n_init, settings, pool, feasibility)
+    writer = HistoryWriter(history_path, columns) if history_path is not None else None
+    _search_loop(run, state, n_evals, writer, progress)
+    return history_frame(state.rows, space, names)
+
+
+def _search_loop(
+    run: _Run,
+    state: _SearchState,
+    n_evals: int,
+    writer: HistoryWriter | None,
+    progress: bool | None,
+) -> None:
+    """Evaluate until ``state`` holds ``n_evals`` rows or no new configuration is left.
+
+    Each row is appended to ``writer`` (then closed, however the loop ends) before it
+    joins ``state``.
+
+    Args:
+        run: the run's context.
+        state: the evaluations so far; grows here.
+        n_evals: total evaluations of the run.
+        writer: the history file's writer, if any.
+        progress: show a tqdm bar; ``None`` shows it only on a terminal.
+    """
+    bar = tqdm(
+        total=n_evals,
+        initial=len(state.rows),
+        desc=f"{run.method} seed {run.seed}",
+        leave=False,
+        disable=None if progress is None else not progress,
+    )
+    try:
+        for iteration in range(len(state.rows) + 1, n_evals + 1):
+            step = _step(run, iteration, state)
+            if step is None:
+                break
+            row, config_frame = step
+            if writer is not None:
+                writer.append(row)
+            state.add(row, run.space.encode(config_frame))
+            bar.update(1)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+
+
+def _checked_arguments(
+    objective: Objective,
+    space: Space,
+    constraints: Sequence[Constraint],
+    method: str,
+    seed: int,
+    n_evals: int,
+    n_init: int,
+) -> tuple[int, int, int, tuple[Constraint, ...]]:
+    """Check :func:`minimize`'s arguments (method, ints, space, objective, constraints).
+
+    Returns:
+        ``(seed, n_evals, n_init, constraints)``: the checked ints and the constraints as
+        a tuple.
+
+    Raises:
+        ValueError: an unknown method, duplicate constraint names, or a dimension name
+            that collides with a history column.
+        TypeError: a non-int ``seed``, ``n_evals`` or ``n_init``, a ``space`` that is not
+            a :class:`Space`, an objective that is not callable, or a constraint that is
+            not a :class:`Constraint`.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     seed = check_seed(seed)
@@ -275,7 +358,6 @@ def minimize(
         raise TypeError(f"space must be a Space, got {type(space).__name__}")
     if not callable(objective):
         raise TypeError("objective must be callable")
-    settings = settings or SearchSettings()
     constraints = tuple(constraints)
     for c in constraints:
         if not isinstance(c, Constraint):
@@ -286,7 +368,27 @@ def minimize(
     clash = sorted(set(space.names) & reserved_names(names))
     if clash:
         raise ValueError(f"dimension name(s) {clash} collide with history columns")
+    return seed, n_evals, n_init, constraints
 
+
+def _candidate_pool(
+    objective: Any, space: Space, candidates: pd.DataFrame | None
+) -> np.ndarray | None:
+    """The unit-cube points a search may pick from, or None for the whole space.
+
+    Args:
+        objective: the objective; its ``candidates`` frame is used when ``candidates``
+            is None.
+        space: the search space.
+        candidates: finite set of allowed configurations, one row each.
+
+    Returns:
+        The distinct encoded candidates, shape ``(n, n_dims)``, in their first-seen order;
+        None when there are no candidates.
+
+    Raises:
+        ValueError: the candidates are empty.
+    """
     if candidates is None:
         found = getattr(objective, "candidates", None)
         candidates = found if isinstance(found, pd.DataFrame) else None
@@ -295,118 +397,208 @@ def minimize(
         pool = _unique_points(space.encode(candidates))
         if len(pool) == 0:
             raise ValueError("candidates is empty")
+    return pool
 
-    feasibility: FeasibilityFn | None = None
-    if constraints:
 
-        def feasibility(points: np.ndarray) -> ConstraintPrediction:
-            return predict_constraints(constraints, space.structural(space.decode(points)))
+def _feasibility(
+    space: Space,
+    constraints: tuple[Constraint, ...],
+    seed: int,
+    settings: SearchSettings,
+    pool: np.ndarray | None,
+) -> FeasibilityFn | None:
+    """The constraint models' predictions on unit-cube points, after checking the budgets.
 
-        fraction = check_budgets(space, constraints, seed, settings.n_feasibility_check, pool)
-        logger.info("%.1f%% of checked configurations meet the budgets", 100 * fraction)
+    Returns:
+        ``points -> ConstraintPrediction``, or None without constraints.
 
-    columns = history_columns(space, names)
-    if history_path is not None:
-        prior = read_history(history_path, space, names)
-        for col, want in (("method", method), ("seed", seed)):
-            other = set(prior[col].tolist()) - {want}
-            if other:
-                raise HistoryError(
-                    f"history_path {str(history_path)!r} holds {col} {sorted(other)!r}, "
-                    f"not {want!r}; use one file per (method, seed)"
-                )
-    else:
-        prior = history_frame([], space, names)
-    rows: list[dict[str, Any]] = prior.to_dict(orient="records")
-    if len(prior):
-        points = space.encode(prior[space.names])
-        values = prior["objective"].to_numpy(dtype=float)
-        feasible = prior["feasible"].to_numpy(dtype=bool)
-        cumulative = float(prior["cumulative_time_s"].iloc[-1])
-    else:
-        points = np.empty((0, space.n_dims))
-        values = np.empty(0)
-        feasible = np.empty(0, dtype=bool)
-        cumulative = 0.0
-    if len(rows) >= n_evals:
-        return history_frame(rows[:n_evals], space, names)
+    Raises:
+        InfeasibleBudgetError: no checked configuration meets the budgets
+            (:func:`check_budgets`).
+    """
+    if not constraints:
+        return None
 
-    writer = HistoryWriter(history_path, columns) if history_path is not None else None
-    bar = tqdm(
-        total=n_evals,
-        initial=len(rows),
-        desc=f"{method} seed {seed}",
-        leave=False,
-        disable=None if progress is None else not progress,
+    def feasibility(points: np.ndarray) -> ConstraintPrediction:
+        return predict_constraints(constraints, space.structural(space.decode(points)))
+
+    fraction = check_budgets(space, constraints, seed, settings.n_feasibility_check, pool)
+    logger.info("%.1f%% of checked configurations meet the budgets", 100 * fraction)
+    return feasibility
+
+
+def _prior_history(
+    history_path: str | os.PathLike[str] | None,
+    space: Space,
+    names: Sequence[str],
+    method: str,
+    seed: int,
+) -> pd.DataFrame:
+    """The evaluations an earlier run left in ``history_path`` (none without a path).
+
+    Raises:
+        HistoryError: the file belongs to another search (columns, method or seed).
+    """
+    if history_path is None:
+        return history_frame([], space, names)
+    prior = read_history(history_path, space, names)
+    for col, want in (("method", method), ("seed", seed)):
+        other = set(prior[col].tolist()) - {want}
+        if other:
+            raise HistoryError(
+                f"history_path {str(history_path)!r} holds {col} {sorted(other)!r}, "
+                f"not {want!r}; use one file per (method, seed)"
+            )
+    return prior
+
+
+@dataclass
+class _SearchState:
+    """What a search has seen so far; every proposal is a function of it.
+
+    Attributes:
+        rows: the history rows, one per evaluation.
+        points: unit-cube points of the evaluations, shape ``(n, n_dims)``.
+        values: their objective values (NaN where failed), shape ``(n,)``.
+        feasible: their feasibility, shape ``(n,)``.
+        cumulative_s: the last row's ``cumulative_time_s`` (s).
+    """
+
+    rows: list[dict[str, Any]]
+    points: np.ndarray
+    values: np.ndarray
+    feasible: np.ndarray
+    cumulative_s: float
+
+    @classmethod
+    def from_history(cls, prior: pd.DataFrame, space: Space) -> _SearchState:
+        """The state after the evaluations of a history table (empty for an empty one)."""
+        rows: list[dict[str, Any]] = prior.to_dict(orient="records")
+        if len(prior):
+            return cls(
+                rows,
+                space.encode(prior[space.names]),
+                prior["objective"].to_numpy(dtype=float),
+                prior["feasible"].to_numpy(dtype=bool),
+                float(prior["cumulative_time_s"].iloc[-1]),
+            )
+        return cls(rows, np.empty((0, space.n_dims)), np.empty(0), np.empty(0, dtype=bool), 0.0)
+
+    def add(self, row: dict[str, Any], point: np.ndarray) -> None:
+        """Record one evaluation: its history row and its unit-cube point, shape ``(1, n_dims)``."""
+        self.rows.append(row)
+        self.points = np.vstack([self.points, point])
+        self.values = np.append(self.values, row["objective"])
+        self.feasible = np.append(self.feasible, row["feasible"])
+        self.cumulative_s = row["cumulative_time_s"]
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """The fixed context of one :func:`minimize` run, its arguments checked."""
+
+    objective: Objective
+    space: Space
+    constraints: tuple[Constraint, ...]
+    method: str
+    seed: int
+    n_init: int
+    settings: SearchSettings
+    pool: np.ndarray | None
+    feasibility: FeasibilityFn | None
+
+
+def _step(
+    run: _Run, iteration: int, state: _SearchState
+) -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """Choose, evaluate and record one configuration.
+
+    Args:
+        run: the run's context.
+        iteration: the evaluation number, 1-based.
+        state: the evaluations so far (not changed here).
+
+    Returns:
+        ``(row, config_frame)``: the history row and the one-row frame of the evaluated
+        configuration; None when no new configuration is left.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(derive_seed(run.seed, iteration))
+    phase = "init" if iteration <= run.n_init else "search"
+    obs = Observations(state.points, state.values, state.feasible)
+    proposal = _propose(
+        run.method, phase, run.space, obs, rng, run.feasibility, run.pool, run.settings, run.n_init
     )
-    try:
-        for iteration in range(len(rows) + 1, n_evals + 1):
-            start = time.perf_counter()
-            rng = np.random.default_rng(derive_seed(seed, iteration))
-            phase = "init" if iteration <= n_init else "search"
-            obs = Observations(points, values, feasible)
-            proposal = _propose(method, phase, space, obs, rng, feasibility, pool, settings, n_init)
-            if proposal is None:
-                logger.warning(
-                    "%s seed %d: no new configuration left after %d evaluations",
-                    method,
-                    seed,
-                    len(rows),
-                )
-                break
-            config_frame = space.decode(proposal.point[None, :])
-            config = space.to_dicts(config_frame)[0]
-            pred = feasibility(proposal.point[None, :]) if feasibility is not None else None
-            overhead = time.perf_counter() - start
+    if proposal is None:
+        logger.warning(
+            "%s seed %d: no new configuration left after %d evaluations",
+            run.method,
+            run.seed,
+            len(state.rows),
+        )
+        return None
+    config_frame = run.space.decode(proposal.point[None, :])
+    config = run.space.to_dicts(config_frame)[0]
+    pred = run.feasibility(proposal.point[None, :]) if run.feasibility is not None else None
+    overhead = time.perf_counter() - start
 
-            if settings.seed_objective:
-                seed_everything(derive_seed(seed, iteration, 1))
-            ev = _evaluate(objective, config)
+    if run.settings.seed_objective:
+        seed_everything(derive_seed(run.seed, iteration, 1))
+    ev = _evaluate(run.objective, config)
 
-            row: dict[str, Any] = {
-                "iteration": iteration,
-                "method": method,
-                "seed": seed,
-                "phase": phase,
-                **config,
-                "objective": ev.value,
-            }
-            holds_all, measured_any, measured_all = True, False, True
-            for c in constraints:
-                predicted = float(pred.mean[c.name][0]) if pred is not None else math.nan
-                measured = c.read_measured(ev.result)
-                row[f"pred_{c.name}"], row[f"measured_{c.name}"] = predicted, measured
-                if math.isfinite(measured):
-                    measured_any = True
-                    measured_all &= measured <= c.budget
-                    holds_all &= measured <= c.budget
-                else:
-                    holds_all &= predicted <= c.budget
-            row["feasible_pred"] = bool(pred.feasible[0]) if pred is not None else True
-            row["prob_feasible"] = float(pred.prob_feasible[0]) if pred is not None else 1.0
-            row["feasible_measured"] = bool(measured_all) if measured_any else None
-            row["feasible"] = bool(holds_all)
-            row["acquisition"] = proposal.acquisition
-            row["status"] = "failed" if ev.reason else "ok"
-            row["reason"] = ev.reason
-            row["eval_time_s"] = ev.eval_time_s
-            row["overhead_s"] = overhead
-            cumulative += ev.eval_time_s + overhead
-            row["cumulative_time_s"] = cumulative
-            if ev.reason:
-                logger.info(
-                    "%s seed %d iteration %d failed: %s", method, seed, iteration, ev.reason
-                )
+    row: dict[str, Any] = {
+        "iteration": iteration,
+        "method": run.method,
+        "seed": run.seed,
+        "phase": phase,
+        **config,
+        "objective": ev.value,
+    }
+    row.update(_constraint_cells(run.constraints, pred, ev.result))
+    row["acquisition"] = proposal.acquisition
+    row["status"] = "failed" if ev.reason else "ok"
+    row["reason"] = ev.reason
+    row["eval_time_s"] = ev.eval_time_s
+    row["overhead_s"] = overhead
+    row["cumulative_time_s"] = state.cumulative_s + (ev.eval_time_s + overhead)
+    if ev.reason:
+        logger.info(
+            "%s seed %d iteration %d failed: %s", run.method, run.seed, iteration, ev.reason
+        )
+    return row, config_frame
 
-            if writer is not None:
-                writer.append(row)
-            rows.append(row)
-            points = np.vstack([points, space.encode(config_frame)])
-            values = np.append(values, ev.value)
-            feasible = np.append(feasible, row["feasible"])
-            bar.update(1)
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    return history_frame(rows, space, names)
+
+def _constraint_cells(
+    constraints: Sequence[Constraint],
+    pred: ConstraintPrediction | None,
+    result: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The constraint columns of one history row, feasibility flags included.
+
+    Args:
+        constraints: the constraints.
+        pred: the models' predictions for the configuration (None without constraints).
+        result: what the objective returned (read for measured constraint values).
+
+    Returns:
+        ``pred_<c>`` and ``measured_<c>`` for each constraint, then ``feasible_pred``,
+        ``prob_feasible``, ``feasible_measured`` and ``feasible`` (see
+        :mod:`hwml.optimize.history`).
+    """
+    cells: dict[str, Any] = {}
+    holds_all, measured_any, measured_all = True, False, True
+    for c in constraints:
+        predicted = float(pred.mean[c.name][0]) if pred is not None else math.nan
+        measured = c.read_measured(result)
+        cells[f"pred_{c.name}"], cells[f"measured_{c.name}"] = predicted, measured
+        if math.isfinite(measured):
+            measured_any = True
+            measured_all &= measured <= c.budget
+            holds_all &= measured <= c.budget
+        else:
+            holds_all &= predicted <= c.budget
+    cells["feasible_pred"] = bool(pred.feasible[0]) if pred is not None else True
+    cells["prob_feasible"] = float(pred.prob_feasible[0]) if pred is not None else 1.0
+    cells["feasible_measured"] = bool(measured_all) if measured_any else None
+    cells["feasible"] = bool(holds_all)
+    return cells

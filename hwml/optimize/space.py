@@ -20,6 +20,9 @@ Dimensions flagged ``structural=True`` form the sub-vector ``z`` that hardware m
 
 Configurations travel as :class:`pandas.DataFrame` (one row per configuration, one column
 per dimension) or, for a single one, as a ``dict``.
+
+The dimension types and the space stay in one module on purpose: encoding, decoding,
+sampling and perturbation must agree for every type, and are read together.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from hwml.data import USABLE_POWER_STATUS, USABLE_STATUS
 from hwml.describe import Layer, Network
 from hwml.predict import io
 
@@ -123,14 +124,6 @@ LAYER_COLUMNS: tuple[str, ...] = (
 )
 _COL = {name: i for i, name in enumerate(LAYER_COLUMNS)}
 _ATTRS = operator.attrgetter(*LAYER_COLUMNS)
-
-#: Values of the ``status`` column whose *runtime* may be fitted on: ``no_power`` rows
-#: have a valid runtime and a NaN power; ``low_busy`` and ``over_limit`` rows have a valid
-#: runtime and a power reading that is not trusted.
-USABLE_STATUS: tuple[str, ...] = ("ok", "no_power", "low_busy", "over_limit")
-
-#: Values of ``status`` whose power and energy may be fitted on.
-USABLE_POWER_STATUS: tuple[str, ...] = ("ok",)
 
 
 def is_power_target(target: str) -> bool:

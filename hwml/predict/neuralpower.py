@@ -67,6 +67,10 @@ polynomial extrapolated past its data can predict a multiple of any power measur
 network-level correction of summed layer runtimes, fitted on training networks.
 
 Units: runtime in ms, power in W, energy in mJ (W x ms = mJ).
+
+The module is long on purpose: :class:`NeuralPowerRegressor` is one scikit-learn
+estimator whose per-group features, model selection (form, degree, Lasso path) and
+relaxed refit share private state; split apart they would have to expose it.
 """
 
 from __future__ import annotations
