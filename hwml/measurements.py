@@ -10,7 +10,7 @@ returns DataFrames; nothing touches a device. Functions:
   device's measured ceilings;
 * :func:`sum_of_layers` — whole-network runtime beside the sum of its layers timed in
   place;
-* :func:`sweep_throughput` — rows measured per second per GPU;
+* :func:`run_throughput` — rows measured per second by each logged sweep run;
 * :func:`counter_periods` — the energy counter's update period and idle power recorded
   at the start of every sweep;
 * :func:`paired` — two measurements of the same workloads side by side (e.g. before and
@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 
 from hwml import zoo
-from hwml.data import dataset_path, read_provenance, read_table
+from hwml.data import USABLE_STATUS, dataset_path, read_provenance, read_table
 
 __all__ = [
+    "run_throughput",
+    "runtime_rows",
     "Measurements",
     "load",
     "ok_rows",
@@ -37,7 +39,6 @@ __all__ = [
     "roofline",
     "roofline_ceiling",
     "sum_of_layers",
-    "sweep_throughput",
     "counter_periods",
     "rank_agreement",
     "discordant_pairs",
@@ -157,10 +158,23 @@ def roofline_ceiling(
     return np.minimum(peak_flops_per_s, np.asarray(intensity, dtype=float) * bandwidth_bytes_per_s)
 
 
+def runtime_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose runtime is valid (``status`` in :data:`hwml.data.USABLE_STATUS`: a power
+    window flagged ``low_busy`` or ``over_limit`` leaves the runtime valid)."""
+    if "status" not in table.columns:
+        return table
+    return table[table["status"].astype(str).isin(USABLE_STATUS)]
+
+
 def sum_of_layers(
     nets: pd.DataFrame, net_layers: pd.DataFrame, *, complete_only: bool = True
 ) -> pd.DataFrame:
     """Whole-network runtime beside the sum of its layers timed one by one in place.
+
+    Both the eager runtimes (``runtime_ms``: what a PyTorch user sees, host dispatch
+    included) and, where the tables have them, the GPU runtimes of CUDA-graph replays
+    (``runtime_graph_ms``) are summed. Rows whose runtime is valid count
+    (:func:`runtime_rows`).
 
     Args:
         nets: ``nets.csv``.
@@ -171,14 +185,21 @@ def sum_of_layers(
     Returns:
         One row per (network, batch, dtype) present in both tables, with
         ``network_ms``, ``sum_layers_ms``, ``layers`` (count), ``expected_layers``,
-        ``gap_pct`` = 100 × (sum − network) / network, and ``network_power_w``.
+        ``gap_pct`` = 100 × (sum − network) / network, ``network_graph_ms``,
+        ``sum_layers_graph_ms``, ``graph_gap_pct`` (the same for GPU times; NaN where
+        not measured) and ``network_power_w``.
     """
-    whole = ok_rows(nets)[["network", "batch", "dtype", "runtime_ms", "power_w", "sm_clock_mhz"]]
+    nets = nets.assign(runtime_graph_ms=nets.get("runtime_graph_ms", np.nan))
+    net_layers = net_layers.assign(runtime_graph_ms=net_layers.get("runtime_graph_ms", np.nan))
+    whole = runtime_rows(nets)[
+        ["network", "batch", "dtype", "runtime_ms", "runtime_graph_ms", "power_w", "sm_clock_mhz"]
+    ]
     parts = (
-        ok_rows(net_layers)
+        runtime_rows(net_layers)
         .groupby(["network", "batch", "dtype"])
         .agg(
             sum_layers_ms=("runtime_ms", "sum"),
+            sum_layers_graph_ms=("runtime_graph_ms", lambda s: s.sum(min_count=len(s))),
             layers=("runtime_ms", "size"),
             layer_clock_mhz=("sm_clock_mhz", "median"),
         )
@@ -187,11 +208,15 @@ def sum_of_layers(
     out = whole.merge(parts, on=["network", "batch", "dtype"], how="inner").rename(
         columns={
             "runtime_ms": "network_ms",
+            "runtime_graph_ms": "network_graph_ms",
             "power_w": "network_power_w",
             "sm_clock_mhz": "network_clock_mhz",
         }
     )
     out["gap_pct"] = 100 * (out["sum_layers_ms"] - out["network_ms"]) / out["network_ms"]
+    out["graph_gap_pct"] = (
+        100 * (out["sum_layers_graph_ms"] - out["network_graph_ms"]) / out["network_graph_ms"]
+    )
     known = set(zoo.names())
     expected = {
         n: len(zoo.describe_net(n, 1, weights=False).layers) if n in known else np.nan
@@ -203,38 +228,51 @@ def sum_of_layers(
     return out.sort_values(["dtype", "network", "batch"]).reset_index(drop=True)
 
 
-def sweep_throughput(table: pd.DataFrame, *, min_rows: int = 20) -> pd.DataFrame:
-    """Rows measured per second by each GPU, from the rows' timestamps.
+def run_throughput(provenance: dict[str, Any], *, min_rows: int = 20) -> pd.DataFrame:
+    """Rows per second of each logged sweep run, from its start and end times.
 
-    Rows of one GPU are split into runs wherever two consecutive timestamps are more than
-    60 s apart (a new sweep); throughput is rows over elapsed time within each run.
+    A run is one process (one shard of a sweep); shards of one command ran at the same
+    time on different GPUs, so ``sweep_id`` (the command without its ``--shard``) groups
+    them.
+
+    Args:
+        provenance: the folder's ``provenance.json``.
+        min_rows: leave out runs that wrote fewer rows (start-up dominates them).
 
     Returns:
-        One row per (gpu, run): ``rows``, ``elapsed_s``, ``rows_per_s``.
+        One row per finished run: ``sweep`` (layers, nets, ...), ``dtype``, ``power``
+        (whether it measured power), ``gpu_uuid``, ``rows``, ``elapsed_s``,
+        ``rows_per_s``, ``sweep_id``.
     """
-    t = table.copy()
-    t["time"] = pd.to_datetime(t["timestamp"], utc=True, format="ISO8601")
-    gpu = t["gpu_uuid"].fillna("cpu") if "gpu_uuid" in t else pd.Series("cpu", index=t.index)
-    t["gpu"] = gpu
-    out = []
-    for g, rows in t.sort_values("time").groupby("gpu"):
-        gaps = rows["time"].diff().dt.total_seconds().fillna(0)
-        run_id = (gaps > 60).cumsum()
-        for r, run in rows.groupby(run_id):
-            if len(run) < min_rows:
-                continue
-            elapsed = (run["time"].iloc[-1] - run["time"].iloc[0]).total_seconds()
-            if elapsed > 0:
-                out.append(
-                    {
-                        "gpu": g,
-                        "run": int(r),
-                        "rows": len(run),
-                        "elapsed_s": elapsed,
-                        "rows_per_s": (len(run) - 1) / elapsed,
-                    }
-                )
-    return pd.DataFrame(out, columns=["gpu", "run", "rows", "elapsed_s", "rows_per_s"])
+    rows = []
+    for run in provenance.get("runs", []):
+        written = run.get("rows_written") or 0
+        if written < min_rows or not run.get("date") or not run.get("finished"):
+            continue
+        start = pd.Timestamp(run["date"])
+        elapsed = (pd.Timestamp(run["finished"]) - start).total_seconds()
+        if elapsed <= 0:
+            continue
+        words = str(run.get("command", "")).split()
+        kept = [
+            w
+            for i, w in enumerate(words)
+            if w != "--shard" and (i == 0 or words[i - 1] != "--shard")
+        ]
+        rows.append(
+            {
+                "sweep": run.get("sweep"),
+                "dtype": run.get("dtype"),
+                "power": run.get("power_periods") is not None and "--no-power" not in words,
+                "gpu_uuid": run.get("gpu_uuid"),
+                "rows": int(written),
+                "elapsed_s": elapsed,
+                "rows_per_s": written / elapsed,
+                "sweep_id": f"{start.floor('min').isoformat()} {' '.join(kept)}",
+            }
+        )
+    columns = ["sweep", "dtype", "power", "gpu_uuid", "rows", "elapsed_s", "rows_per_s", "sweep_id"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def counter_periods(provenance: dict[str, Any]) -> pd.DataFrame:

@@ -92,15 +92,45 @@ def test_sum_of_layers_gap():
     assert out["sum_layers_ms"].iloc[0] == 11.0 and out["gap_pct"].iloc[0] == pytest.approx(10.0)
 
 
-def test_sweep_throughput_splits_runs():
-    base = pd.Timestamp("2026-01-01T00:00:00Z")
-    times = [base + pd.Timedelta(seconds=0.5 * i) for i in range(41)]
-    times += [times[-1] + pd.Timedelta(seconds=600 + i) for i in range(30)]
-    df = pd.DataFrame({"timestamp": [t.isoformat() for t in times], "gpu_uuid": "g"})
-    out = M.sweep_throughput(df)
-    assert len(out) == 2
-    assert out["rows_per_s"].iloc[0] == pytest.approx(2.0)
-    assert out["rows_per_s"].iloc[1] == pytest.approx(1.0)
+def test_sum_of_layers_counts_runtimes_whose_power_was_flagged_and_sums_gpu_times():
+    """A layer whose power window read over the limit (or too idle) still has a valid
+    runtime: dropping it would make the network look incomplete. GPU times (CUDA-graph
+    replays) are summed beside the eager ones."""
+    nets = pd.DataFrame(
+        [
+            {
+                "network": "n",
+                "batch": 1,
+                "dtype": "float32",
+                "runtime_ms": 10.0,
+                "runtime_graph_ms": 8.0,
+                "power_w": 200.0,
+                "sm_clock_mhz": 1900.0,
+                "status": "ok",
+            }
+        ]
+    )
+    nl = pd.DataFrame(
+        [
+            {
+                "network": "n",
+                "batch": 1,
+                "dtype": "float32",
+                "runtime_ms": x,
+                "runtime_graph_ms": g,
+                "sm_clock_mhz": np.nan,
+                "status": s,
+            }
+            for x, g, s in ((4.0, 3.0, "ok"), (7.0, 5.4, "over_limit"), (1.0, 1.0, "low_busy"))
+        ]
+        + [{"network": "n", "batch": 1, "dtype": "float32", "runtime_ms": 9.0, "status": "error"}]
+    )
+    out = M.sum_of_layers(nets, nl).iloc[0]
+    assert out["layers"] == 3
+    assert out["sum_layers_ms"] == pytest.approx(12.0) and out["gap_pct"] == pytest.approx(20.0)
+    assert out["sum_layers_graph_ms"] == pytest.approx(9.4)
+    assert out["network_graph_ms"] == pytest.approx(8.0)
+    assert out["graph_gap_pct"] == pytest.approx(17.5)
 
 
 def test_counter_periods_from_provenance():
@@ -187,3 +217,28 @@ def test_load_keeps_the_first_of_a_key_measured_twice(tmp_path):
     assert list(m.layers["runtime_ms"]) == [1.0, 2.0]
     assert m.extra["layers_measured_twice"] == 1
     assert len(pd.read_csv(tmp_path / "layers.csv")) == 3  # the file is untouched
+
+
+def test_run_throughput_from_the_run_log():
+    """Rows over wall time per logged run; the shards of one command share a sweep_id,
+    runs with too few rows or still running are left out, and --no-power runs say so."""
+    runs = [
+        {
+            "sweep": "layers",
+            "dtype": "float32",
+            "command": f"hwml profile layers --out d --shard {i}/2",
+            "date": "2026-01-01T00:00:00+00:00",
+            "finished": "2026-01-01T00:01:40+00:00",
+            "rows_written": 150 + 50 * i,
+            "power_periods": 3,
+            "gpu_uuid": f"g{i}",
+        }
+        for i in range(2)
+    ]
+    runs.append({**runs[0], "command": "hwml profile net-layers --no-power", "rows_written": 400})
+    runs.append({**runs[0], "rows_written": 5})
+    runs.append({**runs[0], "finished": None})
+    out = M.run_throughput({"runs": runs})
+    assert list(out["rows_per_s"]) == pytest.approx([1.5, 2.0, 4.0])
+    assert list(out["power"]) == [True, True, False]
+    assert out["sweep_id"].iloc[0] == out["sweep_id"].iloc[1] != out["sweep_id"].iloc[2]
