@@ -15,7 +15,8 @@ passes ``quick=True`` plus the chapter's ``quick:`` parameters, in full mode the
 chapter's ``params:``. A failing notebook is named and makes the command fail; the
 executed copy, traceback included, stays in ``book/_executed/`` to read. ``toc`` writes
 ``book/_toc.yml`` (``--check`` only compares). ``html`` checks that every executed copy
-is there, newer than its source and free of errors, writes the toc and runs
+is there, newer than its source and free of errors, writes the toc and the front page's
+scorecard (``book/scorecard.py``) and runs
 ``jupyter-book build book -W -n --keep-going --all``; the book never executes a
 notebook itself. ``all`` is ``run`` then ``html``.
 """
@@ -351,6 +352,27 @@ def check_executed(book: Book, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def write_scorecard(root: Path = ROOT) -> Path:
+    """Write the front page's scorecard from the executed chapters (``book/scorecard.py``).
+
+    Returns:
+        The file written, ``book/_executed/scorecard.md``.
+
+    Raises:
+        ValueError: a claim of ``book/claims.yml`` names a chapter or value that does
+            not exist (``scorecard.ScorecardError``).
+    """
+    sys.path.insert(0, str(BOOK))
+    try:
+        import scorecard  # noqa: PLC0415 (book/scorecard.py, beside this file)
+    finally:
+        sys.path.remove(str(BOOK))
+    book = root / "book"
+    return scorecard.write(
+        book / EXECUTED_DIR / "scorecard.md", book / "claims.yml", book / EXECUTED_DIR
+    )
+
+
 def build_html(root: Path = ROOT) -> int:
     """Render the book with Jupyter Book, warnings as errors, no execution.
 
@@ -446,6 +468,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("[book] run `python book/build.py run [--quick]` first")
         return 1
     TOC.write_text(toc_text(book))
+    try:
+        print(f"[book] scorecard: {write_scorecard().relative_to(ROOT)}", flush=True)
+    except ValueError as error:  # scorecard.ScorecardError
+        print(f"[book] cannot write the scorecard: {error}", file=sys.stderr)
+        return 1
     status = build_html()
     if status != 0:
         print(f"[book] jupyter-book failed (exit {status}); warnings count as errors")

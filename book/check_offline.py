@@ -16,7 +16,11 @@ Two checks, both must pass:
    request the page makes is recorded; the check fails if one goes to a host other
    than 127.0.0.1/localhost, if a local request fails (a missing vendored file), if
    the page has no title or first heading, if MathJax leaves math unrendered, or if an
-   image does not load. A screenshot of each page goes to ``--screenshots``.
+   image does not load; and where a reader would notice: a table wider than the text
+   column (outside a scroll box), an image without a numbered caption, a ``NaN`` cell,
+   a command whose ``--`` became a typographic dash, a visible code cell of more than 15
+   lines, a chapter page without an equation. A screenshot of each page goes to
+   ``--screenshots``.
 
 Chromium is Debian's ``/usr/bin/chromium`` (``make offline-check`` installs it).
 """
@@ -99,9 +103,35 @@ PAGE_STATE_JS = """
     brokenImages: images.filter((img) => !(img.complete && img.naturalWidth > 0))
                         .map((img) => img.getAttribute('src')),
     images: images.length,
+    // reader-facing checks: what overflows, what is unexplained, what cannot be copied
+    wideTables: [...document.querySelectorAll('article table')].filter((table) => {
+      const column = table.closest('article').getBoundingClientRect().width;
+      let el = table.parentElement;
+      while (el && el.tagName !== 'ARTICLE') {
+        const overflow = getComputedStyle(el).overflowX;
+        if (overflow === 'auto' || overflow === 'scroll') return false;
+        el = el.parentElement;
+      }
+      return table.getBoundingClientRect().width > column + 1;
+    }).length,
+    uncaptionedImages: [...document.querySelectorAll('article img')].filter(
+      (img) => !(img.closest('figure') && img.closest('figure').querySelector('figcaption'))
+               && img.getBoundingClientRect().width > 0).length,
+    nanCells: [...document.querySelectorAll('article td, article th')].filter(
+      (cell) => /^(nan|NaN|None)$/.test(cell.textContent.trim())).length,
+    dashedOptions: [...document.querySelectorAll('article td, article code')].filter(
+      (el) => /(^|\\s)\u2013[a-z]/.test(el.textContent)).length,
+    codeWalls: [...document.querySelectorAll('article div.cell_input')].filter(
+      (el) => !el.closest('details') && el.getBoundingClientRect().height > 0
+              && el.textContent.split('\\n').filter((line) => line.trim()).length > 15).length,
   };
 })()
 """
+
+#: Pages that must show at least one formula: the chapters (under this prefix). The front
+#: page, the plans of sections not yet reproduced and the references state results or
+#: intentions, not models, and need none.
+CHAPTER_PAGES = "_executed/"
 
 
 # ----------------------------------------------------------------------------- static
@@ -422,6 +452,18 @@ def page_problems(page: str, report: dict[str, Any]) -> list[str]:
     if state["mathErrors"]:
         problems.append(f"{page}: {state['mathErrors']} MathJax error(s)")
     problems += [f"{page}: image not shown: {src}" for src in state["brokenImages"]]
+    checks = [
+        ("wideTables", "table(s) wider than the text column"),
+        ("uncaptionedImages", "image(s) without a numbered caption"),
+        ("nanCells", "table cell(s) reading NaN"),
+        ("dashedOptions", "command(s) whose -- became a dash (not copyable)"),
+        ("codeWalls", "visible code cell(s) over 15 lines"),
+    ]
+    for key, what in checks:
+        if state.get(key):
+            problems.append(f"{page}: {state[key]} {what}")
+    if "mathSources" in state and not state["mathSources"] and page.startswith(CHAPTER_PAGES):
+        problems.append(f"{page}: no equation (add the chapter's formulas)")
     return problems
 
 

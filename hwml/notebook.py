@@ -26,9 +26,11 @@ import ast
 import dataclasses
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import sys
+import time
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -40,7 +42,11 @@ from hwml import data
 
 __all__ = [
     "ParameterError",
+    "format_number",
     "glue",
+    "glue_figure",
+    "rerun_markdown",
+    "show_table",
     "collect_provenance",
     "injected_parameter_names",
     "load_config",
@@ -49,6 +55,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: When :func:`load_config` last ran (the start of the chapter's computation).
+_STARTED: list[float] = []
 
 #: What a page's provenance may name: dataset folders, or their provenance mappings.
 Datasets = Mapping[str, Mapping[str, Any]] | Mapping[str, Any] | Sequence[str | os.PathLike[str]]
@@ -105,6 +114,7 @@ def load_config(
             of ``int``, ``float``, ``bool``, ``str``, ``Literal[...]``,
             ``tuple[X, ...]`` or an optional (``X | None``) of those.
     """
+    _STARTED[:] = [time.perf_counter()]
     if cls is None:
         cls = _dataclass_from_annotations(namespace)  # type: ignore[assignment]
     assert cls is not None
@@ -318,7 +328,11 @@ def collect_provenance(config: Any = None) -> dict[str, str]:
 
 def _table(rows: Mapping[str, Any], header: tuple[str, str]) -> str:
     def cell(text: Any) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
+        text = str(text).replace("\n", " ")
+        if " --" in text or text.startswith(("hwml ", "python", "scripts/")):
+            # a command: a code span keeps "--" from becoming a typographic dash
+            return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+        return text.replace("|", "\\|")
 
     lines = [f"| {header[0]} | {header[1]} |", "| --- | --- |"]
     lines += [f"| {cell(key)} | {cell(value)} |" for key, value in rows.items()]
@@ -338,9 +352,131 @@ def _dataset_rows(provenance: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _compact(value: Any) -> str:
-    if isinstance(value, Mapping | list | tuple):
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_compact(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        if all(not isinstance(v, Mapping | list | tuple) for v in value):
+            return ", ".join(_compact(v) for v in value)
         return json.dumps(value, default=str, separators=(", ", ": "))
+    if isinstance(value, float):
+        return format_number(value, 6)
     return str(value)
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """A number as a reader wants it: ``digits`` significant digits (integer digits are
+    never rounded away), thousands separated, no exponent between 1e-4 and 1e15, an en
+    dash for a missing value.
+
+    Args:
+        value: A number (anything else is returned as ``str(value)``).
+        digits: Significant digits.
+
+    Returns:
+        The formatted text, e.g. ``format_number(0.546260) == "0.546"``,
+        ``format_number(4250490113796.01) == "4,250,490,113,796"``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return "–" if math.isnan(value) else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if not -4 <= magnitude < 15:
+        return f"{value:.{max(digits - 1, 0)}e}"
+    decimals = digits - 1 - magnitude
+    if decimals <= 0:  # no integer digit is rounded away
+        return f"{round(value):,}"
+    return f"{value:,.{decimals}f}"
+
+
+def show_table(
+    table: Any,
+    *,
+    digits: int = 3,
+    index: bool = True,
+    caption: str | None = None,
+) -> None:
+    """Display a table that fits the page.
+
+    Numbers are shown with ``digits`` significant digits (integers in full), missing
+    values as an en dash, and the table sits in a box that scrolls sideways when it is
+    wider than the text column (``book/_static/hwml.css``), so it never overflows the page.
+
+    Args:
+        table: A :class:`pandas.DataFrame` (or Series).
+        digits: Significant digits of floats.
+        index: Show the index.
+        caption: A caption above the table.
+    """
+    from IPython.display import HTML, display  # noqa: PLC0415
+
+    frame = table.to_frame() if hasattr(table, "to_frame") and table.ndim == 1 else table
+    shown = frame.map(lambda v: format_number(v, digits))
+    html = shown.to_html(index=index, escape=True, border=0, classes="hwml-table")
+    if caption:
+        html = html.replace("<thead>", f"<caption>{caption}</caption><thead>", 1)
+    display(HTML(f'<div class="hwml-table-scroll">{html}</div>'))
+
+
+def glue_figure(name: str, fig: Any) -> None:
+    """Glue a matplotlib figure for a numbered, captioned ``{glue:figure}`` and close it,
+    so the code cell itself shows nothing.
+
+    Args:
+        name: The glue key (``fig-<chapter>-<what>``), also the figure's label.
+        fig: The figure.
+    """
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    glue(name, fig, display=False)
+    plt.close(fig)
+
+
+def rerun_markdown(chapter: str, config: Any = None, elapsed_s: float | None = None) -> str:
+    """The "Rerun this chapter" box: the commands, the parameters and this run's time.
+
+    Args:
+        chapter: The notebook's stem, e.g. ``"04_layer_models"``.
+        config: The notebook's config (its parameters are listed).
+        elapsed_s: Seconds this run of the chapter took (None: not known).
+
+    Returns:
+        Markdown.
+    """
+    values = {}
+    if config is not None:
+        values = dict(dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config)
+    quick = bool(values.get("quick", False))
+    lines = [
+        "**Rerun this chapter.** From the repository root (the environment is created by "
+        "`make test` or `make reproduce`):",
+        "",
+        "```bash",
+        f".venv/bin/python book/build.py run --only {chapter}          # full run",
+        f".venv/bin/python book/build.py run --quick --only {chapter}  # quick run",
+        f".venv/bin/papermill notebooks/{chapter}.ipynb /tmp/{chapter}.ipynb --cwd notebooks \\",
+        "    -p quick True   # any parameter below, -p NAME VALUE",
+        "```",
+        "",
+    ]
+    if values:
+        lines.append(
+            "Parameters of this run: " + ", ".join(f"`{k}={v!r}`" for k, v in values.items()) + "."
+        )
+    if elapsed_s is not None:
+        mode = "a quick run" if quick else "a full run"
+        lines.append(
+            f"This page was computed in {format_number(elapsed_s, 2)} s ({mode}, on the "
+            "machine in the provenance table below)."
+        )
+    return "\n".join(lines)
 
 
 def _named_datasets(datasets: Datasets | None) -> dict[str, Mapping[str, Any]]:
@@ -397,13 +533,20 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     _glue(name, value, display=display)
 
 
-def show_provenance(config: Any = None, datasets: Datasets | None = None) -> None:
-    """Display the provenance section; the last cell of every chapter calls it.
+def show_provenance(
+    config: Any = None, datasets: Datasets | None = None, *, chapter: str | None = None
+) -> None:
+    """Display the "Rerun this chapter" box (with ``chapter``) and the provenance
+    section; the last cell of every chapter calls it.
 
     Args:
         config: The notebook's config, see :func:`collect_provenance`.
         datasets: The data the page read, see :func:`provenance_markdown`.
+        chapter: The notebook's stem, e.g. ``"04_layer_models"``.
     """
     from IPython.display import Markdown, display  # noqa: PLC0415
 
+    if chapter:
+        elapsed = time.perf_counter() - _STARTED[0] if _STARTED else None
+        display(Markdown(rerun_markdown(chapter, config, elapsed)))
     display(Markdown(provenance_markdown(config, datasets)))

@@ -181,6 +181,66 @@ def test_show_provenance_displays_markdown(monkeypatch: pytest.MonkeyPatch) -> N
     assert "| hwml | " in markdown.data
 
 
+@pytest.mark.parametrize(
+    ("value", "digits", "text"),
+    [
+        (0.546260, 3, "0.546"),
+        (4250490113796.0103, 3, "4,250,490,113,796"),
+        (12.345, 3, "12.3"),
+        (1234.5, 3, "1,234"),
+        (0.00012345, 2, "0.00012"),
+        (7, 3, "7"),
+        (float("nan"), 3, "–"),
+        (2.5e-7, 3, "2.50e-07"),
+        ("resnet50", 3, "resnet50"),
+    ],
+)
+def test_format_number(value: object, digits: int, text: str) -> None:
+    assert notebook.format_number(value, digits) == text
+
+
+def test_commands_in_provenance_stay_copyable() -> None:
+    """Markdown turns "--" into a typographic dash outside code: commands go in code spans;
+    nested facts are flattened and floats rounded."""
+    text = notebook.provenance_markdown(
+        None,
+        {
+            "data": {
+                "command": "hwml profile layers --no-power --out d",
+                "peak_flops_per_s": {"float32": 4250490113796.0103},
+            }
+        },
+    )
+    assert "| command | `hwml profile layers --no-power --out d` |" in text
+    assert "| peak_flops_per_s | float32: 4,250,490,113,796 |" in text
+
+
+def test_show_table_rounds_scrolls_and_marks_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+    import pandas as pd
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    notebook.show_table(pd.DataFrame({"rmspe (%)": [12.3456, float("nan")]}, index=["a", "b"]))
+    [html] = shown
+    assert html.data.startswith('<div class="hwml-table-scroll">')
+    assert "12.3<" in html.data and "–" in html.data and "12.3456" not in html.data
+
+
+def test_show_provenance_with_chapter_shows_the_rerun_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    notebook.load_config({"quick": True, "__annotations__": {"quick": bool}}, injected=[])
+    notebook.show_provenance(None, chapter="04_layer_models")
+    rerun, provenance = shown
+    assert "book/build.py run --only 04_layer_models" in rerun.data
+    assert "papermill notebooks/04_layer_models.ipynb" in rerun.data
+    assert "This page was computed in" in rerun.data
+    assert provenance.data.startswith("**Provenance.**")
+
+
 def test_import_is_light() -> None:
     code = "import sys, hwml.notebook; print(sorted({'torch', 'IPython'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

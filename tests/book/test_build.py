@@ -231,12 +231,20 @@ def _chapter_notebook(path: Path) -> Path:
         ),
         md("We draw $n$ points of\n\n$$\ny = \\sqrt{\\frac{1}{n} \\sum_{i=1}^{n} x_i^2}.\n$$"),
         code(
+            "from hwml.notebook import glue_figure\n\n"
             "x = np.linspace(0, 1, config.n_points)\n"
             "glue('n_drawn', len(x), display=False)\n"
-            "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot(x, x**2)\nplt.show()"
+            "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot(x, x**2)\n"
+            "glue_figure('fig-check-square', fig)",
+            metadata={"tags": ["remove-input"]},
         ),
-        md("The figure shows {glue:text}`n_drawn` points."),
-        code("show_provenance(config)"),
+        md(
+            "```{glue:figure} fig-check-square\n:name: fig-check-square\n"
+            ":alt: A parabola.\n\nThe square of x.\n```\n\n"
+            "The figure shows {glue:text}`n_drawn` points ({numref}`fig-check-square`), "
+            "as the survey would {cite}`marculescu2018hardware`."
+        ),
+        code("show_provenance(config, chapter='01_check')", metadata={"tags": ["remove-input"]}),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
@@ -255,6 +263,10 @@ def test_book_end_to_end(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")
     shutil.copytree(ROOT / "book" / "_extra", tmp_path / "book" / "_extra")
     shutil.copy(ROOT / "book" / "intro.md", tmp_path / "book" / "intro.md")
+    shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    shutil.copy(ROOT / "book" / "bibliography.md", tmp_path / "book" / "bibliography.md")
+    (tmp_path / "book" / "_executed").mkdir()
+    (tmp_path / "book" / "_executed" / "scorecard.md").write_text("| a | b |\n| --- | --- |\n")
     _chapter_notebook(tmp_path / "notebooks" / "01_check.ipynb")
     _write(
         tmp_path / "book" / "chapters.yml",
@@ -265,6 +277,9 @@ def test_book_end_to_end(tmp_path: Path) -> None:
             chapters:
               - notebook: notebooks/01_check.ipynb
                 quick: {n_points: 7}
+          - caption: "References"
+            chapters:
+              - page: bibliography.md
         """,
     )
     book = build.load_book(tmp_path / "book" / "chapters.yml", tmp_path)
@@ -277,6 +292,8 @@ def test_book_end_to_end(tmp_path: Path) -> None:
     page = (html / "_executed" / "01_check.html").read_text()
     assert "The figure shows" in page and ">7<" in page  # the glued number, quick mode
     assert "<table" in page and "git commit" in page  # the provenance table
+    assert "Fig. 1" in page and "The square of x." in page  # numbered, captioned
+    assert "Rerun this chapter" in page and "--only" in page  # the rerun box
     assert check.static_remote_assets(html) == []
     if CHROMIUM is None:
         pytest.skip("no Chromium: the page was built but not opened")

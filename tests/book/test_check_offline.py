@@ -99,6 +99,19 @@ def test_page_problems() -> None:
         "failed": ["http://127.0.0.1:1/_static/gone.js: HTTP 404"],
         "state": _state(title="", h1="", mathRendered=0, brokenImages=["a.png"]),
     }
+    reader = _state(wideTables=1, uncaptionedImages=2, nanCells=3, dashedOptions=1, codeWalls=1)
+    assert check.page_problems("_executed/02_measuring.html", {**ok, "state": reader}) == [
+        "_executed/02_measuring.html: 1 table(s) wider than the text column",
+        "_executed/02_measuring.html: 2 image(s) without a numbered caption",
+        "_executed/02_measuring.html: 3 table cell(s) reading NaN",
+        "_executed/02_measuring.html: 1 command(s) whose -- became a dash (not copyable)",
+        "_executed/02_measuring.html: 1 visible code cell(s) over 15 lines",
+    ]
+    no_math = {**ok, "state": _state(mathSources=0, mathRendered=0)}
+    assert check.page_problems("_executed/01_networks.html", no_math) == [
+        "_executed/01_networks.html: no equation (add the chapter's formulas)"
+    ]
+    assert check.page_problems("sections/s4_2_co_optimization.html", no_math) == []
     problems = check.page_problems("intro.html", bad)
     assert problems == [
         f"intro.html: remote request {REMOTE}/x.js",
