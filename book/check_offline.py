@@ -400,8 +400,12 @@ def visit(browser: Chromium, url: str, screenshot: Path | None) -> dict[str, Any
         )
         browser.drain(quiet_s=0.5)  # late requests (fonts, lazy scripts)
         if screenshot is not None:
-            size = browser.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
-            clip = {"x": 0, "y": 0, "width": size["width"], "scale": 1}
+            metrics = browser.send("Page.getLayoutMetrics", session=session)
+            size = metrics["cssContentSize"]
+            # The viewport's width, not the content's: content inside sideways-scrolling
+            # boxes would otherwise widen the capture and shift the page out of frame.
+            width = metrics["cssLayoutViewport"]["clientWidth"]
+            clip = {"x": 0, "y": 0, "width": width, "scale": 1}
             clip["height"] = min(size["height"], MAX_SCREENSHOT_HEIGHT)
             shot = browser.send(
                 "Page.captureScreenshot",

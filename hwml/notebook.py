@@ -352,6 +352,8 @@ def _dataset_rows(provenance: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _compact(value: Any) -> str:
+    if value is None:
+        return "–"  # not recorded
     if isinstance(value, Mapping):
         return "; ".join(f"{k}: {_compact(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):

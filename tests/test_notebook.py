@@ -208,11 +208,13 @@ def test_commands_in_provenance_stay_copyable() -> None:
             "data": {
                 "command": "hwml profile layers --no-power --out d",
                 "peak_flops_per_s": {"float32": 4250490113796.0103},
+                "idle_power_w": None,
             }
         },
     )
     assert "| command | `hwml profile layers --no-power --out d` |" in text
     assert "| peak_flops_per_s | float32: 4,250,490,113,796 |" in text
+    assert "| idle_power_w | – |" in text
 
 
 def test_show_table_rounds_scrolls_and_marks_missing(monkeypatch: pytest.MonkeyPatch) -> None:
