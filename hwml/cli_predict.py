@@ -101,6 +101,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from hwml import measurements
     from hwml.predict import NetworkCalibration, NeuralPower
 
+    out = Path(args.out)
+    if out.is_dir():
+        return _fail("fit", f"--out {out} is a folder: give a file name, e.g. {out / 'model.json'}")
+    if not out.parent.is_dir():
+        return _fail(
+            "fit", f"--out {out}: the folder {out.parent} does not exist (create it first)"
+        )
     try:
         ds = measurements.load(args.data)
     except FileNotFoundError as err:

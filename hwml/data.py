@@ -64,6 +64,8 @@ __all__ = [
     "DatasetError",
     "USABLE_STATUS",
     "USABLE_POWER_STATUS",
+    "MEASURED_MINIMUM",
+    "check_measured",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -212,11 +214,27 @@ def _cell(value: Any) -> Any:
     return value
 
 
+#: Measured columns that must hold numbers, and the smallest value each may take
+#: (runtimes are positive; powers, energies and counts are not negative).
+MEASURED_MINIMUM: dict[str, tuple[float, bool]] = {
+    "runtime_ms": (0.0, False),
+    "runtime_graph_ms": (0.0, False),
+    "host_dispatch_ms": (0.0, True),
+    "power_w": (0.0, True),
+    "energy_mj": (0.0, True),
+    "window_energy_mj": (0.0, True),
+    "peak_mem_bytes": (0.0, True),
+    "batch": (1.0, True),
+}
+
+
 def read_table(dataset: str | os.PathLike[str], table: str):
-    """Read ``<dataset>/<table>.csv`` as a DataFrame.
+    """Read ``<dataset>/<table>.csv`` as a DataFrame, checking its measured columns.
 
     Raises:
-        DatasetError: naming the file and the tables that do exist.
+        DatasetError: the table is missing (naming the tables that do exist) or empty,
+            or a measured column (:data:`MEASURED_MINIMUM`) holds text or an impossible
+            value: the message names the file, the line, the column and the value.
     """
     import pandas as pd
 
@@ -225,7 +243,38 @@ def read_table(dataset: str | os.PathLike[str], table: str):
     if not path.exists():
         have = sorted(p.stem for p in folder.glob("*.csv")) if folder.exists() else []
         raise DatasetError(f"no table {table!r} in {folder} (tables there: {have or 'none'})")
-    return pd.read_csv(path, keep_default_na=True)
+    try:
+        frame = pd.read_csv(path, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{path} is empty (not even a header line)") from None
+    check_measured(frame, path)
+    return frame
+
+
+def check_measured(frame: Any, path: str | os.PathLike[str]) -> None:
+    """Raise :class:`DatasetError` naming the first bad cells of the measured columns.
+
+    A cell that is not a number, or a value below its column's minimum
+    (:data:`MEASURED_MINIMUM`), is reported with the file's line number (the header is
+    line 1), the column and the value; empty cells (not measured) are fine.
+    """
+    import pandas as pd
+
+    problems = []
+    for column, (low, inclusive) in MEASURED_MINIMUM.items():
+        if column not in frame.columns:
+            continue
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        text = raw.notna() & values.isna()
+        below = (values < low) if inclusive else (values <= low)
+        for index in list(raw.index[text])[:3]:
+            problems.append(f"line {index + 2}, {column} = {raw[index]!r} is not a number")
+        for index in list(raw.index[below.fillna(False)])[:3]:
+            bound = f">= {low:g}" if inclusive else f"> {low:g}"
+            problems.append(f"line {index + 2}, {column} = {raw[index]!r} (must be {bound})")
+    if problems:
+        raise DatasetError(f"{path}: " + "; ".join(problems[:5]))
 
 
 def read_provenance(dataset: str | os.PathLike[str]) -> dict[str, Any]:

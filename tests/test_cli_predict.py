@@ -221,3 +221,40 @@ def test_unknown_net_and_bad_fit_inputs(np_model: Path, dataset: Path, tmp_path:
     with pytest.raises(SystemExit):
         main(["fit", "--data", str(dataset), "--out", out, "--degrees", "0"])
     assert not Path(out).exists()
+
+
+def test_errors_name_the_file_line_and_column(
+    np_model: Path, dataset: Path, tmp_path: Path, capsys
+):
+    """A folder given as the model, an --out whose folder is missing (refused before the
+    fit), a bad cell, an impossible runtime and an empty table: one line each, naming the
+    file, line and column; nothing half-written."""
+    assert main(["predict", "--model", str(tmp_path), "--net", "vgg16"]) == 2
+    assert f"{tmp_path} is a folder" in capsys.readouterr().err
+    doc = json.loads(np_model.read_text())
+    doc["state"] = None
+    null = tmp_path / "null.json"
+    null.write_text(json.dumps(doc))
+    assert main(["predict", "--model", str(null), "--net", "vgg16"]) == 2
+    err = capsys.readouterr().err
+    assert str(null) in err and "damaged" in err
+    missing = tmp_path / "no" / "such" / "m.json"
+    assert main(["fit", "--data", str(dataset), "--out", str(missing), *FAST]) == 2
+    assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "provenance.json").write_text((dataset / "provenance.json").read_text())
+    table = pd.read_csv(dataset / "layers.csv")
+    table["runtime_ms"] = table["runtime_ms"].astype(object)
+    table.loc[1, "runtime_ms"] = "abc"
+    table.loc[4, "runtime_ms"] = -1.0
+    table.to_csv(bad / "layers.csv", index=False)
+    out = tmp_path / "m.json"
+    assert main(["fit", "--data", str(bad), "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "layers.csv: line 3, runtime_ms = 'abc' is not a number" in err
+    assert "line 6, runtime_ms = " in err and "(must be > 0)" in err
+    (bad / "layers.csv").write_text("")
+    assert main(["fit", "--data", str(bad), "--out", str(out), *FAST]) == 2
+    assert "layers.csv is empty" in capsys.readouterr().err
+    assert not out.exists()

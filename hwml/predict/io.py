@@ -186,9 +186,28 @@ def save(model: Persistable, path: str | os.PathLike[str]) -> Path:
 
 
 def load(path: str | os.PathLike[str], expected: type | None = None) -> Any:
-    """Read an estimator saved by :func:`save` (any registered type unless ``expected``)."""
+    """Read an estimator saved by :func:`save` (any registered type unless ``expected``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFormatError: a folder, not JSON, another format or version, or a model whose
+            fitted state is missing or damaged; the message starts with the path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ModelFormatError(f"{path} is a folder: give the model file (.json) hwml fit wrote")
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ModelFormatError(f"{path}: not valid JSON ({err})") from err
-    return from_document(doc, expected)
+    except UnicodeDecodeError as err:
+        raise ModelFormatError(f"{path}: not a text file ({err})") from err
+    try:
+        return from_document(doc, expected)
+    except ModelFormatError as err:
+        raise ModelFormatError(f"{path}: {err}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ModelFormatError(
+            f"{path}: the model's fitted state is missing or damaged "
+            f"({type(err).__name__}: {err}); refit it with hwml fit"
+        ) from err
