@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from hwml.describe import KINDS, Layer, UnsupportedLayerError, describe
 
@@ -172,3 +173,63 @@ def test_every_kind_is_documented():
         "flatten",
         "other",
     }
+
+
+class Recurrent(nn.Module):
+    """A module whose layer returns a tuple (output, state), as LSTM does."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+        self.head = nn.Linear(16, 4)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out)
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.proj = nn.Linear(16, 16)
+
+    def forward(self, x):
+        y, _ = self.attn(x, x, x)
+        return self.proj(y)
+
+
+@pytest.mark.parametrize("module", [Recurrent(), Attention()], ids=["lstm", "attention"])
+def test_a_layer_returning_a_tuple_is_never_dropped(module):
+    shape = (2, 5, 8) if isinstance(module, Recurrent) else (2, 5, 16)
+    inner = "LSTM" if isinstance(module, Recurrent) else "MultiheadAttention"
+    with pytest.raises(UnsupportedLayerError, match=inner):
+        describe(module, shape)
+    net = describe(module, shape, strict=False)
+    kinds = [layer.kind for layer in net.layers]
+    assert kinds == ["other", "linear"]  # the tuple's getitem is not a layer of its own
+    other = net.layers[0]
+    assert other.op == inner and other.out_shape[-1] == 16
+    assert net.layers[1].inputs == (other.name,)  # the edge runs through the getitem
+    with pytest.warns(UserWarning, match=f"1 layer.*{inner}"):
+        totals = net.totals()
+    assert totals["layers"] == 2
+
+
+def test_strict_error_names_every_unsupported_operation_at_once():
+    module = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Upsample(scale_factor=2), nn.PixelShuffle(1))
+    with pytest.raises(UnsupportedLayerError, match="2 operations.*Upsample.*PixelShuffle"):
+        describe(module, (1, 3, 4, 4))
+
+
+class FunctionalPools(nn.Module):
+    def forward(self, x):
+        return F.avg_pool2d(F.max_pool2d(x, 2), kernel_size=3, stride=1, padding=1)
+
+
+def test_functional_pools_describe_like_their_modules():
+    net = describe(FunctionalPools(), (1, 4, 8, 8))
+    ref = describe(nn.Sequential(nn.MaxPool2d(2), nn.AvgPool2d(3, 1, 1)), (1, 4, 8, 8))
+    assert [layer.kind for layer in net.layers] == ["maxpool2d", "avgpool2d"]
+    for got, want in zip(net.layers, ref.layers, strict=True):
+        assert got.signature() == want.signature()

@@ -58,7 +58,15 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 
 class UnsupportedLayerError(ValueError):
-    """Raised for a module or operation the description layer does not know."""
+    """Raised for a module or operation the description layer does not know.
+
+    Attributes:
+        what: The operation(s) named, e.g. ``"module 'up' of type Upsample"``.
+    """
+
+    def __init__(self, message: str, *, what: str = "") -> None:
+        super().__init__(message)
+        self.what = what or message
 
 
 Shape = tuple[int, ...]

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import math
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,8 +109,19 @@ class Network:
         """Network totals: layers, params, MACs, FLOPs, vector ops and activation bytes.
 
         ``activation_bytes`` sums every layer's output; ``params`` and ``param_bytes`` count
-        each parameter once (all kinds without NaN).
+        each parameter once (all kinds without NaN). Layers of kind ``other`` have no
+        analytical features: they are left out, with a warning that names them.
         """
+
+        left_out = [layer for layer in self.layers if layer.kind == "other"]
+        if left_out:
+            types = sorted({layer.op or layer.module_type or "?" for layer in left_out})
+            warnings.warn(
+                f"{self.name}: {len(left_out)} layer(s) of kind 'other' ({', '.join(types)}) "
+                "have no analytical features and are left out of the totals",
+                UserWarning,
+                stacklevel=2,
+            )
 
         def total(attr: str) -> float:
             return float(
@@ -241,22 +253,69 @@ def describe(
 
     producer: dict[fx.Node, str] = {}
     layers: list[Layer] = []
+    unsupported: list[str] = []
+    tuples: set[fx.Node] = set()  # nodes whose output is several tensors (LSTM, attention)
     for node in gm.graph.nodes:
         tm = node.meta.get("tensor_meta")
         if node.op == "placeholder":
             producer[node] = "input"
             continue
-        if node.op in ("output", "get_attr") or not isinstance(tm, TensorMetadata):
+        if node.op in ("output", "get_attr"):
             continue
+        if _picks_from(node, tuples):
+            # one tensor taken out of a layer's tuple output: an edge, not a layer
+            producer[node] = producer[node.args[0]]
+            continue
+        shapes = _output_shapes(tm)
+        if not shapes:
+            continue  # sizes, flags and other non-tensor values
+        if not isinstance(tm, TensorMetadata):
+            tuples.add(node)
         ins = _tensor_inputs(node)
         sources = tuple(dict.fromkeys(producer.get(n, n.name) for n in ins))
         in_shapes = tuple(tuple(n.meta["tensor_meta"].shape) for n in ins)
-        layer = _layer_from_node(gm, node, in_shapes, tuple(tm.shape), dtype_bytes, strict)
+        try:
+            layer = _layer_from_node(gm, node, in_shapes, shapes[0], dtype_bytes, strict)
+        except UnsupportedLayerError as err:
+            unsupported.append(err.what)  # every unsupported node is named, then raised
+            layer = _layer_from_node(gm, node, in_shapes, shapes[0], dtype_bytes, False)
         layer = dataclasses.replace(layer, name=node.name, inputs=sources)
         layers.append(layer)
         producer[node] = node.name
+    if unsupported:
+        raise UnsupportedLayerError(
+            f"hwml cannot describe {len(unsupported)} operation"
+            f"{'s' if len(unsupported) > 1 else ''} of {name or type(module).__name__}: "
+            + "; ".join(unsupported)
+            + f". Supported kinds: {', '.join(k for k in KINDS if k != 'other')}. "
+            "Pass strict=False to keep them as kind 'other' with NaN analytical features.",
+            what="; ".join(unsupported),
+        )
     return Network(
         name=name or type(module).__name__, input_shape=input_shape, layers=layers, graph_module=gm
+    )
+
+
+def _output_shapes(tm: Any) -> list[Shape]:
+    """The shapes of the tensors a node produces (several for a tuple output)."""
+    from torch.fx.passes.shape_prop import TensorMetadata
+
+    if isinstance(tm, TensorMetadata):
+        return [tuple(tm.shape)]
+    if isinstance(tm, tuple | list):
+        return [shape for item in tm for shape in _output_shapes(item)]
+    if isinstance(tm, dict):
+        return [shape for item in tm.values() for shape in _output_shapes(item)]
+    return []
+
+
+def _picks_from(node: fx.Node, tuples: set[fx.Node]) -> bool:
+    """Whether ``node`` takes one item out of a tuple-producing layer's output."""
+    return (
+        node.op == "call_function"
+        and node.target is operator.getitem
+        and bool(node.args)
+        and node.args[0] in tuples
     )
 
 
@@ -415,9 +474,34 @@ def _layer_from_function(
     if target in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
         kind = "avgpool2d" if target is F.adaptive_avg_pool2d else "maxpool2d"
         return _adaptive_layer(kind, common)
+    if tname in ("max_pool2d", "_max_pool2d", "avg_pool2d"):
+        return _functional_pool(tname, node, strict, common)
     if target in (F.dropout,) or tname == "stochastic_depth":
         return Layer(kind="dropout", **common)
     return _unsupported(f"function {tname!r} (node {node.name!r})", strict, common)
+
+
+#: Positional parameters (after the input) of the functional pools, in order.
+_POOL_PARAMETERS = {
+    "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+}
+
+
+def _functional_pool(tname: str, node: fx.Node, strict: bool, common: dict[str, Any]) -> Layer:
+    """``F.max_pool2d`` / ``F.avg_pool2d`` described like their modules."""
+    name = "avg_pool2d" if tname == "avg_pool2d" else "max_pool2d"
+    values = dict(zip(_POOL_PARAMETERS[name], node.args[1:], strict=False))
+    values.update(node.kwargs)
+    if name == "max_pool2d" and _pair(values.get("dilation", 1)) != (1, 1):
+        return _unsupported(
+            f"function {tname!r} with dilation (node {node.name!r})", strict, common
+        )
+    k = _pair(values["kernel_size"])
+    s = _pair(values.get("stride") or values["kernel_size"])
+    p = _pair(values.get("padding", 0))
+    kind = "avgpool2d" if name == "avg_pool2d" else "maxpool2d"
+    return _pool_layer(kind, k, s, p, bool(values.get("ceil_mode", False)), "", common)
 
 
 def _layer_from_method(
@@ -450,7 +534,8 @@ def _unsupported(what: str, strict: bool, common: dict[str, Any]) -> Layer:
         raise UnsupportedLayerError(
             f"hwml cannot describe {what}; supported kinds: "
             f"{', '.join(k for k in KINDS if k != 'other')}. "
-            "Pass strict=False to keep it as kind 'other' with NaN analytical features."
+            "Pass strict=False to keep it as kind 'other' with NaN analytical features.",
+            what=what,
         )
     return Layer(kind="other", op=common.get("module_type", ""), **common)
 
