@@ -1,6 +1,6 @@
 """The ``hwml`` command line: a thin face over the same API the notebooks use.
 
-hwml describe --net vgg16 --batch 64 [--format table|csv|json]
+hwml describe --net vgg16 | torchvision:NAME | pkg.module:fn [--input-shape C,H,W] --batch 64
 hwml describe --list
 hwml profile calibrate|layers|nets|net-layers [--out DIR] [--device cuda] ...
 hwml fit --data DATASET --out MODEL.json
@@ -55,7 +55,13 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     if not args.net:
         print("hwml describe: give --net NAME (or --list)", file=sys.stderr)
         return 2
-    net = zoo.describe_net(args.net, args.batch, dtype_bytes=args.dtype_bytes, weights=False)
+    net = zoo.describe_net(
+        args.net,
+        args.batch,
+        dtype_bytes=args.dtype_bytes,
+        weights=False,
+        sample_shape=args.input_shape,
+    )
     table = net.table()
     totals = net.totals()
     if args.format == "json":
@@ -336,8 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_describe(sub: Any) -> None:
     """The ``describe`` sub-command."""
-    d = sub.add_parser("describe", help="per-layer table of a zoo network")
-    d.add_argument("--net", help="zoo network name (see --list)")
+    d = sub.add_parser("describe", help="per-layer table of a network")
+    d.add_argument("--net", help=cli_args.NET_HELP)
+    d.add_argument(
+        "--input-shape",
+        type=cli_args.sample_shape,
+        default=None,
+        help="one input's shape without the batch, e.g. 3,224,224 (needed for "
+        "package.module:callable)",
+    )
     d.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     d.add_argument("--format", choices=("table", "csv", "json"), default="table")
     d.add_argument("--dtype-bytes", type=int, default=4, help="bytes per element (4 = fp32)")

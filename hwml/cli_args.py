@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["shard"]
+__all__ = ["NET_HELP", "sample_shape", "shard"]
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -23,3 +23,23 @@ def shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
     return i, n
+
+
+def sample_shape(text: str) -> tuple[int, ...]:
+    """``"3,224,224"`` -> ``(3, 224, 224)``: one input's shape, without the batch."""
+    try:
+        shape = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected sizes like 3,224,224 (no batch), got {text!r}"
+        ) from None
+    if not shape or any(s <= 0 for s in shape):
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 3,224,224, got {text!r}")
+    return shape
+
+
+NET_HELP = (
+    "the network: a zoo name (see hwml describe --list), torchvision:NAME "
+    "(e.g. torchvision:resnet34) or package.module:callable returning an nn.Module "
+    "(give --input-shape)"
+)

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hwml import cli_args
 from hwml.data import json_safe
 
 __all__ = ["register", "MODEL_TYPES"]
@@ -204,7 +205,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return _fail("predict", str(err))
     dtype = model.dtype_ or "float32"
     net = zoo.describe_net(
-        args.net, args.batch, dtype_bytes=DTYPE_BYTES.get(dtype, 4), weights=False
+        args.net,
+        args.batch,
+        dtype_bytes=DTYPE_BYTES.get(dtype, 4),
+        weights=False,
+        sample_shape=args.input_shape,
     )
     pred = network_prediction(model, net)
     layers, totals = pred.layers, pred.totals
@@ -316,11 +321,18 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "predict",
-        help="per-layer and total runtime, power and energy of a zoo network",
-        description="Predict a zoo network with a model made by hwml fit.",
+        help="per-layer and total runtime, power and energy of a network",
+        description="Predict a network (zoo, torchvision or your own) with a model made by hwml fit.",
     )
     p.add_argument("--model", required=True, help="model file written by hwml fit")
-    p.add_argument("--net", required=True, help="zoo network name (see hwml describe --list)")
+    p.add_argument("--net", required=True, help=cli_args.NET_HELP)
+    p.add_argument(
+        "--input-shape",
+        type=cli_args.sample_shape,
+        default=None,
+        help="one input's shape without the batch, e.g. 3,224,224 (needed for "
+        "package.module:callable)",
+    )
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.set_defaults(func=_cmd_predict)

@@ -22,12 +22,19 @@ Table-2 networks (NeuralPower, Cai et al. 2017):
 
 Modern networks: torchvision ``resnet18``, ``resnet50``, ``mobilenet_v2``,
 ``efficientnet_b0`` and ``densenet121``, all at 224x224.
+
+Beyond the zoo, :func:`entry` resolves a network *spec* the way ``--net`` takes it:
+a zoo name, ``torchvision:NAME`` (any classifier of ``torchvision.models``, random
+weights, 224x224 unless the model needs more) or ``package.module:callable`` (your own
+function or class returning an ``nn.Module``; give its input shape). :func:`get`,
+:func:`input_shape` and :func:`describe_net` accept specs too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -43,6 +50,7 @@ __all__ = [
     "input_shape",
     "describe_net",
     "UnknownNetworkError",
+    "entry",
 ]
 
 
@@ -64,6 +72,8 @@ class ZooEntry:
         channels: Input channels.
         source: Where the definition comes from.
         table2: Whether the survey's Table 2 reports it.
+        sample_shape: The shape of one input without the batch dimension, when it is not
+            ``(channels, image_size, image_size)`` (e.g. a sequence model's).
     """
 
     name: str
@@ -72,6 +82,12 @@ class ZooEntry:
     channels: int = 3
     source: str = ""
     table2: bool = False
+    sample_shape: tuple[int, ...] | None = None
+
+    def shape(self, batch: int) -> tuple[int, ...]:
+        """The input shape at ``batch``."""
+        sample = self.sample_shape or (self.channels, self.image_size, self.image_size)
+        return (batch, *sample)
 
 
 def _nin() -> nn.Module:
@@ -200,45 +216,122 @@ def names() -> list[str]:
     return list(ZOO)
 
 
-def _entry(name: str) -> ZooEntry:
-    try:
-        return ZOO[name]
-    except KeyError:
-        raise UnknownNetworkError(
-            f"unknown network {name!r}; the zoo has: {', '.join(ZOO)}"
-        ) from None
+#: Input sizes of torchvision classifiers that do not take 224x224.
+_TORCHVISION_SIZES = {"inception_v3": 299}
+
+SPEC_FORMS = "a zoo name, torchvision:NAME or package.module:callable"
 
 
-def get(name: str) -> nn.Module:
-    """Build zoo network ``name`` with random weights, in eval mode.
-
-    Raises:
-        UnknownNetworkError: naming the network and listing the zoo.
-    """
-    return _entry(name).build().eval()
-
-
-def input_shape(name: str, batch: int = 1) -> tuple[int, int, int, int]:
-    """The input shape of zoo network ``name`` at ``batch``: (N, C, H, W)."""
-    e = _entry(name)
-    if not isinstance(batch, int) or batch <= 0:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    return (batch, e.channels, e.image_size, e.image_size)
-
-
-def describe_net(name: str, batch: int = 1, dtype_bytes: int = 4, weights: bool = True) -> Network:
-    """Describe zoo network ``name`` at ``batch`` (see :func:`hwml.describe.describe`).
+def entry(spec: str, sample_shape: Sequence[int] | None = None) -> ZooEntry:
+    """The network a ``--net`` spec names (see the module docstring).
 
     Args:
-        name: Zoo network name.
+        spec: A zoo name, ``torchvision:NAME`` or ``package.module:callable``.
+        sample_shape: One input's shape without the batch, e.g. ``(3, 224, 224)``;
+            required for ``package.module:callable``, optional otherwise.
+
+    Raises:
+        UnknownNetworkError: the spec names nothing that exists; the message says what
+            was given and what is supported.
+    """
+    shape = tuple(int(s) for s in sample_shape) if sample_shape else None
+    if shape is not None and (not shape or any(s <= 0 for s in shape)):
+        raise ValueError(f"input shape must hold positive sizes, got {shape}")
+    if spec in ZOO:
+        return ZOO[spec] if shape is None else replace(ZOO[spec], sample_shape=shape)
+    prefix, sep, target = spec.partition(":")
+    if not sep or not target:
+        raise UnknownNetworkError(
+            f"unknown network {spec!r}: give {SPEC_FORMS}; the zoo has: {', '.join(ZOO)}"
+        )
+    if prefix == "torchvision":
+        return _torchvision_entry(spec, target, shape)
+    return _callable_entry(spec, prefix, target, shape)
+
+
+def _torchvision_entry(spec: str, name: str, shape: tuple[int, ...] | None) -> ZooEntry:
+    import torchvision
+
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        raise UnknownNetworkError(
+            f"torchvision has no classifier {name!r}; it has: {', '.join(known)}"
+        )
+    size = _TORCHVISION_SIZES.get(name, 224)
+    return ZooEntry(
+        spec,
+        lambda: torchvision.models.get_model(name, weights=None),
+        size,
+        source=f"torchvision.models.{name}",
+        sample_shape=shape,
+    )
+
+
+def _callable_entry(spec: str, module: str, attr: str, shape: tuple[int, ...] | None) -> ZooEntry:
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise UnknownNetworkError(
+            f"cannot load {spec!r} ({type(err).__name__}: {err}); give {SPEC_FORMS}"
+        ) from None
+    if not callable(found):
+        raise UnknownNetworkError(f"{spec!r} is not callable: it must return an nn.Module")
+    if shape is None:
+        raise UnknownNetworkError(
+            f"{spec!r}: give the input shape of one sample (e.g. --input-shape 3,224,224)"
+        )
+
+    def build() -> nn.Module:
+        module = found()
+        if not isinstance(module, nn.Module):
+            raise UnknownNetworkError(
+                f"{spec!r} returned a {type(module).__name__}, not a torch.nn.Module"
+            )
+        return module
+
+    return ZooEntry(spec, build, shape[-1], channels=shape[0], source=spec, sample_shape=shape)
+
+
+def get(name: str, sample_shape: Sequence[int] | None = None) -> nn.Module:
+    """Build network ``name`` (a zoo name or spec, see :func:`entry`) with random
+    weights, in eval mode.
+
+    Raises:
+        UnknownNetworkError: naming the network and what is supported.
+    """
+    return entry(name, sample_shape).build().eval()
+
+
+def input_shape(
+    name: str, batch: int = 1, sample_shape: Sequence[int] | None = None
+) -> tuple[int, ...]:
+    """The input shape of network ``name`` at ``batch``: (N, C, H, W) for an image model."""
+    e = entry(name, sample_shape)
+    if not isinstance(batch, int) or batch <= 0:
+        raise ValueError(f"batch must be a positive integer, got {batch!r}")
+    return e.shape(batch)
+
+
+def describe_net(
+    name: str,
+    batch: int = 1,
+    dtype_bytes: int = 4,
+    weights: bool = True,
+    sample_shape: Sequence[int] | None = None,
+) -> Network:
+    """Describe network ``name`` at ``batch`` (see :func:`hwml.describe.describe`).
+
+    Args:
+        name: A zoo name or spec (:func:`entry`).
         batch: Batch size.
         dtype_bytes: Bytes per element for the byte features.
         weights: When False the module is built on the meta device: describing is then
             instant, but ``Network.runnable`` layers cannot run on data.
+        sample_shape: One input's shape without the batch (see :func:`entry`).
     """
-    shape = input_shape(name, batch)
+    shape = input_shape(name, batch, sample_shape)
     if weights:
-        return describe(get(name), shape, name=name, dtype_bytes=dtype_bytes)
+        return describe(get(name, sample_shape), shape, name=name, dtype_bytes=dtype_bytes)
     with torch.device("meta"):
-        module = get(name)
+        module = get(name, sample_shape)
     return describe(module, shape, name=name, dtype_bytes=dtype_bytes)

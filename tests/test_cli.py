@@ -250,3 +250,16 @@ def test_validate_on_a_cpu_stops_before_measuring(tmp_path, capsys):
     assert main(["profile", "validate", "--device", "cpu", "--out", str(out)]) == 2
     assert "energy counter" in capsys.readouterr().err
     assert not out.exists()  # nothing calibrated, nothing written
+
+
+def test_describe_takes_torchvision_and_own_networks(capsys):
+    assert (
+        main(["describe", "--net", "torchvision:resnet34", "--batch", "4", "--format", "json"]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["network"] == "torchvision:resnet34" and doc["input_shape"] == [4, 3, 224, 224]
+    spec = "tests.test_zoo:tiny_net"
+    assert main(["describe", "--net", spec, "--input-shape", "1,6,6", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["layers"] == 3
+    assert main(["describe", "--net", spec]) == 2
+    assert "--input-shape" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -46,3 +48,34 @@ def test_unknown_network_lists_the_zoo():
 def test_batch_must_be_positive():
     with pytest.raises(ValueError):
         zoo.input_shape("vgg16", 0)
+
+
+def tiny_net() -> torch.nn.Module:
+    """A user's own network, for the package.module:callable spec."""
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(64, 2))
+
+
+def test_specs_beyond_the_zoo():
+    net = zoo.describe_net("torchvision:resnet34", 2, weights=False)
+    assert net.name == "torchvision:resnet34" and net.input_shape == (2, 3, 224, 224)
+    assert net.totals()["params"] == pytest.approx(21.80e6, rel=0.01)
+    assert zoo.input_shape("torchvision:inception_v3", 1) == (1, 3, 299, 299)
+    own = zoo.describe_net("tests.test_zoo:tiny_net", 3, sample_shape=(1, 6, 6))
+    assert own.input_shape == (3, 1, 6, 6)
+    assert [layer.kind for layer in own.layers] == ["conv2d", "flatten", "linear"]
+    assert zoo.input_shape("vgg16", 1, sample_shape=(3, 32, 32)) == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape", "message"),
+    [
+        ("lenet", None, "give a zoo name, torchvision:NAME or package.module:callable"),
+        ("torchvision:nope", None, "torchvision has no classifier 'nope'; it has: alexnet"),
+        ("no_such_pkg.mod:f", (3, 4, 4), "cannot load 'no_such_pkg.mod:f' (ModuleNotFoundError"),
+        ("tests.test_zoo:tiny_net", None, "give the input shape of one sample"),
+        ("tests.test_zoo:TINY", (1, 6, 6), "AttributeError"),
+    ],
+)
+def test_bad_specs_say_what_was_given_and_what_is_supported(spec, shape, message):
+    with pytest.raises(zoo.UnknownNetworkError, match=re.escape(message)):
+        zoo.entry(spec, shape)
