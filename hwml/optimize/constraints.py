@@ -20,6 +20,7 @@ from scipy.stats import norm
 
 __all__ = [
     "Constraint",
+    "ConstraintModelError",
     "ConstraintPrediction",
     "InfeasibleBudgetError",
     "predict_constraints",
@@ -28,6 +29,11 @@ __all__ = [
 ModelOutput = Any
 """What a constraint model returns: an array-like of shape ``(n,)``, or a pair
 ``(mean, std)`` of such arrays for a model with a Gaussian predictive distribution."""
+
+
+class ConstraintModelError(ValueError):
+    """A constraint's model raised or answered in the wrong shape; the message names the
+    constraint and the input it was given."""
 
 
 class InfeasibleBudgetError(ValueError):
@@ -86,13 +92,21 @@ class Constraint:
             ``None`` for a point-prediction model.
 
         Raises:
-            ValueError: the model returned the wrong shape.
+            ConstraintModelError: the model raised (the message names the constraint and
+                the input) or returned the wrong shape.
         """
-        out = self.model(z)
+        try:
+            out = self.model(z)
+        except Exception as err:  # noqa: BLE001 - re-raised naming the constraint
+            first = z.head(1).to_dict(orient="records")
+            raise ConstraintModelError(
+                f"constraint {self.name!r}: its model raised {type(err).__name__}: {err} "
+                f"(on {len(z)} configuration(s), the first {first[0] if first else {}})"
+            ) from err
         std: np.ndarray | None = None
         if isinstance(out, tuple):
             if len(out) != 2:
-                raise ValueError(
+                raise ConstraintModelError(
                     f"constraint {self.name!r}: model returned a tuple of {len(out)}, expected (mean, std)"
                 )
             mean = np.asarray(out[0], dtype=float).reshape(-1)
@@ -101,7 +115,7 @@ class Constraint:
             mean = np.asarray(out, dtype=float).reshape(-1)
         for label, arr in (("mean", mean), ("std", std)):
             if arr is not None and arr.shape != (len(z),):
-                raise ValueError(
+                raise ConstraintModelError(
                     f"constraint {self.name!r}: model {label} has shape {arr.shape}, expected ({len(z)},)"
                 )
         return mean, std

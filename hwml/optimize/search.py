@@ -49,7 +49,14 @@ from hwml.optimize.history import (
 from hwml.optimize.seeding import check_seed, derive_seed, seed_everything
 from hwml.optimize.space import Space
 
-__all__ = ["METHODS", "Objective", "SearchSettings", "check_budgets", "minimize"]
+__all__ = [
+    "METHODS",
+    "EvaluationError",
+    "Objective",
+    "SearchSettings",
+    "check_budgets",
+    "minimize",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +271,10 @@ def minimize(
         TypeError: ``seed``, ``n_evals`` or ``n_init`` is not an int.
         InfeasibleBudgetError: the constraint models reject every configuration; raised
             before any evaluation.
+        EvaluationError: every evaluation failed (the run stops once its first
+            ``max(3, n_init)`` evaluations all failed); the message gives the first
+            failure's reason, ``err.history`` the rows.
+        ConstraintModelError: a constraint's model raised; the message names it.
         HistoryError: ``history_path`` belongs to another search.
     """
     seed, n_evals, n_init, constraints = _checked_arguments(
@@ -282,7 +293,35 @@ def minimize(
     run = _Run(objective, space, constraints, method, seed, n_init, settings, pool, feasibility)
     writer = HistoryWriter(history_path, columns) if history_path is not None else None
     _search_loop(run, state, n_evals, writer, progress)
-    return history_frame(state.rows, space, names)
+    history = history_frame(state.rows, space, names)
+    if _all_failed(state.rows):
+        first = state.rows[0]
+        raise EvaluationError(
+            f"{method} seed {seed}: all {len(state.rows)} evaluations failed; the first "
+            f"(iteration {first['iteration']}) with: {first.get('reason') or 'no reason'}",
+            history,
+        )
+    return history
+
+
+class EvaluationError(RuntimeError):
+    """Every evaluation of a search failed: the objective is broken, not the search.
+
+    Attributes:
+        history: the failed rows (also in the history file, if one was given).
+    """
+
+    def __init__(self, message: str, history: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+#: A run stops when its first evaluations all failed: this many, or ``n_init`` if larger.
+FAILED_START = 3
+
+
+def _all_failed(rows: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(rows) and all(row.get("status") != "ok" for row in rows)
 
 
 def _search_loop(
@@ -321,6 +360,8 @@ def _search_loop(
                 writer.append(row)
             state.add(row, run.space.encode(config_frame))
             bar.update(1)
+            if len(state.rows) >= max(FAILED_START, run.n_init) and _all_failed(state.rows):
+                break  # minimize raises: the objective fails on everything
     finally:
         bar.close()
         if writer is not None:

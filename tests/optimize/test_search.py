@@ -24,6 +24,8 @@ from hwml.optimize import (
     check_budgets,
     minimize,
 )
+from hwml.optimize.constraints import ConstraintModelError
+from hwml.optimize.search import EvaluationError
 
 from .problems import branin_objective
 
@@ -365,3 +367,45 @@ def test_explicit_candidates_restrict_the_search(branin_space) -> None:
     assert sorted(zip(history["x1"], history["x2"], strict=True)) == sorted(
         zip(rows["x1"], rows["x2"], strict=True)
     )
+
+
+@pytest.mark.parametrize("broken", ["nan", "raises"])
+def test_an_objective_that_always_fails_raises_with_the_first_reason(
+    broken: str, branin_space, fast_settings, tmp_path: Path
+) -> None:
+    calls = {"n": 0}
+
+    def objective(config: dict):
+        calls["n"] += 1
+        if broken == "raises":
+            raise FileNotFoundError("no data at /nowhere")
+        return math.nan
+
+    path = tmp_path / "h.csv"
+    with pytest.raises(EvaluationError, match="all 4 evaluations failed") as info:
+        minimize(
+            objective,
+            branin_space,
+            method="hw-ieci",
+            n_evals=15,
+            n_init=4,
+            seed=0,
+            history_path=path,
+            settings=fast_settings,
+            progress=False,
+        )
+    reason = "FileNotFoundError: no data at /nowhere" if broken == "raises" else "objective is nan"
+    assert reason in str(info.value)
+    assert calls["n"] == 4  # stopped after the initial evaluations, not 15
+    assert len(info.value.history) == 4 and len(pd.read_csv(path)) == 4  # nothing lost
+
+
+def test_a_constraint_model_that_raises_is_named_with_its_input(branin_space) -> None:
+    def model(z):
+        raise KeyError("dense_units")
+
+    power = Constraint("power_w", 100.0, model)
+    with pytest.raises(ConstraintModelError, match=r"constraint 'power_w'.*KeyError.*'x1'"):
+        minimize(
+            branin_objective, branin_space, [power], method="hw-ieci", n_evals=3, progress=False
+        )
