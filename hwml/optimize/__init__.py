@@ -52,12 +52,14 @@ from hwml.optimize.constraints import (
 )
 from hwml.optimize.experiments import (
     Speedup,
+    SpeedupInterval,
     compare_final,
     reach_summary,
     reach_times,
     run_pareto_searches,
     run_searches,
     speedup,
+    speedup_interval,
     tolerance_sweep,
 )
 from hwml.optimize.history import HistoryError, history_columns, read_history
@@ -95,6 +97,7 @@ __all__ = [
     "Space",
     "SpecError",
     "Speedup",
+    "SpeedupInterval",
     "TabularObjective",
     "best_so_far",
     "chebyshev",
@@ -128,5 +131,6 @@ __all__ = [
     "run_searches",
     "seed_everything",
     "speedup",
+    "speedup_interval",
     "tolerance_sweep",
 ]

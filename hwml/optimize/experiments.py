@@ -10,7 +10,8 @@ columns).
 
 The summaries turn best-so-far curves into how long each method took to reach a level
 (HyperPower's "near-optimal region"), with runs that never reach it handled as censored,
-and compare final values of two methods across seeds.
+give a bootstrap confidence interval over seeds for the speed-up of one method over
+another (:func:`speedup_interval`), and compare final values of two methods across seeds.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from hwml.optimize.space import Space
 
 __all__ = [
     "Speedup",
+    "SpeedupInterval",
     "compare_final",
     "reach_summary",
     "reach_times",
     "run_pareto_searches",
     "run_searches",
     "speedup",
+    "speedup_interval",
     "tolerance_sweep",
 ]
 
@@ -320,6 +323,145 @@ def speedup(summary: pd.DataFrame, method: str, baseline: str, what: str = "eval
     if math.isfinite(theirs):
         return Speedup(theirs / mine, "exact")
     return Speedup(float(summary.loc[baseline, f"median_{what}_bound"]) / mine, "lower")
+
+
+@dataclass(frozen=True)
+class SpeedupInterval:
+    """A speed-up with a bootstrap confidence interval over seeds.
+
+    Attributes:
+        ratio: the speed-up of all seeds, as :func:`speedup` gives it (NaN when
+            undefined).
+        kind: ``"exact"``, ``"lower"`` or ``"undefined"``, as :class:`Speedup`.
+        lower: lower end of the interval; 0 when, in more resamples than the tail
+            allows, the method's median is censored (it may never reach the level).
+        upper: upper end of the interval; ``inf`` when, in more resamples than the tail
+            allows, the baseline's median is censored (it may never reach the level).
+        confidence: the interval's nominal coverage, e.g. 0.95.
+        n_boot: bootstrap resamples.
+        n_seeds: seeds resampled.
+    """
+
+    ratio: float
+    kind: str
+    lower: float
+    upper: float
+    confidence: float
+    n_boot: int
+    n_seeds: int
+
+    def includes(self, value: float = 1.0) -> bool:
+        """Whether ``value`` (1: no speed-up) lies inside the interval."""
+        return bool(self.lower <= value <= self.upper)
+
+    def interval_text(self, digits: int = 1) -> str:
+        """The interval alone, ``"0.9x to 2.3x"``; an infinite end is written ``∞``."""
+
+        def end(value: float) -> str:
+            return "∞" if math.isinf(value) else f"{value:.{digits}f}x"
+
+        return f"{end(self.lower)} to {end(self.upper)}"
+
+    def text(self, digits: int = 1, label: bool = True) -> str:
+        """``"1.4x (95% CI 0.9x to 2.3x)"`` for prose, ``"1.4x (0.9x to 2.3x)"`` without
+        ``label``."""
+        head = Speedup(self.ratio, self.kind).text(digits)
+        tag = f"{100 * self.confidence:g}% CI " if label else ""
+        return f"{head} ({tag}{self.interval_text(digits)})"
+
+
+def speedup_interval(
+    curves: pd.DataFrame,
+    threshold: float,
+    method: str,
+    baseline: str,
+    what: str = "evals",
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> SpeedupInterval:
+    """Speed-up of ``method`` over ``baseline`` with a percentile bootstrap interval.
+
+    The point estimate is :func:`speedup` of :func:`reach_summary`: the ratio of the
+    baseline's median evaluations (or time) to reach ``threshold`` to the method's, a
+    run that never reaches it counting as needing more than it had. The interval
+    resamples the seeds with replacement, ``n_boot`` times, keeping both methods' runs of
+    a drawn seed together (the methods share their seeds, and runs of one seed may be
+    alike), and takes the ratio of medians of each resample. A run that never reached
+    the level needs more than its censored value (its number of evaluations or its time),
+    so where censored runs decide a median the resample's ratio is only known to lie
+    between two bounds: the lower one takes the baseline's censored runs at their
+    censored values and the method's as never reaching it (ratio 0 if that decides the
+    method's median), the upper one the other way round (``inf`` if the baseline's
+    median is censored). The interval runs from the ``(1 - confidence) / 2`` quantile of
+    the lower bounds to the ``(1 + confidence) / 2`` quantile of the upper bounds, taken
+    at resampled values (no interpolation); without censoring both bounds are the ratio.
+
+    Args:
+        curves: output of :func:`~hwml.optimize.analysis.best_so_far`, with one run per
+            seed of each of the two methods (other methods are ignored).
+        threshold: objective level, in the objective's unit.
+        method: the method whose speed-up is computed, e.g. ``"hw-ieci"``.
+        baseline: the method it is compared with, e.g. ``"ei"``.
+        what: ``"evals"`` or ``"time_s"``.
+        n_boot: bootstrap resamples.
+        confidence: nominal coverage of the interval, in (0, 1).
+        seed: seed of the resampling.
+
+    Returns:
+        The speed-up and its interval.
+
+    Raises:
+        ValueError: ``what``, ``n_boot`` or ``confidence`` is invalid, a method has no
+            runs, or the two methods were not run with the same seeds.
+    """
+    if what not in ("evals", "time_s"):
+        raise ValueError(f"what must be 'evals' or 'time_s', got {what!r}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    pair = curves[curves["method"].isin([method, baseline])]
+    times = reach_times(pair, threshold)
+    runs = {
+        m: times[times["method"] == m].set_index("seed").sort_index() for m in (method, baseline)
+    }
+    for m, frame in runs.items():
+        if frame.empty:
+            raise ValueError(f"no runs of {m!r} in the curves")
+    seeds = runs[method].index
+    if not seeds.equals(runs[baseline].index):
+        raise ValueError(f"{method!r} and {baseline!r} were not run with the same seeds")
+    point = speedup(reach_summary(pair, threshold), method, baseline, what)
+
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(seeds), size=(int(n_boot), len(seeds)))
+
+    def medians(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per resample, the median with censored runs at their bound and at ``inf``."""
+        reached = frame["reached"].to_numpy(bool)
+        values = frame[what].to_numpy(float)
+        low = np.median(values[draws], axis=1)
+        high = np.median(np.where(reached, values, np.inf)[draws], axis=1)
+        return low, high
+
+    mine_low, mine_high = medians(runs[method])
+    theirs_low, theirs_high = medians(runs[baseline])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_low = theirs_low / mine_high  # 0 where the method's median is censored
+        ratio_high = theirs_high / mine_low  # inf where the baseline's median is censored
+    lower = float(np.quantile(ratio_low, (1.0 - confidence) / 2.0, method="lower"))
+    upper = float(np.quantile(ratio_high, (1.0 + confidence) / 2.0, method="higher"))
+    return SpeedupInterval(
+        ratio=point.ratio,
+        kind=point.kind,
+        lower=lower,
+        upper=upper,
+        confidence=float(confidence),
+        n_boot=int(n_boot),
+        n_seeds=len(seeds),
+    )
 
 
 def tolerance_sweep(

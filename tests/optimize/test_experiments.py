@@ -22,6 +22,7 @@ from hwml.optimize import (
     run_pareto_searches,
     run_searches,
     speedup,
+    speedup_interval,
     tolerance_sweep,
 )
 
@@ -144,6 +145,91 @@ def test_reach_summary_and_speedup() -> None:
     assert speedup(s, "fast", "fast", "time_s").text() == "1.0x"
     with pytest.raises(ValueError, match="what"):
         speedup(s, "fast", "slow", "seconds")
+
+
+def _reach_curves(evals: dict[str, list[int]], n_evals: int = 60) -> pd.DataFrame:
+    """Curves where run ``i`` of each method first reaches 1.0 at ``evals[method][i]``
+    (never, when the value exceeds ``n_evals``); one second per evaluation."""
+    rows = []
+    for method, per_seed in evals.items():
+        for seed, at in enumerate(per_seed):
+            for i in range(1, n_evals + 1):
+                rows.append((method, seed, i, float(i), 1.0 if i >= at else 3.0))
+    return pd.DataFrame(
+        rows, columns=["method", "seed", "iteration", "cumulative_time_s", "best_objective"]
+    )
+
+
+def test_speedup_interval_known_ratio() -> None:
+    # every run of "fast" needs 5 evaluations and every run of "slow" 10: exactly 2x
+    curves = _reach_curves({"fast": [5] * 12, "slow": [10] * 12})
+    for what in ("evals", "time_s"):
+        ci = speedup_interval(curves, 1.0, "fast", "slow", what, n_boot=500)
+        assert (ci.ratio, ci.kind, ci.lower, ci.upper) == (2.0, "exact", 2.0, 2.0)
+        assert ci.n_seeds == 12 and ci.n_boot == 500 and ci.confidence == 0.95
+        assert not ci.includes(1.0) and ci.includes(2.0)
+    assert ci.text() == "2.0x (95% CI 2.0x to 2.0x)"
+    assert ci.text(label=False) == "2.0x (2.0x to 2.0x)" and ci.interval_text() == "2.0x to 2.0x"
+
+
+def test_speedup_interval_brackets_the_ratio_and_matches_speedup() -> None:
+    # "slow" needs 8 or 12 evaluations, "fast" 4: every resampled ratio lies in [2, 3]
+    curves = _reach_curves({"fast": [4] * 10, "slow": [8, 12] * 5})
+    ci = speedup_interval(curves, 1.0, "fast", "slow", n_boot=1000, seed=3)
+    point = speedup(reach_summary(curves, 1.0), "fast", "slow")
+    assert (ci.ratio, ci.kind) == (point.ratio, point.kind) == (2.5, "exact")
+    assert 2.0 <= ci.lower < 2.5 < ci.upper <= 3.0
+    again = speedup_interval(curves, 1.0, "fast", "slow", n_boot=1000, seed=3)
+    assert again == ci  # the resampling is seeded
+
+
+def test_speedup_interval_widens_with_fewer_seeds() -> None:
+    rng = np.random.default_rng(0)
+    fast = rng.integers(3, 15, size=40).tolist()
+    slow = rng.integers(8, 40, size=40).tolist()
+    many = speedup_interval(_reach_curves({"fast": fast, "slow": slow}), 1.0, "fast", "slow")
+    few = speedup_interval(_reach_curves({"fast": fast[:8], "slow": slow[:8]}), 1.0, "fast", "slow")
+    assert many.lower <= many.ratio <= many.upper
+    assert few.upper - few.lower > many.upper - many.lower
+
+
+def test_speedup_interval_censored_runs() -> None:
+    # the baseline never reaches the level: the ratio is a lower bound, the interval open
+    curves = _reach_curves({"fast": [5, 6, 7, 8], "slow": [99] * 4}, n_evals=20)
+    ci = speedup_interval(curves, 1.0, "fast", "slow")
+    assert ci.kind == "lower" and ci.ratio == pytest.approx(20 / 6.5)
+    assert math.isinf(ci.upper) and 20 / 8 <= ci.lower <= 20 / 6.5  # at least bound / median
+    assert ci.text().endswith("to ∞)") and ci.interval_text().endswith("to ∞")
+    # the method never reaches it: undefined, and the interval reaches down to 0
+    back = speedup_interval(curves, 1.0, "slow", "fast")
+    assert back.kind == "undefined" and math.isnan(back.ratio) and back.lower == 0.0
+    assert 5 / 20 <= back.upper <= 8 / 20  # at most the median over the bound
+    assert back.text().startswith("undefined")
+    # both censored in most resamples: nothing is known, the interval is everything
+    never = _reach_curves({"a": [99, 99, 99, 4], "b": [99, 99, 99, 5]}, n_evals=20)
+    both = speedup_interval(never, 1.0, "a", "b")
+    assert both.kind == "undefined" and both.lower == 0.0 and math.isinf(both.upper)
+    # one censored seed in ten rarely fills half a resample: the interval stays exact
+    few = _reach_curves({"a": [5] * 9 + [99], "b": [10] * 9 + [99]}, n_evals=20)
+    part = speedup_interval(few, 1.0, "a", "b", n_boot=200)
+    assert (part.kind, part.ratio, part.lower, part.upper) == ("exact", 2.0, 2.0, 2.0)
+
+
+def test_speedup_interval_rejects_bad_arguments() -> None:
+    curves = _reach_curves({"fast": [5, 6], "slow": [9, 10]})
+    with pytest.raises(ValueError, match="what"):
+        speedup_interval(curves, 1.0, "fast", "slow", "seconds")
+    with pytest.raises(ValueError, match="confidence"):
+        speedup_interval(curves, 1.0, "fast", "slow", confidence=1.0)
+    with pytest.raises(ValueError, match="n_boot"):
+        speedup_interval(curves, 1.0, "fast", "slow", n_boot=0)
+    with pytest.raises(ValueError, match="no runs"):
+        speedup_interval(curves, 1.0, "fast", "other")
+    other_seeds = curves.assign(
+        seed=np.where(curves["method"] == "slow", curves["seed"] + 5, curves["seed"])
+    )
+    with pytest.raises(ValueError, match="same seeds"):
+        speedup_interval(other_seeds, 1.0, "fast", "slow")
 
 
 def test_tolerance_sweep() -> None:
