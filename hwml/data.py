@@ -31,6 +31,7 @@ import platform
 import re
 import signal
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,7 @@ __all__ = [
     "AppendTable",
     "read_table",
     "read_provenance",
+    "run_header",
     "update_provenance",
     "provenance_lock",
     "RunLog",
@@ -275,6 +277,30 @@ def check_measured(frame: Any, path: str | os.PathLike[str]) -> None:
             problems.append(f"line {index + 2}, {column} = {raw[index]!r} (must be {bound})")
     if problems:
         raise DatasetError(f"{path}: " + "; ".join(problems[:5]))
+
+
+def run_header(
+    sweep: str, command: str | None, commit: str | None, shard: Sequence[int] = (0, 1)
+) -> dict[str, Any]:
+    """The facts a run's log entry opens with: what ran, when, and from which code.
+
+    Args:
+        sweep: What the run measures (``layers``, ``nets``, ``structures``, ...).
+        command: The command line (default: this process's ``sys.argv``).
+        commit: The code's commit when given explicitly (a copy without ``.git``); else
+            the checkout's (:func:`git_commit`).
+        shard: ``(i, n)`` of the run.
+    """
+    from hwml import __version__  # noqa: PLC0415 (the package root, no cycle)
+
+    return {
+        "sweep": sweep,
+        "command": command or " ".join(sys.argv),
+        "date": now_iso(),
+        "git_commit": commit or git_commit(),
+        "hwml": __version__,
+        "shard": list(shard),
+    }
 
 
 def read_provenance(dataset: str | os.PathLike[str]) -> dict[str, Any]:

@@ -39,10 +39,10 @@ from hwml.data import (
     now_iso,
     provenance_lock,
     read_provenance,
+    run_header,
     update_provenance,
     write_readme,
 )
-from hwml.data import git_commit as _git_commit
 from hwml.hardware import Device, cudnn_autotune, open_device, use_device
 from hwml.hyperpower.objective import measure_inference
 from hwml.hyperpower.table import (
@@ -71,15 +71,7 @@ def _json_roundtrip(value: Any) -> Any:
 def _run_facts(
     device: Device, phase: str, command: str | None, commit: str | None, shard: tuple[int, int]
 ) -> dict[str, Any]:
-    return {
-        "sweep": phase,
-        "command": command or " ".join(sys.argv),
-        "date": now_iso(),
-        "git_commit": commit or _git_commit(),
-        "hwml": __version__,
-        **device.run_facts(),
-        "shard": list(shard),
-    }
+    return {**run_header(phase, command, commit, shard), **device.run_facts()}
 
 
 def _record(folder: Path, facts: Mapping[str, Any]) -> None:

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from hwml import __version__, zoo
-from hwml.data import AppendTable, RunLog, git_commit, now_iso, write_readme
+from hwml.data import AppendTable, RunLog, now_iso, run_header, write_readme
 from hwml.describe import Layer
 from hwml.hardware import Device
 from hwml.profile.columns import (
@@ -132,15 +132,10 @@ def begin_run(
             }
         )
     run = {
-        "sweep": kind,
-        "command": command or " ".join(sys.argv),
-        "date": now_iso(),
-        "git_commit": git_commit() or device.info.get("git_commit"),
-        "hwml": __version__,
+        **run_header(kind, command, device.info.get("git_commit"), opts.shard),
         "dtype": opts.dtype,
         **device.run_facts(),
         "power_periods": opts.periods if opts.power else None,
-        "shard": list(opts.shard),
         "energy_meter": type(device.meter).__name__,
     }
     if calibration:
