@@ -407,11 +407,23 @@ def visit(browser: Chromium, url: str, screenshot: Path | None) -> dict[str, Any
             width = metrics["cssLayoutViewport"]["clientWidth"]
             clip = {"x": 0, "y": 0, "width": width, "scale": 1}
             clip["height"] = min(size["height"], MAX_SCREENSHOT_HEIGHT)
-            shot = browser.send(
-                "Page.captureScreenshot",
-                {"format": "png", "clip": clip, "captureBeyondViewport": True},
+            # A viewport as tall as the capture, at the same width: the page lays out as a
+            # reader sees it and nothing scrolls sideways while it is captured.
+            browser.send(
+                "Emulation.setDeviceMetricsOverride",
+                {
+                    "width": int(width),
+                    "height": int(clip["height"]),
+                    "deviceScaleFactor": 1,
+                    "mobile": False,
+                },
                 session=session,
             )
+            browser.drain(quiet_s=0.3)
+            shot = browser.send(
+                "Page.captureScreenshot", {"format": "png", "clip": clip}, session=session
+            )
+            browser.send("Emulation.clearDeviceMetricsOverride", session=session)
             screenshot.write_bytes(base64.b64decode(shot["data"]))
         browser.drain(quiet_s=0.2)
     finally:
