@@ -21,6 +21,8 @@ Two checks, both must pass:
    a command whose ``--`` became a typographic dash, a visible code cell of more than 15
    lines, a chapter page without an equation. A screenshot of each page goes to
    ``--screenshots``.
+3. **Scorecard**: every number of the front page's scorecard is the one the executed
+   chapters glued (:func:`scorecard_problems`).
 
 Chromium is Debian's ``/usr/bin/chromium`` (``make offline-check`` installs it).
 """
@@ -493,6 +495,37 @@ def book_pages(html_dir: Path) -> list[str]:
     return ["index.html"] + [f"{name}.html" for name in build.load_book().docnames]
 
 
+def scorecard_problems(html_dir: Path, root_page: str = "intro.html") -> list[str]:
+    """Rows of the front page's scorecard whose number is not the chapters' current one.
+
+    The scorecard is rendered from the executed chapters' glued values
+    (``book/scorecard.py``); this checks that the built front page shows exactly those
+    values, so a stale or hand-edited scorecard fails.
+    """
+    import html as html_lib  # noqa: PLC0415
+
+    sys.path.insert(0, str(BOOK))
+    try:
+        import scorecard  # noqa: PLC0415 (book/scorecard.py, beside this file)
+        import yaml  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(BOOK))
+    page = html_dir / root_page
+    if not page.is_file():
+        return [f"{root_page}: not built"]
+
+    def plain(s: str) -> str:  # the rendered page has typographic quotes and dashes
+        return s.replace("\u2019", "'").replace("\u2018", "'").replace("\u2013", "-")
+
+    text = plain(html_lib.unescape(re.sub(r"<[^>]+>", "", page.read_text())))
+    claims = yaml.safe_load((BOOK / "claims.yml").read_text())["claims"]
+    return [
+        f"{root_page}: scorecard row {row['section']} does not show {row['ours']!r}"
+        for row in scorecard.rows(claims, BOOK / "_executed")
+        if plain(row["ours"]) not in text
+    ]
+
+
 def find_chromium() -> str | None:
     """The Chromium binary: ``$CHROMIUM``, else Debian's, else one on the PATH."""
     for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium"):
@@ -516,6 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[offline] {html_dir}/index.html not found: build the book first (make book-quick)")
         return 2
     problems = [f"static: {line}" for line in static_remote_assets(html_dir)]
+    if (BOOK / "_executed").is_dir() and html_dir == (BOOK / "_build" / "html").resolve():
+        problems += scorecard_problems(html_dir)
 
     pages = args.pages or book_pages(html_dir)
     problems += [f"{p}: not built" for p in pages if not (html_dir / p).is_file()]

@@ -163,3 +163,22 @@ def test_browser_records_remote_and_failed_requests(tmp_path: Path) -> None:
     assert shot.read_bytes().startswith(b"\x89PNG")
     assert check.page_problems("clean.html", clean) == []
     assert all(u.startswith(base) for u in clean["requests"])
+
+
+def test_scorecard_check_finds_a_stale_number(tmp_path: Path, monkeypatch) -> None:
+    """The front page must show each scorecard row's current number (typographic quotes
+    on the page are read as plain ones)."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(check.__file__).parent))
+    sys.modules.pop("scorecard", None)
+    import scorecard  # book/scorecard.py, the module check_offline imports
+
+    rows = [{"section": "3.2", "ours": "35.6 % lower RMSPE than Paleo's"}]
+    monkeypatch.setattr(scorecard, "rows", lambda claims, executed: rows)
+    (tmp_path / "intro.html").write_text("<td>35.6 % lower RMSPE than Paleo’s</td>")
+    assert check.scorecard_problems(tmp_path) == []
+    (tmp_path / "intro.html").write_text("<td>34.1 % lower RMSPE than Paleo’s</td>")
+    assert check.scorecard_problems(tmp_path) == [
+        'intro.html: scorecard row 3.2 does not show "35.6 % lower RMSPE than Paleo\'s"'
+    ]
