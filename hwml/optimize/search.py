@@ -270,7 +270,8 @@ def minimize(
             that collides with a history column.
         TypeError: ``seed``, ``n_evals`` or ``n_init`` is not an int.
         InfeasibleBudgetError: the constraint models reject every configuration; raised
-            before any evaluation.
+            before any evaluation, or when the search found nothing to evaluate (never an
+            empty history).
         EvaluationError: every evaluation failed (the run stops once its first
             ``max(3, n_init)`` evaluations all failed); the message gives the first
             failure's reason, ``err.history`` the rows.
@@ -294,6 +295,12 @@ def minimize(
     writer = HistoryWriter(history_path, columns) if history_path is not None else None
     _search_loop(run, state, n_evals, writer, progress)
     history = history_frame(state.rows, space, names)
+    if not state.rows:
+        raise InfeasibleBudgetError(
+            f"{method} seed {seed}: no configuration to evaluate: the constraint models "
+            "accept none that the search could find (or the candidate pool is empty); "
+            "loosen the budgets or check the models"
+        )
     if _all_failed(state.rows):
         first = state.rows[0]
         raise EvaluationError(

@@ -409,3 +409,13 @@ def test_a_constraint_model_that_raises_is_named_with_its_input(branin_space) ->
         minimize(
             branin_objective, branin_space, [power], method="hw-ieci", n_evals=3, progress=False
         )
+
+
+def test_a_search_with_nothing_to_evaluate_raises_instead_of_an_empty_history(
+    branin_space, monkeypatch
+) -> None:
+    from hwml.optimize import search
+
+    monkeypatch.setattr(search, "_propose", lambda *args, **kwargs: None)
+    with pytest.raises(InfeasibleBudgetError, match="no configuration to evaluate"):
+        minimize(branin_objective, branin_space, method="random", n_evals=5, progress=False)
