@@ -159,11 +159,12 @@ def test_killed_sweep_resumes_without_duplicates_or_losses(tmp_path):
         from hwml.describe import Layer
         from hwml.hardware import CpuTimer, Device, NullEnergyMeter
         dev = Device(torch.device("cpu"), CpuTimer(), NullEnergyMeter("t"), {{}})
-        real = profile.measure_layer
+        from hwml.profile import sweeps
+        real = sweeps.measure_layer
         def slow(*a, **k):
             time.sleep(0.15)
             return real(*a, **k)
-        profile.measure_layer = slow
+        sweeps.measure_layer = slow  # what the sweep calls
         layers = [("sample", Layer.linear(1, 8 + i, 4)) for i in range(40)]
         opts = profile.SweepOptions(budget_ms=1, warmup=1, progress=False)
         profile.sweep_layers({str(tmp_path)!r}, dev, layers, opts)
