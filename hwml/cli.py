@@ -25,15 +25,7 @@ __all__ = ["main", "build_parser"]
 
 
 def _ints(text: str) -> list[int]:
-    try:
-        values = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
+    return cli_args.positive_ints(text)
 
 
 def _names(text: str) -> list[str]:

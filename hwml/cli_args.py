@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["NET_HELP", "sample_shape", "shard"]
+__all__ = ["NET_HELP", "positive_ints", "sample_shape", "shard"]
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -25,17 +25,20 @@ def shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def sample_shape(text: str) -> tuple[int, ...]:
-    """``"3,224,224"`` -> ``(3, 224, 224)``: one input's shape, without the batch."""
+def positive_ints(text: str, what: str = "positive integers like 1,16,64") -> list[int]:
+    """``"1,16,64"`` -> ``[1, 16, 64]``; anything else is an argparse error naming ``what``."""
     try:
-        shape = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
+        values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected sizes like 3,224,224 (no batch), got {text!r}"
-        ) from None
-    if not shape or any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError(f"expected positive sizes like 3,224,224, got {text!r}")
-    return shape
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return values
+
+
+def sample_shape(text: str) -> tuple[int, ...]:
+    """``"3,224,224"`` (or ``3x224x224``) -> ``(3, 224, 224)``: one input's shape, no batch."""
+    return tuple(positive_ints(text.replace("x", ","), "sizes like 3,224,224 (no batch)"))
 
 
 NET_HELP = (
