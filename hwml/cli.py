@@ -185,7 +185,9 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     opts = _opts(args)
     if args.what == "calibrate":
         return _record_calibration(folder, device, opts, command, cal)
-    nets = zoo.names() if args.nets == ["all"] else args.nets
+    nets = {"all": zoo.names(), "set": zoo.network_set(args.cells)}.get(
+        ",".join(args.nets), args.nets
+    )
     for n in nets:
         zoo.input_shape(n)
     n = _sweep(args, folder, device, nets, opts, command, cal)
@@ -396,7 +398,20 @@ def _add_profile_selection(pr: argparse.ArgumentParser) -> None:
         default=[],
         help="also measure every distinct zoo layer at these batch sizes (layers)",
     )
-    pr.add_argument("--nets", type=_names, default=["all"], help="zoo networks (default all)")
+    pr.add_argument(
+        "--nets",
+        type=_names,
+        default=["all"],
+        help="networks: comma-separated specs (zoo name, torchvision:NAME, cells:SEED, "
+        "package.module:callable), 'all' (the zoo, default) or 'set' (the measured network "
+        "set: the zoo, --cells cell-space networks and every other torchvision classifier)",
+    )
+    pr.add_argument(
+        "--cells",
+        type=int,
+        default=40,
+        help="cell-space networks in --nets set (default 40)",
+    )
     pr.add_argument(
         "--batches", type=_ints, default=[1, 16, 64, 128], help="batch sizes (nets, net-layers)"
     )

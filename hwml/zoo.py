@@ -25,7 +25,8 @@ Modern networks: torchvision ``resnet18``, ``resnet50``, ``mobilenet_v2``,
 
 Beyond the zoo, :func:`entry` resolves a network *spec* the way ``--net`` takes it:
 a zoo name, ``torchvision:NAME`` (any classifier of ``torchvision.models``, random
-weights, 224x224 unless the model needs more) or ``package.module:callable`` (your own
+weights, 224x224 unless the model needs more), ``cells:SEED`` (a network drawn from the
+cell space of :mod:`hwml.cells`, 224x224) or ``package.module:callable`` (your own
 function or class returning an ``nn.Module``; give its input shape). :func:`get`,
 :func:`input_shape` and :func:`describe_net` accept specs too.
 """
@@ -46,6 +47,7 @@ __all__ = [
     "ZOO",
     "TABLE2",
     "names",
+    "network_set",
     "get",
     "input_shape",
     "describe_net",
@@ -216,17 +218,42 @@ def names() -> list[str]:
     return list(ZOO)
 
 
+#: Torchvision classifiers measured last in :func:`network_set` (the heaviest to run).
+_HEAVIEST = ("vit_l_32", "regnet_y_32gf", "vit_l_16", "regnet_y_128gf", "vit_h_14")
+
+
+def network_set(cells: int = 40) -> list[str]:
+    """The measured network set: the zoo, ``cells`` cell-space networks, every other
+    torchvision classifier.
+
+    Zoo networks that are torchvision models keep their zoo names (no network is listed
+    twice); the heaviest torchvision classifiers come last, so that a time-limited sweep
+    misses those first.
+    """
+    import torchvision
+
+    sources = {e.source for e in ZOO.values()}
+    tv = [
+        n
+        for n in torchvision.models.list_models(module=torchvision.models)
+        if f"torchvision.models.{n}" not in sources
+    ]
+    tv = [n for n in tv if n not in _HEAVIEST] + [n for n in _HEAVIEST if n in tv]
+    return [*ZOO, *(f"cells:{i}" for i in range(cells)), *(f"torchvision:{n}" for n in tv)]
+
+
 #: Input sizes of torchvision classifiers that do not take 224x224.
 _TORCHVISION_SIZES = {"inception_v3": 299}
 
-SPEC_FORMS = "a zoo name, torchvision:NAME or package.module:callable"
+SPEC_FORMS = "a zoo name, torchvision:NAME, cells:SEED or package.module:callable"
 
 
 def entry(spec: str, sample_shape: Sequence[int] | None = None) -> ZooEntry:
     """The network a ``--net`` spec names (see the module docstring).
 
     Args:
-        spec: A zoo name, ``torchvision:NAME`` or ``package.module:callable``.
+        spec: A zoo name, ``torchvision:NAME``, ``cells:SEED`` or
+            ``package.module:callable``.
         sample_shape: One input's shape without the batch, e.g. ``(3, 224, 224)``;
             required for ``package.module:callable``, optional otherwise.
 
@@ -246,6 +273,8 @@ def entry(spec: str, sample_shape: Sequence[int] | None = None) -> ZooEntry:
         )
     if prefix == "torchvision":
         return _torchvision_entry(spec, target, shape)
+    if prefix == "cells":
+        return _cells_entry(spec, target, shape)
     return _callable_entry(spec, prefix, target, shape)
 
 
@@ -265,6 +294,19 @@ def _torchvision_entry(spec: str, name: str, shape: tuple[int, ...] | None) -> Z
         source=f"torchvision.models.{name}",
         sample_shape=shape,
     )
+
+
+def _cells_entry(spec: str, seed: str, shape: tuple[int, ...] | None) -> ZooEntry:
+    from hwml.cells import CellNet
+
+    if not seed.isdigit():
+        raise UnknownNetworkError(
+            f"{spec!r}: a cell-space network is named cells:SEED with a non-negative "
+            "integer seed, e.g. cells:17"
+        )
+    net = CellNet.sample(int(seed))
+    return ZooEntry(spec, net.build, 224, source=f"hwml.cells.CellNet.sample({seed})",
+                    sample_shape=shape)
 
 
 def _callable_entry(spec: str, module: str, attr: str, shape: tuple[int, ...] | None) -> ZooEntry:

@@ -14,6 +14,10 @@
 #   repeats    a few layers per kind measured 5 times (noise floor)   -> repeats.csv
 #   nets       zoo networks, fp32 and fp16, batch 1/16/64/128, graph and eager power
 #                                                                      -> nets.csv
+#   netset     the network set (hwml.zoo.network_set: the zoo, NETSET_CELLS cell-space
+#              networks, every other torchvision classifier), batch 1/8/32/128, in
+#              NETSET_DTYPES (default float32 then float16), graph and eager power
+#                                                                      -> nets.csv
 #   netlayers  every layer of every zoo network timed in place: fp32 batch 64 with
 #              power, fp32 batch 1/16/128 runtime only             -> net_layers.csv
 # Sweeps are resumable: rerun the same command after an interruption. With several GPUs
@@ -34,7 +38,7 @@ shift || true
 if [ -z "$OUT" ]; then
   OUT=data/$($PY -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))')
 fi
-PHASES=${*:-calibrate validate samples half zoo repeats nets netlayers}
+PHASES=${*:-calibrate validate samples half zoo repeats nets netset netlayers}
 S=${SAMPLES_SCALE:-1}
 H=${HALF_SCALE:-0.3}
 LAYERS_FROM=${LAYERS_FROM:-data/nvidia-h200-old-meter}
@@ -42,6 +46,8 @@ ZOO_BATCHES=${ZOO_BATCHES:-1,16,64}
 NETLAYER_NETS=${NETLAYER_NETS:-all}          # networks whose in-place layers get power
 NETLAYER_BATCHES=${NETLAYER_BATCHES:-1,16,128} # further batches timed in place (no power)
 REPEAT_LAYERS=${REPEAT_LAYERS:-12}
+NETSET_CELLS=${NETSET_CELLS:-40}
+NETSET_DTYPES=${NETSET_DTYPES:-float32 float16}
 # The commit of the code that measures (a copy without .git can pass GIT_COMMIT).
 COMMIT=${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 n() { $PY -c "print(max(1, round($1 * ${2:-$S})))"; }
@@ -73,6 +79,9 @@ for phase in $PHASES; do
                --samples "$REPEAT_LAYERS" ;;
     nets) sharded nets --batches 1,16,64,128 --dtype float32
           sharded nets --batches 1,16,64,128 --dtype float16 ;;
+    netset) for dt in $NETSET_DTYPES; do
+              sharded nets --nets set --cells "$NETSET_CELLS" --batches 1,8,32,128 --dtype "$dt"
+            done ;;
     netlayers) sharded net-layers --nets "$NETLAYER_NETS" --batches 64 --dtype float32
                sharded net-layers --no-power --batches "$NETLAYER_BATCHES" --dtype float32 ;;
     *) echo "measure.sh: unknown phase $phase" >&2; exit 2 ;;

@@ -227,26 +227,40 @@ def sweep_networks(
     for name in networks:
         zoo.input_shape(name)  # unknown name → error before anything runs
         for b in batches:
-            tot = zoo.describe_net(name, b, weights=False).totals()
-            fixed = {
-                "network": name,
-                "batch": b,
-                "dtype": opts.dtype,
-                "layers": int(tot["layers"]),
-                "params": tot["params"],
-                "macs": tot["macs"],
-                "flops": tot["flops"],
-                "activation_bytes": tot["activation_bytes"],
-            }
+            fixed = {"network": name, "batch": b, "dtype": opts.dtype}
             todo.append(
                 (
                     f"{name}|{b}|{opts.dtype}",
                     fixed,
-                    lambda name=name, b=b: measure_network(name, b, device, opts),
+                    lambda name=name, b=b: {
+                        **network_totals(name, b),
+                        **measure_network(name, b, device, opts),
+                    },
                 )
             )
     with logged_run(folder, begun, "nets") as log:
         return run_rows(table, todo, device, opts, f"nets {opts.dtype}", log)
+
+
+def network_totals(name: str, batch: int) -> dict[str, Any]:
+    """The analytical columns of a ``nets.csv`` row (layers, params, MACs, FLOPs, bytes).
+
+    Computed only for the rows a sweep measures (describing a large network takes a
+    moment). A network that :func:`hwml.describe.describe` cannot describe strictly gets
+    NaN here and is still measured: its features can be recomputed from its name later.
+    """
+    from hwml.describe import UnsupportedLayerError
+
+    nan = float("nan")
+    try:
+        tot = zoo.describe_net(name, batch, weights=False).totals()
+    except (UnsupportedLayerError, ValueError) as err:
+        warnings.warn(f"{name}: totals left empty ({str(err)[:160]})", RuntimeWarning, stacklevel=2)
+        tot = {}
+    return {
+        "layers": int(tot["layers"]) if tot else nan,
+        **{k: tot.get(k, nan) for k in ("params", "macs", "flops", "activation_bytes")},
+    }
 
 
 def sweep_net_layers(
