@@ -374,6 +374,11 @@ def describe_net(
     shape = input_shape(name, batch, sample_shape)
     if weights:
         return describe(get(name, sample_shape), shape, name=name, dtype_bytes=dtype_bytes)
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            module = get(name, sample_shape)
+    except (NotImplementedError, RuntimeError):
+        # Some constructors compute sizes from tensor data (torchvision's RegNet calls
+        # .tolist()), which the meta device does not hold: build those on the CPU.
         module = get(name, sample_shape)
     return describe(module, shape, name=name, dtype_bytes=dtype_bytes)

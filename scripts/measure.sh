@@ -61,8 +61,12 @@ sharded() {  # run "hwml profile ..." once per GPU, each on its share of the row
       --shard "$i/$NGPU" --no-progress --git-commit "$COMMIT" &
     pids+=($!)
   done
+  # Background jobs of a script ignore SIGINT: pass a stop (timeout, Ctrl-C) on to them,
+  # so that no sweep keeps running after the script is gone.
+  trap 'kill -TERM "${pids[@]}" 2>/dev/null; exit 143' INT TERM
   local rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  trap - INT TERM
   return $rc
 }
 

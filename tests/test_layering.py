@@ -1,7 +1,7 @@
 """The package's floors: a module imports only modules on lower floors (or its own package).
 
 -1 tables                                   (the one append-only file writer)
-0  describe, hardware, data, optimize/      (the ground floor)
+0  describe, hardware, data, optimize/, cells (the ground floor; cells: the CNN cell space)
 1  zoo                                       (networks, described)
 2  predict/, profile, measurements          (use the ground floor)
 3  tasks, validation                        (data and CNN families to train; meter checks)
@@ -28,6 +28,7 @@ FLOORS = {
     "data": 0,
     "optimize": 0,
     "zoo": 1,
+    "cells": 0,
     "predict": 2,
     "profile": 2,
     "measurements": 2,

@@ -69,7 +69,7 @@ def test_specs_beyond_the_zoo():
 @pytest.mark.parametrize(
     ("spec", "shape", "message"),
     [
-        ("lenet", None, "give a zoo name, torchvision:NAME or package.module:callable"),
+        ("lenet", None, "give a zoo name, torchvision:NAME, cells:SEED or package.module:callable"),
         ("torchvision:nope", None, "torchvision has no classifier 'nope'; it has: alexnet"),
         ("no_such_pkg.mod:f", (3, 4, 4), "cannot load 'no_such_pkg.mod:f' (ModuleNotFoundError"),
         ("tests.test_zoo:tiny_net", None, "give the input shape of one sample"),

@@ -15,16 +15,21 @@ Descriptions are produced in two ways:
   build a layer straight from hyper-parameters (what the profiler's sweeps need), and
   :meth:`Layer.to_module` turns any description back into a runnable module.
 
-FLOP convention: ``flops = 2 * macs`` and only convolutions and matrix products have
-MACs, exactly what ``torch.utils.flop_counter.FlopCounterMode`` counts. The arithmetic
-of every other kind (pool comparisons, batch-norm scale and shift, activations, bias
-and element-wise adds) is counted separately in ``vector_ops``.
+FLOP convention: ``flops = 2 * macs`` and only convolutions and matrix products
+(``conv2d``, ``linear``, ``matmul``, and the projections and products of ``attention``)
+have MACs, exactly what ``torch.utils.flop_counter.FlopCounterMode`` counts on meta
+tensors: summed over a network they equal its count for every torchvision classifier.
+The arithmetic of every other kind (pool comparisons, batch-norm scale and shift,
+normalizations, softmax, reductions, activations, bias and element-wise adds) is counted
+separately in ``vector_ops``; data movement (kind ``flatten``, the operation in ``op``)
+has none.
 
 Units: bytes for every ``*_bytes`` field; counts for ``macs``, ``flops``, ``vector_ops``,
 ``params``; ``arith_intensity`` is (flops + vector_ops) per byte moved.
 
-Modules: :mod:`~hwml.describe.layer` (one layer, its features and constructors) and
-:mod:`~hwml.describe.network` (tracing a module into a network).
+Modules: :mod:`~hwml.describe.layer` (one layer, its features and constructors),
+:mod:`~hwml.describe.network` (tracing a module into a network) and
+:mod:`~hwml.describe.rules` (how each traced node becomes a layer).
 """
 
 from hwml.describe.layer import ACTIVATIONS, KINDS, Layer, UnsupportedLayerError

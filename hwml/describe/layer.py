@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 __all__ = ["ACTIVATIONS", "KINDS", "Layer", "Shape", "UnsupportedLayerError"]
 
@@ -38,8 +39,15 @@ KINDS: dict[str, str] = {
     "add": "element-wise sum of two tensors (residual connections)",
     "mul": "element-wise product of two tensors (e.g. squeeze-and-excitation scaling)",
     "concat": "concatenation along the channel dimension",
-    "flatten": "flatten / view / reshape: no arithmetic",
+    "flatten": "no arithmetic: flatten / view / reshape (`op` empty), or the data movement "
+    "named in `op` (permute, transpose, chunk, getitem, expand, pad, roll, ...)",
     "dropout": "identity at inference: dropout, stochastic depth",
+    "norm": "layer or group normalization (statistics, normalize, affine); `op` says which",
+    "matmul": "product of two activation tensors (matmul, bmm, einsum, `@`); `op` says which",
+    "attention": "a whole attention block as one layer: scaled dot-product attention, "
+    "nn.MultiheadAttention or Swin's window attention (projections included); `op` says which",
+    "softmax": "softmax or log-softmax along one dimension; `op` says which",
+    "reduce": "reduction over dimensions (mean, sum, amax, ...); `op` says which",
     "other": "an operation hwml does not model: kept with its shapes, analytical features NaN",
 }
 
@@ -112,18 +120,30 @@ class Layer:
 
     Attributes:
         kind: One of :data:`KINDS`.
-        in_shapes: Shape of every tensor input, batch first.
-        out_shape: Shape of the output, batch first.
+        in_shapes: Shape of every tensor input, batch first. A tensor read as an operand
+            (a parameter added or multiplied in, a table indexed) is one of them; the
+            weights of a norm, linear or attention layer are its parameters instead.
+        out_shape: Shape of the output, batch first (the first output of a tuple).
         name: Node name inside its network ("" for a free-standing layer).
         inputs: Names of the layers (or ``"input"``) whose outputs feed this one.
-        in_channels, out_channels: Channels (conv, pool, batch norm).
-        kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w: Window geometry.
-        groups: Convolution groups.
-        in_features, out_features: Linear layer widths.
-        bias: Whether the conv/linear layer has a bias.
+        in_channels, out_channels: Channels (conv, pool, batch norm, group norm).
+        kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w: Window geometry; for
+            Swin's window attention the window, its shift and the bottom/right padding
+            up to a multiple of the window.
+        groups: Convolution groups, norm groups, attention heads.
+        in_features, out_features: Linear layer widths. ``norm``: elements each
+            mean and variance is taken over, and the affine width (0: no affine).
+            ``matmul``: contraction size (0 for a product without one).
+            ``attention``: query/key and value feature sizes (the embedding width for
+            multi-head and window attention). ``softmax``: length of the softmax
+            dimension. ``reduce``: input elements per output element.
+        bias: Whether the conv/linear layer (the norm's affine, the attention's
+            projections) has a bias.
         ceil_mode: Pooling output rounding.
-        op: Activation function name, ``"adaptive"`` for adaptive pooling, or the
-            operation's name for kind ``other``.
+        op: Activation function name, ``"adaptive"`` for adaptive pooling, the
+            variant of a ``norm``, ``matmul``, ``attention``, ``softmax`` or ``reduce``
+            layer, the data movement of a ``flatten`` layer ("" for flatten, view and
+            reshape), or the operation's name for kind ``other``.
         dtype_bytes: Bytes per element (4 for fp32, 2 for fp16/bf16).
         module_type: Python type of the traced module or function (information only).
     """
@@ -181,6 +201,30 @@ class Layer:
             raise UnsupportedLayerError(
                 f"{self._label()}: unknown activation {self.op!r}; supported: {', '.join(ACTIVATIONS)}"
             )
+        if self.kind in _OPS:
+            self._check_op()
+
+    def _check_op(self) -> None:
+        """Validate the ``op`` and the sizes of a norm, matmul, attention, softmax or reduce."""
+        known = _OPS[self.kind]
+        if self.op.split(":")[0] not in known:
+            raise UnsupportedLayerError(
+                f"{self._label()}: unknown op {self.op!r}; supported: {', '.join(known)}"
+            )
+        least = 0 if self.kind == "matmul" else 1
+        if self.in_features < least or self.groups < 1 or not self.in_shapes:
+            raise ValueError(
+                f"{self._label()}: needs an input, in_features >= {least} and groups >= 1, "
+                f"got in_shapes={self.in_shapes} in_features={self.in_features} "
+                f"groups={self.groups}"
+            )
+        if self.kind == "attention" and self.op != "scaled_dot_product_attention":
+            if self.in_features % self.groups:
+                raise ValueError(
+                    f"{self._label()}: {self.groups} heads must divide the width {self.in_features}"
+                )
+        if self.op.startswith("shifted_window") and min(self.kernel_h, self.kernel_w) <= 0:
+            raise ValueError(f"{self._label()}: window attention needs a positive window")
 
     def _label(self) -> str:
         return f"{self.kind} layer {self.name!r}" if self.name else f"{self.kind} layer"
@@ -383,8 +427,8 @@ class Layer:
     # ------------------------------------------------------------------ derived features
     @property
     def batch(self) -> int:
-        """Leading (batch) dimension of the output."""
-        return self.out_shape[0]
+        """Leading (batch) dimension of the output (1 for a scalar)."""
+        return self.out_shape[0] if self.out_shape else 1
 
     @property
     def in_h(self) -> int:
@@ -411,12 +455,20 @@ class Layer:
 
     @property
     def macs(self) -> float:
-        """Multiply-accumulates (conv and linear only; 0 for other kinds, NaN for other)."""
+        """Multiply-accumulates of the matrix products, as FlopCounterMode counts them.
+
+        conv2d, linear and matmul: output elements x contraction size. attention: the
+        projections (multi-head and window attention) plus the two products
+        ``Q @ K^T`` and ``A @ V`` (see :func:`_attention_macs`). 0 for the other kinds,
+        NaN for kind ``other``.
+        """
         if self.kind == "conv2d":
             per_out = (self.in_channels // self.groups) * self.kernel_h * self.kernel_w
             return float(_numel(self.out_shape) * per_out)
-        if self.kind == "linear":
+        if self.kind in ("linear", "matmul"):
             return float(_numel(self.out_shape) * self.in_features)
+        if self.kind == "attention":
+            return float(_attention_macs(self))
         return math.nan if self.kind == "other" else 0.0
 
     @property
@@ -426,7 +478,15 @@ class Layer:
 
     @property
     def vector_ops(self) -> float:
-        """Element-wise arithmetic not counted in ``flops`` (bias adds, pooling, norms)."""
+        """Element-wise arithmetic not counted in ``flops`` (bias adds, pooling, norms).
+
+        Per output element: 1 for a bias add, an activation, add and mul; the window size
+        for pooling; 2 for inference batch norm. ``norm``: 5 per input element
+        (mean, variance, normalize) plus 1 for each of the affine scale and shift.
+        ``softmax``: 5 per element (max, subtract, exp, sum, divide). ``reduce``: 1 per
+        input element. ``matmul``: 0 (1 per output for ``F.linear``'s bias).
+        ``attention``: see :func:`_attention_vector_ops`. Data movement: 0.
+        """
         out = float(_numel(self.out_shape))
         if self.kind in ("conv2d", "linear"):
             return out if self.bias else 0.0
@@ -436,6 +496,8 @@ class Layer:
             return 2.0 * out
         if self.kind in ("activation", "add", "mul"):
             return out
+        if self.kind in _VECTOR_OPS:
+            return float(_VECTOR_OPS[self.kind](self))
         return math.nan if self.kind == "other" else 0.0
 
     @property
@@ -455,6 +517,10 @@ class Layer:
             )
         if self.kind == "batchnorm2d":
             return 2.0 * self.out_channels
+        if self.kind == "norm":
+            return float(self.out_features * (2 if self.bias else 1))
+        if self.kind == "attention":
+            return float(_attention_params(self))
         return math.nan if self.kind == "other" else 0.0
 
     @property
@@ -589,6 +655,10 @@ class Layer:
 
         Call it with the tensors of :attr:`in_shapes`, in order.
 
+        Data movement other than flatten/view/reshape (``flatten`` with an ``op``) is
+        rebuilt by its output shape, as a view or a copy as the operation is (see
+        :class:`_Move`); everything else computes what the layer describes.
+
         Raises:
             UnsupportedLayerError: for kind ``other``.
         """
@@ -618,10 +688,14 @@ class Layer:
             module = _Binary(torch.mul)
         elif self.kind == "concat":
             module = _Concat()
-        elif self.kind == "flatten":
+        elif self.kind == "flatten" and not self.op:
             module = _Reshape(self.out_shape)
+        elif self.kind == "flatten":
+            module = _Move(self.op, self.out_shape)
         elif self.kind == "dropout":
             module = nn.Identity()
+        elif self.kind in _MODULES:
+            module = _MODULES[self.kind](self)
         else:
             raise UnsupportedLayerError(
                 f"{self._label()}: kind 'other' ({self.op or self.module_type}) cannot be rebuilt"
@@ -642,12 +716,14 @@ def _check_positive(**sizes: int) -> None:
 
 
 class _Binary(nn.Module):
+    """``fn(a, b)``; with one input, ``fn(a, 2.0)`` (an operation with a Python scalar)."""
+
     def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.fn = fn
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.fn(a, b)
+    def forward(self, a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        return self.fn(a, b if b is not None else 2.0)
 
 
 class _Concat(nn.Module):
@@ -656,9 +732,307 @@ class _Concat(nn.Module):
 
 
 class _Reshape(nn.Module):
+    """A reshape keeping the input's batch size (the full shape when the batch is not kept,
+    e.g. the view of a position-bias table)."""
+
     def __init__(self, shape: Shape) -> None:
         super().__init__()
         self.shape = tuple(shape[1:])
+        self.full = tuple(shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] * _numel(self.shape) != x.numel():
+            return x.reshape(self.full)
         return x.reshape(x.shape[0], *self.shape)
+
+
+# ---------------------------------------------------------------------- newer kinds
+#: The ``op`` values of the kinds whose ``op`` says which variant they are (``einsum``
+#: carries its equation: ``"einsum:bij,bjk->bik"``).
+_OPS: dict[str, tuple[str, ...]] = {
+    "norm": ("layer_norm", "group_norm"),
+    "matmul": ("matmul", "bmm", "mm", "einsum", "linear"),
+    "attention": (
+        "scaled_dot_product_attention",
+        "multihead_attention",
+        "multihead_attention_seq_first",
+        "shifted_window_attention",
+        "shifted_window_attention_v2",
+    ),
+    "softmax": ("softmax", "log_softmax"),
+    "reduce": ("mean", "sum", "amax", "amin", "max", "min", "std", "var", "logsumexp"),
+}
+
+#: Element-wise operations per element of a softmax: max, subtract, exp, sum, divide.
+SOFTMAX_OPS_PER_ELEMENT = 5
+#: Element-wise operations per element of a normalization before its affine: the sums
+#: for mean and variance (2), the squared deviation (1), subtract mean and scale (2).
+NORM_OPS_PER_ELEMENT = 5
+
+
+def _attention_geometry(layer: Layer) -> tuple[int, int, int]:
+    """``(problems, queries, keys)`` of an attention layer.
+
+    ``problems`` counts the independent score matrices (batch x heads, or windows x
+    heads), each ``queries x keys``. The key length is read from the second input when
+    there is one (keys, keys-and-values or values: all have the key length), else keys
+    are the queries (self-attention on one tensor).
+    """
+    out = layer.out_shape
+    keys = layer.in_shapes[1] if len(layer.in_shapes) > 1 else layer.in_shapes[0]
+    if layer.op == "scaled_dot_product_attention":
+        return _numel(out[:-2]), out[-2], keys[-2]
+    if layer.op.startswith("multihead_attention"):
+        axis = 1 if layer.op == "multihead_attention" and len(out) == 3 else 0
+        queries = out[axis]
+        batch = _numel(out) // (queries * layer.in_features)
+        return batch * layer.groups, queries, keys[axis]
+    b, h, w, _ = layer.in_shapes[0]  # window attention: windows over the padded map
+    n = layer.kernel_h * layer.kernel_w
+    return b * (h + layer.pad_h) * (w + layer.pad_w) // n * layer.groups, n, n
+
+
+def _attention_macs(layer: Layer) -> int:
+    """MACs of an attention layer, what FlopCounterMode counts (on meta tensors).
+
+    Scaled dot-product attention: ``problems * L * S * (E + Ev)`` (``Q @ K^T`` and
+    ``A @ V``). Multi-head and window attention, width ``E``: the projections of the
+    queries, keys, values and output, ``(2 * q_tokens + 2 * k_tokens) * E * E``, plus
+    ``2 * batch * L * S * E`` for the two products over all heads.
+    """
+    problems, queries, keys = _attention_geometry(layer)
+    if layer.op == "scaled_dot_product_attention":
+        return problems * queries * keys * (layer.in_features + layer.out_features)
+    e, batch = layer.in_features, problems // layer.groups
+    projections = 2 * batch * (queries + keys) * e * e
+    return projections + 2 * batch * queries * keys * e
+
+
+def _attention_vector_ops(layer: Layer) -> int:
+    """Element-wise work of an attention layer.
+
+    Per score: the softmax (:data:`SOFTMAX_OPS_PER_ELEMENT`) and the scaling (1); for
+    window attention also the position-bias add (1) and, when the windows are shifted,
+    the mask add (1). Projection biases: 1 per projected element. Swin-V2's cosine
+    attention normalizes queries and keys: 3 per element of each.
+    """
+    problems, queries, keys = _attention_geometry(layer)
+    scores = problems * queries * keys
+    ops = (SOFTMAX_OPS_PER_ELEMENT + 1) * scores
+    if layer.op == "scaled_dot_product_attention":
+        return ops
+    tokens = problems // layer.groups * (queries + keys) * layer.in_features
+    if layer.op.startswith("shifted_window"):
+        ops += scores * (2 if layer.stride_h or layer.stride_w else 1)
+    if layer.op == "shifted_window_attention_v2":
+        ops += 3 * tokens
+    return ops + (2 * tokens if layer.bias else 0)
+
+
+def _attention_params(layer: Layer) -> int:
+    """Projection weights and biases (``4 E^2 + 4 E``) and Swin-V2's logit scales."""
+    if layer.op == "scaled_dot_product_attention":
+        return 0
+    e = layer.in_features
+    params = 4 * e * e + (4 * e if layer.bias else 0)
+    return params + (layer.groups if layer.op == "shifted_window_attention_v2" else 0)
+
+
+def _norm_vector_ops(layer: Layer) -> int:
+    """:data:`NORM_OPS_PER_ELEMENT` per element, plus 1 each for the affine scale and shift."""
+    per = NORM_OPS_PER_ELEMENT + (1 if layer.out_features else 0) + (1 if layer.bias else 0)
+    return per * _numel(layer.in_shapes[0])
+
+
+_VECTOR_OPS: dict[str, Callable[[Layer], int]] = {
+    "norm": _norm_vector_ops,
+    "softmax": lambda layer: SOFTMAX_OPS_PER_ELEMENT * _numel(layer.in_shapes[0]),
+    "reduce": lambda layer: _numel(layer.in_shapes[0]),
+    "matmul": lambda layer: _numel(layer.out_shape) if layer.bias else 0,
+    "attention": _attention_vector_ops,
+}
+
+
+#: Data movements that write a new tensor; the others are views (no kernel at run time).
+_COPIES = frozenset(
+    {"contiguous", "pad", "roll", "index", "repeat", "patch_merging_pad", "relative_position_bias"}
+)
+
+
+class _Move(nn.Module):
+    """A data movement rebuilt from its output shape (the operation's arguments are not kept).
+
+    A view of the first input's elements (or a broadcast of one element, for ``expand``),
+    or a copy of as many elements as the output holds for the operations that write a
+    new tensor (:data:`_COPIES`): the bytes moved are the layer's, the arrangement is not.
+    """
+
+    def __init__(self, op: str, shape: Shape) -> None:
+        super().__init__()
+        self.copy = op in _COPIES
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+        n, flat = _numel(self.shape), x.reshape(-1)
+        if flat.numel() >= n:
+            y = flat[:n].view(self.shape)
+            return y.clone() if self.copy else y
+        if self.copy:
+            return flat.repeat(-(-n // flat.numel()))[:n].view(self.shape)
+        return flat[:1].view((1,) * len(self.shape)).expand(self.shape)
+
+
+def _norm_module(layer: Layer) -> nn.Module:
+    """``nn.GroupNorm`` or ``nn.LayerNorm`` over the trailing dims holding ``in_features``."""
+    x = layer.in_shapes[0]
+    affine = layer.out_features > 0
+    if layer.op == "group_norm":
+        return nn.GroupNorm(layer.groups, x[1], affine=affine)
+    k = next((k for k in range(1, len(x) + 1) if _numel(x[-k:]) == layer.in_features), 1)
+    return nn.LayerNorm(x[-k:], elementwise_affine=affine, bias=layer.bias)
+
+
+_MATMUL_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "matmul": torch.matmul,
+    "bmm": torch.bmm,
+    "mm": torch.mm,
+    "linear": F.linear,
+}
+
+
+class _MatMul(nn.Module):
+    """The product a ``matmul`` layer names (one input: the product of it with itself)."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        if len(xs) == 1:
+            xs = (xs[0], xs[0])
+        if self.op.startswith("einsum:"):
+            return torch.einsum(self.op.removeprefix("einsum:"), *xs)
+        return _MATMUL_FUNCTIONS[self.op](*xs)
+
+
+class _DotProductAttention(nn.Module):
+    """``F.scaled_dot_product_attention(q, k, v[, mask])``; missing inputs repeat the last."""
+
+    def forward(self, q: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        k = rest[0] if rest else q
+        v = rest[1] if len(rest) > 1 else k
+        mask = rest[2] if len(rest) > 2 else None
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class _MultiheadAttention(nn.Module):
+    """``nn.MultiheadAttention`` called like a layer: query[, key[, value]] -> output."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(
+            layer.in_features,
+            layer.groups,
+            bias=layer.bias,
+            batch_first=layer.op == "multihead_attention",
+        )
+
+    def forward(self, q: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        k = rest[0] if rest else q
+        v = rest[1] if len(rest) > 1 else k
+        return self.attn(q, k, v, need_weights=False)[0]
+
+
+class _WindowAttention(nn.Module):
+    """torchvision's ``shifted_window_attention`` with its own weights: (x, position bias)."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__()
+        c, heads = layer.in_features, layer.groups
+        self.qkv = nn.Linear(c, 3 * c, bias=layer.bias)
+        self.proj = nn.Linear(c, c, bias=layer.bias)
+        v2 = layer.op == "shifted_window_attention_v2"
+        self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0))) if v2 else None
+        self.window = [layer.kernel_h, layer.kernel_w]
+        self.shift = [layer.stride_h, layer.stride_w]
+        self.heads = heads
+
+    def forward(self, x: torch.Tensor, position_bias: torch.Tensor) -> torch.Tensor:
+        from torchvision.models.swin_transformer import shifted_window_attention
+
+        return shifted_window_attention(
+            x,
+            self.qkv.weight,
+            self.proj.weight,
+            position_bias,
+            self.window,
+            self.heads,
+            shift_size=self.shift,
+            qkv_bias=self.qkv.bias,
+            proj_bias=self.proj.bias,
+            logit_scale=self.logit_scale,
+            training=False,
+        )
+
+
+def _attention_module(layer: Layer) -> nn.Module:
+    if layer.op == "scaled_dot_product_attention":
+        return _DotProductAttention()
+    if layer.op.startswith("multihead_attention"):
+        return _MultiheadAttention(layer)
+    return _WindowAttention(layer)
+
+
+def _softmax_module(layer: Layer) -> nn.Module:
+    """Softmax along the last dimension whose length is ``in_features``."""
+    shape = layer.in_shapes[0]
+    dim = max((d for d, s in enumerate(shape) if s == layer.in_features), default=-1)
+    return nn.LogSoftmax(dim=dim) if layer.op == "log_softmax" else nn.Softmax(dim=dim)
+
+
+_REDUCTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    "mean": torch.mean,
+    "sum": torch.sum,
+    "amax": torch.amax,
+    "max": torch.amax,
+    "amin": torch.amin,
+    "min": torch.amin,
+    "std": torch.std,
+    "var": torch.var,
+    "logsumexp": torch.logsumexp,
+}
+
+
+def _reduced_dims(in_shape: Shape, out_shape: Shape) -> tuple[tuple[int, ...], bool]:
+    """The dims a reduction from ``in_shape`` to ``out_shape`` removes, and keepdim."""
+    if len(in_shape) == len(out_shape):
+        dims = tuple(d for d, (a, b) in enumerate(zip(in_shape, out_shape, strict=True)) if a != b)
+        return dims or (len(in_shape) - 1,), True
+    dims, j = [], 0
+    for d, size in enumerate(in_shape):
+        if j < len(out_shape) and size == out_shape[j]:
+            j += 1
+        else:
+            dims.append(d)
+    return tuple(dims), False
+
+
+class _Reduce(nn.Module):
+    """The reduction ``op`` over the dims that turn the input shape into the output's."""
+
+    def __init__(self, op: str, in_shape: Shape, out_shape: Shape) -> None:
+        super().__init__()
+        self.fn = _REDUCTIONS[op]
+        self.dims, self.keepdim = _reduced_dims(in_shape, out_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, dim=self.dims, keepdim=self.keepdim)
+
+
+_MODULES: dict[str, Callable[[Layer], nn.Module]] = {
+    "norm": _norm_module,
+    "matmul": lambda layer: _MatMul(layer.op),
+    "attention": _attention_module,
+    "softmax": _softmax_module,
+    "reduce": lambda layer: _Reduce(layer.op, layer.in_shapes[0], layer.out_shape),
+}

@@ -3,52 +3,31 @@
 :func:`describe` traces any ``torch.nn.Module`` with ``torch.fx`` and propagates shapes on
 the ``meta`` device (nothing is computed, so VGG-16 at batch 256 costs nothing); each
 graph node becomes a :class:`~hwml.describe.layer.Layer` through one rule per node op
-(``call_module``, ``call_function``, ``call_method``), and residual additions and
-concatenations stay visible as edges.
+(``call_module``, ``call_function``, ``call_method``; the rules are in
+:mod:`~hwml.describe.rules`), and residual additions and concatenations stay visible as
+edges.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 import operator
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import fx, nn
-from torch.nn import functional as F
+from torch.fx.passes.shape_prop import ShapeProp
 
-from hwml.describe.layer import (
-    ACTIVATIONS,
-    KINDS,
-    Layer,
-    Shape,
-    UnsupportedLayerError,
-    _pair,
-)
+from hwml.describe.layer import KINDS, Layer, Shape, UnsupportedLayerError
+from hwml.describe.rules import layer_from_node, tensor_inputs
 
 __all__ = ["Network", "describe"]
-
-_ACT_MODULES: dict[type, str] = {cls: op for op, cls in ACTIVATIONS.items()}  # type: ignore[misc]
-_ACT_FUNCTIONS: dict[Any, str] = {
-    F.relu: "relu",
-    torch.relu: "relu",
-    F.relu6: "relu6",
-    F.silu: "silu",
-    torch.sigmoid: "sigmoid",
-    F.sigmoid: "sigmoid",
-    F.hardswish: "hardswish",
-    F.hardsigmoid: "hardsigmoid",
-    F.gelu: "gelu",
-    torch.tanh: "tanh",
-    F.leaky_relu: "leaky_relu",
-}
-_ACT_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
-
 
 # ====================================================================== networks
 
@@ -158,7 +137,12 @@ class Network:
 
 
 class _NodeRunner(nn.Module):
-    """Runs one fx node with its tensor arguments replaced by the given tensors."""
+    """Runs one fx node with its tensor arguments replaced by the given tensors.
+
+    Parameters and buffers the node reads (``get_attr``) always come from the network,
+    with their own dtype (an integer index stays an index): a tensor given for one (it
+    is one of the layer's ``in_shapes`` when the node uses it as an operand) is ignored.
+    """
 
     def __init__(self, gm: fx.GraphModule, node: fx.Node) -> None:
         super().__init__()
@@ -167,33 +151,38 @@ class _NodeRunner(nn.Module):
         self.sub = gm.get_submodule(node.target) if node.op == "call_module" else None
         self.args_template = node.args
         self.kwargs_template = dict(node.kwargs)
-        self.order = _tensor_inputs(node)
+        self.order = tensor_inputs(node)
+        # (owner module, attribute) of each get_attr argument; a plain dict, so the
+        # owners are not registered as submodules of the runner.
+        self.attrs: dict[fx.Node, tuple[nn.Module, str]] = {}
+
+        def owner(n: fx.Node) -> fx.Node:
+            if n.op == "get_attr":
+                path, _, attr = str(n.target).rpartition(".")
+                self.attrs[n] = (gm.get_submodule(path), attr)
+            return n
+
+        fx.node.map_arg((node.args, node.kwargs), owner)
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         env = dict(zip(self.order, tensors, strict=True))
-        args = fx.node.map_arg(self.args_template, lambda n: env[n])
-        kwargs = fx.node.map_arg(self.kwargs_template, lambda n: env[n])
+
+        def value(n: fx.Node) -> Any:
+            if n in self.attrs:
+                module, attr = self.attrs[n]
+                return getattr(module, attr)
+            if n not in env and _VALUE in n.meta:
+                return n.meta[_VALUE]  # a size computed from the traced input's shape
+            return env[n]
+
+        args = fx.node.map_arg(self.args_template, value)
+        kwargs = fx.node.map_arg(self.kwargs_template, value)
         if self.sub is not None:
             return self.sub(*args, **kwargs)
         if self.op == "call_method":
             obj, *rest = args
             return getattr(obj, self.target)(*rest, **kwargs)
         return self.target(*args, **kwargs)
-
-
-def _tensor_inputs(node: fx.Node) -> list[fx.Node]:
-    seen: list[fx.Node] = []
-
-    def visit(n: fx.Node) -> fx.Node:
-        if (
-            isinstance(n.meta.get("tensor_meta"), torch.fx.passes.shape_prop.TensorMetadata)
-            and n not in seen
-        ):
-            seen.append(n)
-        return n
-
-    fx.node.map_arg((node.args, node.kwargs), visit)
-    return seen
 
 
 def describe(
@@ -208,6 +197,11 @@ def describe(
 
     The module is traced with ``torch.fx`` and shapes are propagated on the ``meta`` device,
     so no arithmetic runs and no memory is allocated for activations.
+
+    Every torchvision classifier describes with ``strict=True``, and its layers' FLOPs add
+    up to what ``FlopCounterMode`` counts for a forward pass. A module ``torch.fx`` keeps
+    whole (``nn.MultiheadAttention``, ``nn.LSTM``, ``nn.Conv2d``) is one layer, also
+    when it is the module described.
 
     Args:
         module: Any ``nn.Module`` that ``torch.fx.symbolic_trace`` can trace.
@@ -225,31 +219,81 @@ def describe(
         ValueError: for a non-positive input size.
         UnsupportedLayerError: for an unknown operation (with ``strict=True``).
     """
-    from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
-
     input_shape = tuple(int(s) for s in input_shape)
     if not input_shape or any(s <= 0 for s in input_shape):
         raise ValueError(f"input_shape must hold positive sizes, got {input_shape}")
-    module = module.eval()
+    name = name or type(module).__name__
+    gm = _trace(module.eval())
+    _propagate(gm, input_shape, name)
+    layers, unsupported = _layers(gm, dtype_bytes, strict)
+    if unsupported:
+        raise UnsupportedLayerError(
+            f"hwml cannot describe {len(unsupported)} operation"
+            f"{'s' if len(unsupported) > 1 else ''} of {name}: "
+            + "; ".join(unsupported)
+            + f". Supported kinds: {', '.join(k for k in KINDS if k != 'other')}. "
+            "Pass strict=False to keep them as kind 'other' with NaN analytical features.",
+            what="; ".join(unsupported),
+        )
+    return Network(name=name, input_shape=input_shape, layers=layers, graph_module=gm)
+
+
+class _Leaf(nn.Module):
+    """Holds a module that ``torch.fx`` treats as a leaf (``nn.Conv2d``, ``nn.LSTM``,
+    ``nn.MultiheadAttention``): traced as the root, it would be traced through (a leaf
+    only stays whole below the root). It is called with the input for each required
+    argument (``attn(x, x, x)``)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.layer = module
+        params = inspect.signature(module.forward).parameters.values()
+        self.arity = sum(
+            p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            for p in params
+        )
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.layer(*([x] * max(self.arity, 1)))
+
+
+def _trace(module: nn.Module) -> fx.GraphModule:
+    """``torch.fx.symbolic_trace`` of ``module`` (a leaf module as one call of it)."""
+    if fx.Tracer().is_leaf_module(module, ""):
+        module = _Leaf(module)
     try:
-        gm = fx.symbolic_trace(module)
+        return fx.symbolic_trace(module)
     except Exception as err:  # noqa: BLE001 - re-raised with context
         raise UnsupportedLayerError(
-            f"torch.fx could not trace {type(module).__name__}: {err}"
+            f"torch.fx could not trace {type(module).__name__}: {err}. torch.fx records "
+            "calls on symbolic tensors and cannot follow Python control flow on their "
+            "values or sizes; describe a submodule, or hide such a function from tracing "
+            "with torch.fx.wrap (it then becomes one node)."
         ) from err
-    meta_gm = fx.GraphModule(gm, gm.graph)
-    # Shape propagation on the meta device: parameters are swapped for meta tensors in a
-    # copy, so the caller's module keeps its real weights.
-    meta_gm = _to_meta(meta_gm)
+
+
+def _propagate(gm: fx.GraphModule, input_shape: Shape, name: str) -> None:
+    """Record every node's output shapes (``meta["tensor_meta"]``) for ``input_shape``.
+
+    Shapes are propagated on the meta device: parameters are swapped for meta tensors in
+    a copy, so the caller's module keeps its real weights (a module built on the meta
+    device is used as it is).
+    """
+    meta_gm = _to_meta(gm)
     try:
-        ShapeProp(meta_gm).propagate(torch.empty(input_shape, device="meta"))
+        _ShapeProp(meta_gm).propagate(torch.empty(input_shape, device="meta"))
     except Exception as err:  # noqa: BLE001
-        raise ValueError(
-            f"{name or type(module).__name__}: input shape {input_shape} does not fit: {err}"
-        ) from err
+        raise ValueError(f"{name}: input shape {input_shape} does not fit: {err}") from err
     # Copy the shape metadata back onto the real graph (same node order).
-    for real, meta in zip(gm.graph.nodes, meta_gm.graph.nodes, strict=True):
-        real.meta.update(meta.meta)
+    if meta_gm is not gm:
+        for real, meta in zip(gm.graph.nodes, meta_gm.graph.nodes, strict=True):
+            real.meta.update(meta.meta)
+
+
+def _layers(gm: fx.GraphModule, dtype_bytes: int, strict: bool) -> tuple[list[Layer], list[str]]:
+    """The layers of a traced, shape-propagated graph and the unsupported operations."""
+    from torch.fx.passes.shape_prop import TensorMetadata
 
     producer: dict[fx.Node, str] = {}
     layers: list[Layer] = []
@@ -271,29 +315,40 @@ def describe(
             continue  # sizes, flags and other non-tensor values
         if not isinstance(tm, TensorMetadata):
             tuples.add(node)
-        ins = _tensor_inputs(node)
-        sources = tuple(dict.fromkeys(producer.get(n, n.name) for n in ins))
+        ins = tensor_inputs(node)
+        # parameters and buffers (get_attr) are inputs but not edges: no layer makes them
+        sources = tuple(dict.fromkeys(producer.get(n, n.name) for n in ins if n.op != "get_attr"))
         in_shapes = tuple(tuple(n.meta["tensor_meta"].shape) for n in ins)
         try:
-            layer = _layer_from_node(gm, node, in_shapes, shapes[0], dtype_bytes, strict)
+            layer = layer_from_node(gm, node, in_shapes, shapes[0], dtype_bytes, strict)
         except UnsupportedLayerError as err:
             unsupported.append(err.what)  # every unsupported node is named, then raised
-            layer = _layer_from_node(gm, node, in_shapes, shapes[0], dtype_bytes, False)
-        layer = dataclasses.replace(layer, name=node.name, inputs=sources)
-        layers.append(layer)
+            layer = layer_from_node(gm, node, in_shapes, shapes[0], dtype_bytes, False)
+        layers.append(dataclasses.replace(layer, name=node.name, inputs=sources))
         producer[node] = node.name
-    if unsupported:
-        raise UnsupportedLayerError(
-            f"hwml cannot describe {len(unsupported)} operation"
-            f"{'s' if len(unsupported) > 1 else ''} of {name or type(module).__name__}: "
-            + "; ".join(unsupported)
-            + f". Supported kinds: {', '.join(k for k in KINDS if k != 'other')}. "
-            "Pass strict=False to keep them as kind 'other' with NaN analytical features.",
-            what="; ".join(unsupported),
-        )
-    return Network(
-        name=name or type(module).__name__, input_shape=input_shape, layers=layers, graph_module=gm
-    )
+    return layers, unsupported
+
+
+#: Node meta key of the plain values (sizes, ints) a node computed in shape propagation.
+_VALUE = "hwml_value"
+
+
+class _ShapeProp(ShapeProp):
+    """Shape propagation that also keeps the plain values nodes compute (``x.size(0)``,
+    ``h // 7``), so :meth:`Network.runnable` can run a node whose arguments are sizes."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        result = super().run_node(n)
+        if _is_plain(result):
+            n.meta[_VALUE] = result
+        return result
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is a number, string, None or a tuple/list/Size of those."""
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, (int, float, bool, str))
 
 
 def _output_shapes(tm: Any) -> list[Shape]:
@@ -320,267 +375,17 @@ def _picks_from(node: fx.Node, tuples: set[fx.Node]) -> bool:
 
 
 def _to_meta(gm: fx.GraphModule) -> fx.GraphModule:
-    """A copy of ``gm`` whose parameters and buffers live on the meta device (no data copied)."""
+    """A copy of ``gm`` whose parameters and buffers live on the meta device (no data copied).
+
+    ``gm`` itself when they all are on the meta device already (nothing to copy).
+    """
+    tensors = [*gm.parameters(), *gm.buffers()]
+    if tensors and all(t.is_meta for t in tensors):
+        return gm
+    gm = fx.GraphModule(gm, gm.graph)
     memo: dict[int, Any] = {}
     for p in gm.parameters():
         memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
     for b in gm.buffers():
         memo[id(b)] = torch.empty_like(b, device="meta")
     return copy.deepcopy(gm, memo)
-
-
-def _layer_from_node(
-    gm: fx.GraphModule,
-    node: fx.Node,
-    in_shapes: tuple[Shape, ...],
-    out_shape: Shape,
-    dtype_bytes: int,
-    strict: bool,
-) -> Layer:
-    """Describe one traced node, by the rules of its kind of call (:data:`_NODE_RULES`).
-
-    Args:
-        gm: The traced module.
-        node: A node that produces a tensor.
-        in_shapes: Shapes of its tensor inputs, in order.
-        out_shape: Shape of its output.
-        dtype_bytes: Bytes per element.
-        strict: Raise :class:`UnsupportedLayerError` for an operation hwml cannot model
-            (else describe it as kind ``other``).
-
-    Returns:
-        The layer (named after the node).
-    """
-    common: dict[str, Any] = {
-        "in_shapes": in_shapes,
-        "out_shape": out_shape,
-        "dtype_bytes": dtype_bytes,
-        "name": node.name,
-    }
-    rule = _NODE_RULES.get(node.op)
-    if rule is not None:
-        return rule(gm, node, strict, common)
-    common["module_type"] = _target_name(node.target)
-    return _unsupported(f"node {node.name!r} ({node.op})", strict, common)
-
-
-def _target_name(target: Any) -> str:
-    """A function's or method's name, as a layer's ``module_type``."""
-    return getattr(target, "__name__", str(target))
-
-
-def _layer_from_module(
-    gm: fx.GraphModule, node: fx.Node, strict: bool, common: dict[str, Any]
-) -> Layer:
-    """Describe a ``call_module`` node by its module's type (sets ``module_type``)."""
-    where = f"{node.target}"
-    mod = gm.get_submodule(node.target)
-    mtype = type(mod).__name__
-    common["module_type"] = mtype
-    if isinstance(mod, nn.Conv2d):
-        return _conv2d_layer(mod, where, strict, common)
-    if isinstance(mod, nn.Linear):
-        return Layer(
-            kind="linear",
-            in_features=mod.in_features,
-            out_features=mod.out_features,
-            bias=mod.bias is not None,
-            **common,
-        )
-    if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
-        return _pool_module_layer(mod, where, strict, common)
-    if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        kind = "avgpool2d" if isinstance(mod, nn.AdaptiveAvgPool2d) else "maxpool2d"
-        return _adaptive_layer(kind, common)
-    if isinstance(mod, nn.BatchNorm2d):
-        return Layer(
-            kind="batchnorm2d",
-            in_channels=mod.num_features,
-            out_channels=mod.num_features,
-            **common,
-        )
-    if type(mod) in _ACT_MODULES:
-        return _activation_layer(_ACT_MODULES[type(mod)], common)
-    if isinstance(mod, (nn.Dropout, nn.Dropout2d, nn.Identity)) or mtype == "StochasticDepth":
-        return Layer(kind="dropout", **common)
-    if isinstance(mod, nn.Flatten):
-        return Layer(kind="flatten", **common)
-    return _unsupported(f"module {where!r} of type {mtype}", strict, common)
-
-
-def _conv2d_layer(mod: nn.Conv2d, where: str, strict: bool, common: dict[str, Any]) -> Layer:
-    """A ``Conv2d`` module as a layer (dilation and non-zero padding modes unsupported)."""
-    if mod.dilation != (1, 1) or mod.padding_mode != "zeros" or isinstance(mod.padding, str):
-        return _unsupported(
-            f"module {where!r} ({common['module_type']} with dilation/padding mode)",
-            strict,
-            common,
-        )
-    return Layer(
-        kind="conv2d",
-        in_channels=mod.in_channels,
-        out_channels=mod.out_channels,
-        kernel_h=mod.kernel_size[0],
-        kernel_w=mod.kernel_size[1],
-        stride_h=mod.stride[0],
-        stride_w=mod.stride[1],
-        pad_h=mod.padding[0],
-        pad_w=mod.padding[1],
-        groups=mod.groups,
-        bias=mod.bias is not None,
-        **common,
-    )
-
-
-def _pool_module_layer(
-    mod: nn.MaxPool2d | nn.AvgPool2d, where: str, strict: bool, common: dict[str, Any]
-) -> Layer:
-    """A ``MaxPool2d`` or ``AvgPool2d`` module as a layer (dilated max pooling unsupported)."""
-    if isinstance(mod, nn.MaxPool2d) and _pair(mod.dilation) != (1, 1):
-        return _unsupported(
-            f"module {where!r} ({common['module_type']} with dilation)", strict, common
-        )
-    kind = "maxpool2d" if isinstance(mod, nn.MaxPool2d) else "avgpool2d"
-    k, s, p = (
-        _pair(mod.kernel_size),
-        _pair(mod.stride or mod.kernel_size),
-        _pair(mod.padding),
-    )
-    return _pool_layer(kind, k, s, p, bool(mod.ceil_mode), "", common)
-
-
-def _layer_from_function(
-    gm: fx.GraphModule, node: fx.Node, strict: bool, common: dict[str, Any]
-) -> Layer:
-    """Describe a ``call_function`` node by its function (sets ``module_type``)."""
-    target = node.target
-    tname = _target_name(target)
-    common["module_type"] = tname
-    if target in (operator.add, torch.add, operator.iadd):
-        return _binary_layer("add", common)
-    if target in (operator.mul, torch.mul, operator.imul):
-        return _binary_layer("mul", common)
-    if target in (torch.cat, torch.concat):
-        return Layer(
-            kind="concat",
-            in_channels=sum(s[1] for s in common["in_shapes"]),
-            out_channels=common["out_shape"][1],
-            **common,
-        )
-    if target in (torch.flatten, torch.reshape):
-        return Layer(kind="flatten", **common)
-    if target in _ACT_FUNCTIONS:
-        return _activation_layer(_ACT_FUNCTIONS[target], common)
-    if target in (F.adaptive_avg_pool2d, F.adaptive_max_pool2d):
-        kind = "avgpool2d" if target is F.adaptive_avg_pool2d else "maxpool2d"
-        return _adaptive_layer(kind, common)
-    if tname in ("max_pool2d", "_max_pool2d", "avg_pool2d"):
-        return _functional_pool(tname, node, strict, common)
-    if target in (F.dropout,) or tname == "stochastic_depth":
-        return Layer(kind="dropout", **common)
-    return _unsupported(f"function {tname!r} (node {node.name!r})", strict, common)
-
-
-#: Positional parameters (after the input) of the functional pools, in order.
-_POOL_PARAMETERS = {
-    "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
-}
-
-
-def _functional_pool(tname: str, node: fx.Node, strict: bool, common: dict[str, Any]) -> Layer:
-    """``F.max_pool2d`` / ``F.avg_pool2d`` described like their modules."""
-    name = "avg_pool2d" if tname == "avg_pool2d" else "max_pool2d"
-    values = dict(zip(_POOL_PARAMETERS[name], node.args[1:], strict=False))
-    values.update(node.kwargs)
-    if name == "max_pool2d" and _pair(values.get("dilation", 1)) != (1, 1):
-        return _unsupported(
-            f"function {tname!r} with dilation (node {node.name!r})", strict, common
-        )
-    k = _pair(values["kernel_size"])
-    s = _pair(values.get("stride") or values["kernel_size"])
-    p = _pair(values.get("padding", 0))
-    kind = "avgpool2d" if name == "avg_pool2d" else "maxpool2d"
-    return _pool_layer(kind, k, s, p, bool(values.get("ceil_mode", False)), "", common)
-
-
-def _layer_from_method(
-    gm: fx.GraphModule, node: fx.Node, strict: bool, common: dict[str, Any]
-) -> Layer:
-    """Describe a ``call_method`` node by the tensor method's name (sets ``module_type``)."""
-    target = node.target
-    common["module_type"] = _target_name(target)
-    if target in ("view", "reshape", "flatten", "contiguous"):
-        return Layer(kind="flatten", **common)
-    if target in ("add", "add_"):
-        return _binary_layer("add", common)
-    if target in ("mul", "mul_"):
-        return _binary_layer("mul", common)
-    if target in _ACT_METHODS:
-        return _activation_layer(_ACT_METHODS[target], common)
-    return _unsupported(f"method {target!r} (node {node.name!r})", strict, common)
-
-
-#: How each kind of fx call becomes a layer: ``rule(gm, node, strict, common)``.
-_NODE_RULES: dict[str, Callable[[fx.GraphModule, fx.Node, bool, dict[str, Any]], Layer]] = {
-    "call_module": _layer_from_module,
-    "call_function": _layer_from_function,
-    "call_method": _layer_from_method,
-}
-
-
-def _unsupported(what: str, strict: bool, common: dict[str, Any]) -> Layer:
-    if strict:
-        raise UnsupportedLayerError(
-            f"hwml cannot describe {what}; supported kinds: "
-            f"{', '.join(k for k in KINDS if k != 'other')}. "
-            "Pass strict=False to keep it as kind 'other' with NaN analytical features.",
-            what=what,
-        )
-    return Layer(kind="other", op=common.get("module_type", ""), **common)
-
-
-def _pool_layer(
-    kind: str,
-    k: tuple[int, int],
-    s: tuple[int, int],
-    p: tuple[int, int],
-    ceil_mode: bool,
-    op: str,
-    common: dict[str, Any],
-) -> Layer:
-    c = common["in_shapes"][0][1]
-    return Layer(
-        kind=kind,
-        in_channels=c,
-        out_channels=c,
-        kernel_h=k[0],
-        kernel_w=k[1],
-        stride_h=s[0],
-        stride_w=s[1],
-        pad_h=p[0],
-        pad_w=p[1],
-        ceil_mode=ceil_mode,
-        op=op,
-        **common,
-    )
-
-
-def _adaptive_layer(kind: str, common: dict[str, Any]) -> Layer:
-    """Adaptive pooling as its equivalent window (exact when sizes divide)."""
-    _, _, h, w = common["in_shapes"][0]
-    _, _, oh, ow = common["out_shape"]
-    kh, kw = -(-h // oh), -(-w // ow)
-    sh, sw = max(h // oh, 1), max(w // ow, 1)
-    return _pool_layer(kind, (kh, kw), (sh, sw), (0, 0), False, "adaptive", common)
-
-
-def _activation_layer(op: str, common: dict[str, Any]) -> Layer:
-    shape = common["in_shapes"][0]
-    c = shape[1] if len(shape) > 1 else 0
-    return Layer(kind="activation", op=op, in_channels=c, out_channels=c, **common)
-
-
-def _binary_layer(kind: str, common: dict[str, Any]) -> Layer:
-    c = common["out_shape"][1] if len(common["out_shape"]) > 1 else 0
-    return Layer(kind=kind, in_channels=c, out_channels=c, **common)

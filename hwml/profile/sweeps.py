@@ -249,12 +249,10 @@ def network_totals(name: str, batch: int) -> dict[str, Any]:
     moment). A network that :func:`hwml.describe.describe` cannot describe strictly gets
     NaN here and is still measured: its features can be recomputed from its name later.
     """
-    from hwml.describe import UnsupportedLayerError
-
     nan = float("nan")
     try:
         tot = zoo.describe_net(name, batch, weights=False).totals()
-    except (UnsupportedLayerError, ValueError) as err:
+    except (ValueError, RuntimeError) as err:  # UnsupportedLayerError is a ValueError
         warnings.warn(f"{name}: totals left empty ({str(err)[:160]})", RuntimeWarning, stacklevel=2)
         tot = {}
     return {
