@@ -40,21 +40,35 @@ __all__ = [
     "roofline_ceiling",
     "sum_of_layers",
     "counter_periods",
+    "concurrent_rows",
+    "ZOO_NET_BATCHES",
     "rank_agreement",
     "discordant_pairs",
     "paired",
 ]
 
 
+#: Batch sizes at which the zoo networks were swept (``scripts/measure.sh nets``).
+ZOO_NET_BATCHES = (1, 16, 64, 128)
+
+
 @dataclass
 class Measurements:
-    """A dataset's tables (missing ones are None) and its provenance."""
+    """A dataset's tables (missing ones are None) and its provenance.
+
+    ``nets`` holds the zoo networks at the batch sizes of the zoo sweep
+    (:data:`ZOO_NET_BATCHES`), as the chapters on the survey's networks use them;
+    ``network_set`` holds every row of ``nets.csv`` (the network set of
+    :func:`hwml.zoo.network_set` too), less rows measured while another run used the
+    same GPU (:func:`concurrent_rows`).
+    """
 
     name: str
     provenance: dict[str, Any]
     layers: pd.DataFrame | None = None
     repeats: pd.DataFrame | None = None
     nets: pd.DataFrame | None = None
+    network_set: pd.DataFrame | None = None
     net_layers: pd.DataFrame | None = None
     validation: pd.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +84,9 @@ def load(dataset: str | os.PathLike[str]) -> Measurements:
 
     A key measured more than once (two shards of a sweep that overlapped, see
     :func:`hwml.profile.run_rows`) keeps its first row; ``extra["<table>_measured_twice"]``
-    counts the rows set aside. The files themselves are never changed.
+    counts the rows set aside. Network rows measured while another run shared their GPU
+    are set aside first (``extra["nets_concurrent"]``). The files themselves are never
+    changed.
     """
     folder = dataset_path(dataset)
     if not (folder / "provenance.json").exists():
@@ -79,12 +95,44 @@ def load(dataset: str | os.PathLike[str]) -> Measurements:
     for table in ("layers", "repeats", "nets", "net_layers", "validation"):
         if (folder / f"{table}.csv").exists():
             df = read_table(folder, table)
+            if table == "nets":
+                shared = concurrent_rows(df)
+                out.extra["nets_concurrent"] = int(shared.sum())
+                df = df[~shared].reset_index(drop=True)
             if "key" in df.columns:
                 twice = df["key"].duplicated()
                 out.extra[f"{table}_measured_twice"] = int(twice.sum())
                 df = df[~twice].reset_index(drop=True)
+            if table == "nets":
+                out.network_set = df
+                df = df[df["network"].isin(zoo.names()) & df["batch"].isin(ZOO_NET_BATCHES)]
+                df = df.reset_index(drop=True)
             setattr(out, table, df)
     return out
+
+
+def concurrent_rows(table: pd.DataFrame) -> pd.Series:
+    """Rows measured while another run was measuring on the same GPU (boolean mask).
+
+    Each run (``run_id``) spans the time from its first to its last row on a GPU
+    (``gpu_uuid``); a row whose timestamp falls inside another run's span on the same GPU
+    shared the GPU with it, so its time and power are not the workload's alone. Tables
+    without those columns give an all-False mask.
+    """
+    mask = pd.Series(False, index=table.index)
+    if not {"run_id", "gpu_uuid", "timestamp"} <= set(table.columns):
+        return mask
+    when = pd.to_datetime(table["timestamp"], utc=True, errors="coerce")
+    spans = (
+        table.assign(_t=when)
+        .groupby(["gpu_uuid", "run_id"])["_t"]
+        .agg(["min", "max"])
+        .reset_index()
+    )
+    for row in spans.itertuples():
+        others = (table["gpu_uuid"] == row.gpu_uuid) & (table["run_id"] != row.run_id)
+        mask |= others & (when >= row.min) & (when <= row.max)
+    return mask
 
 
 def ok_rows(table: pd.DataFrame, *, power: bool = False) -> pd.DataFrame:

@@ -48,6 +48,7 @@ __all__ = [
     "TABLE2",
     "names",
     "network_set",
+    "family",
     "get",
     "input_shape",
     "describe_net",
@@ -220,6 +221,45 @@ def names() -> list[str]:
 
 #: Torchvision classifiers measured last in :func:`network_set` (the heaviest to run).
 _HEAVIEST = ("vit_l_32", "regnet_y_32gf", "vit_l_16", "regnet_y_128gf", "vit_h_14")
+
+
+#: Family of a network, by the start of its torchvision name (first match wins).
+_FAMILIES = (
+    ("resnext", "resnet"),
+    ("wide_resnet", "resnet"),
+    ("resnet", "resnet"),
+    ("vgg", "vgg"),
+    ("densenet", "densenet"),
+    ("efficientnet_v2", "efficientnet_v2"),
+    ("efficientnet", "efficientnet"),
+    ("mobilenet", "mobilenet"),
+    ("mnasnet", "mnasnet"),
+    ("shufflenet", "shufflenet"),
+    ("squeezenet", "squeezenet"),
+    ("convnext", "convnext"),
+    ("swin", "swin"),
+    ("vit", "vit"),
+    ("maxvit", "maxvit"),
+    ("regnet", "regnet"),
+    ("googlenet", "inception"),
+    ("inception", "inception"),
+)
+
+
+def family(spec: str) -> str:
+    """The design family of a network spec, for leave-one-family-out evaluation.
+
+    ResNets, ResNeXts and wide ResNets are one family; GoogLeNet and Inception-v3 another;
+    every ``cells:SEED`` network belongs to ``cells``; the survey's own networks (NiN,
+    OverFeat, the CIFAR-10 network, AlexNet) form ``classic``; a network of no known family
+    is its own.
+    """
+    if spec.startswith("cells:"):
+        return "cells"
+    name = spec.split(":", 1)[-1]
+    if name in ("alexnet", "nin", "overfeat", "cifar10_6conv"):
+        return "classic"
+    return next((fam for prefix, fam in _FAMILIES if name.startswith(prefix)), name)
 
 
 def network_set(cells: int = 40) -> list[str]:

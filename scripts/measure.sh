@@ -56,8 +56,11 @@ counts() { echo "conv2d=$(n 1000 "$1"),linear=$(n 380 "$1"),maxpool2d=$(n 180 "$
 
 sharded() {  # run "hwml profile ..." once per GPU, each on its share of the rows
   local pids=()
+  # Each process gets its share of the host's cores: a network built on the CPU by one
+  # process must not slow down the host-bound timing of another.
+  local threads=$(( $(nproc) / NGPU > 0 ? $(nproc) / NGPU : 1 ))
   for ((i = 0; i < NGPU; i++)); do
-    CUDA_VISIBLE_DEVICES=$i $PY -m hwml profile "$@" --out "$OUT" --device cuda \
+    OMP_NUM_THREADS=$threads CUDA_VISIBLE_DEVICES=$i $PY -m hwml profile "$@" --out "$OUT" --device cuda \
       --shard "$i/$NGPU" --no-progress --git-commit "$COMMIT" &
     pids+=($!)
   done

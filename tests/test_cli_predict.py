@@ -258,3 +258,60 @@ def test_errors_name_the_file_line_and_column(
     assert main(["fit", "--data", str(bad), "--out", str(out), *FAST]) == 2
     assert "layers.csv is empty" in capsys.readouterr().err
     assert not out.exists()
+
+
+ATTENTION_NET = ["--net", "tests.predict.conftest:ConvAttention", "--input-shape", "3,8,8"]
+
+
+def test_predict_names_the_layers_it_left_out(np_model: Path, capsys):
+    """The model has no norm or attention rows: those layers are left out, and said so."""
+    args = ["predict", "--model", str(np_model), *ATTENTION_NET, "--batch", "2"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].split()[-1] == "left_out"
+    note = "left out: 3 layers the model cannot price, by kind: attention (1), norm (2); "
+    assert lines[-1].startswith(note) and "the totals exclude them" in lines[-1]
+    for name in ("ln1", "attn", "ln2"):
+        row = next(line for line in lines if line.split()[1:2] == [name])
+        assert row.split()[-1] == "True"
+    assert "Warning" not in captured.err  # said once, in the output's own form
+
+    assert main([*args, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["left_out"]["layers"] == 3 and doc["left_out"]["kinds"] == {
+        "attention": 1,
+        "norm": 2,
+    }
+    assert doc["totals"]["left_out_layers"] == 3
+    assert doc["left_out"]["note"].startswith(note)
+    left = [row["name"] for row in doc["layers"] if row["left_out"]]
+    assert left == ["ln1", "attn", "ln2"]
+    assert doc["totals"]["runtime_ms"] == pytest.approx(
+        sum(row["runtime_ms"] for row in doc["layers"] if not row["left_out"])
+    )
+
+    assert main([*args, "--format", "csv"]) == 0
+    captured = capsys.readouterr()
+    from io import StringIO
+
+    table = pd.read_csv(StringIO(captured.out))
+    assert list(table.loc[table["left_out"] == True, "name"]) == ["ln1", "attn", "ln2"]  # noqa: E712
+    assert table["name"].iloc[-1] == "total"
+    assert note in captured.err
+
+    assert main([*args, "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "hwml predict: error" in err
+    assert (
+        "'attention' (1 layer), 'norm' (2 layers)" in err and "fitted groups are activation" in err
+    )
+
+
+def test_a_complete_prediction_has_no_left_out_line(np_model: Path, capsys):
+    assert main(["predict", "--model", str(np_model), "--net", "alexnet", "--batch", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "left out" not in out and "left_out" not in out
+    assert main(["predict", "--model", str(np_model), "--net", "alexnet", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["left_out"] == {"layers": 0, "kinds": {}, "note": None}

@@ -39,7 +39,8 @@ Typical use::
 Tables: layer tables carry the columns of :meth:`hwml.describe.Layer.to_row` plus the
 measured columns (``runtime_ms``, ``power_w``, ``energy_mj``, ``status``, ``dtype``, ...);
 see :mod:`hwml.predict.base` for the shared conventions (usable rows, groups of layer
-kinds, device checks, errors).
+kinds, device checks, errors, and what a network prediction does with layers a model
+cannot price: leaves them out and says so, or with ``strict=True`` raises).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from hwml.predict.base import (
     DeviceMismatchWarning,
     Estimator,
     LayerEstimator,
+    LeftOutLayersWarning,
     MissingColumnsError,
     NetworkPrediction,
     NotFittedError,
@@ -88,6 +90,7 @@ __all__ = [
     "MissingColumnsError",
     "TooFewRowsError",
     "UnknownKindError",
+    "LeftOutLayersWarning",
     "DeviceMismatchError",
     "DeviceMismatchWarning",
     "ModelFormatError",

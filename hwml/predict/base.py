@@ -21,8 +21,30 @@ Conventions of all estimators in :mod:`hwml.predict`:
 
 Layer kinds are pooled into *groups*, one sub-model per group (:data:`KIND_GROUPS`):
 max and average pooling share ``"pool"``, ``add`` and ``mul`` share ``"eltwise"``, and
-``flatten``/``dropout`` form ``"trivial"`` (views and identities that launch no
-kernel: they are predicted by a constant, see each model).
+``flatten``/``dropout`` form ``"trivial"`` (views, identities and pure data movement
+such as permute or pad: they are predicted by a constant, see each model). The kinds of
+transformers and modern CNNs (``norm``, ``matmul``, ``attention``, ``softmax``,
+``reduce``) are each a group of their own; kind ``other`` has no group.
+
+**Layers a model cannot price.** A fitted model prices only the groups it has a
+sub-model for (for the fitted models: the groups with training rows). A network
+containing other layers (a group without training rows, or kind ``other``) is handled by
+:meth:`LayerEstimator.predict_network` in one of two ways, never by dropping the layers
+silently:
+
+* by default (``strict=False``) the layers it can price are predicted; the others get
+  NaN predictions and ``left_out=True`` in the per-layer frame, the totals are summed
+  over the priced layers only (so additive totals such as ``runtime_ms`` and
+  ``energy_mj`` are lower bounds of the whole network's) with
+  ``totals["left_out_layers"]`` counting what was left out,
+  :attr:`NetworkPrediction.left_out` maps each left-out kind to its number of layers,
+  and a :class:`LeftOutLayersWarning` (a ``UserWarning``) names the kinds and counts;
+* with ``strict=True`` it raises :class:`UnknownKindError` naming the kinds and the
+  groups the model prices.
+
+Methods that return bare arrays (:meth:`LayerEstimator.predict`,
+:meth:`LayerEstimator.predict_layers`) cannot say what they left out, so they always
+raise :class:`UnknownKindError` for such layers.
 """
 
 from __future__ import annotations
@@ -30,7 +52,8 @@ from __future__ import annotations
 import operator
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -53,6 +76,7 @@ __all__ = [
     "MissingColumnsError",
     "TooFewRowsError",
     "UnknownKindError",
+    "LeftOutLayersWarning",
     "DeviceMismatchError",
     "DeviceMismatchWarning",
     "NotFittedError",
@@ -77,9 +101,14 @@ KIND_GROUPS: dict[str, str] = {
     "concat": "concat",
     "flatten": "trivial",
     "dropout": "trivial",
+    "norm": "norm",
+    "matmul": "matmul",
+    "attention": "attention",
+    "softmax": "softmax",
+    "reduce": "reduce",
 }
 
-#: The group of kinds that launch no kernel in inference (views and identities).
+#: The group of kinds predicted by a constant (views, identities, pure data movement).
 TRIVIAL_GROUP = "trivial"
 
 #: Bytes per element of the dtype names used in measured tables.
@@ -151,7 +180,27 @@ class TooFewRowsError(PredictorError):
 
 
 class UnknownKindError(PredictorError):
-    """A layer kind the model was not fitted on (or cannot model at all)."""
+    """A layer kind the model was not fitted on (or cannot model at all).
+
+    Attributes:
+        kinds: Kind -> number of layers the model cannot price (empty when unknown).
+        supported: The groups (or kinds) the model prices.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kinds: Mapping[str, int] | None = None,
+        supported: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.kinds = dict(kinds or {})
+        self.supported = list(supported)
+
+
+class LeftOutLayersWarning(UserWarning):
+    """A network prediction left out layers the model cannot price (totals exclude them)."""
 
 
 class DeviceMismatchError(PredictorError):
@@ -167,13 +216,24 @@ class NetworkPrediction(NamedTuple):
 
     Attributes:
         layers: One row per layer: ``index``, ``name``, ``kind``, ``group``, the predicted
-            columns (units in their names) and ``fallback`` (True where a constant stood
-            in for a learned model, see each model's docstring).
-        totals: Network-level numbers, units in the keys (e.g. ``runtime_ms``).
+            columns (units in their names), ``fallback`` (True where a constant or an
+            unfitted default stood in for a learned model, see each model's docstring)
+            and ``left_out`` (True for a layer the model cannot price: its predictions
+            are NaN).
+        totals: Network-level numbers, units in the keys (e.g. ``runtime_ms``), summed
+            over the priced layers only, and ``left_out_layers`` (count of layers left
+            out; when it is not 0, additive totals are lower bounds).
+        left_out: Kind -> number of layers left out (empty when every layer was priced).
     """
 
     layers: pd.DataFrame
     totals: dict[str, float]
+    left_out: Mapping[str, int] = {}  # read only: never mutated
+
+    @property
+    def complete(self) -> bool:
+        """Whether every layer was priced (the totals are then whole-network totals)."""
+        return not self.left_out
 
 
 def require_columns(table: pd.DataFrame, columns: Iterable[str], what: str) -> None:
@@ -397,6 +457,10 @@ class LayerBatch(NamedTuple):
     def __len__(self) -> int:
         return len(self.kinds)
 
+    def take(self, mask: np.ndarray) -> LayerBatch:
+        """The layers where ``mask`` (bool, shape ``(n,)``) is True."""
+        return LayerBatch(self.kinds[mask], self.values[mask], self.names[mask])
+
     @classmethod
     def from_table(cls, table: pd.DataFrame, what: str = "predict") -> LayerBatch:
         """Read a layer table (columns of :meth:`Layer.to_row`)."""
@@ -424,8 +488,10 @@ class LayerBatch(NamedTuple):
 class LayerEstimator(Estimator):
     """Base class of the per-layer models (Paleo, NeuralPower, Eyeriss).
 
-    Subclasses implement :meth:`_predict_batch`, returning named per-layer arrays; the
-    first name returned is what :meth:`predict` gives back.
+    Subclasses implement :meth:`_predict_batch`, returning named per-layer arrays (the
+    first name returned is what :meth:`predict` gives back), :meth:`_priceable` (which
+    layers the fitted model can price) and :meth:`_supported` (what it prices, for
+    messages).
 
     Constructor arguments shared by subclasses: ``kind_groups`` (a mapping kind -> group
     overriding :data:`KIND_GROUPS`, or None) and ``device_check``.
@@ -445,15 +511,23 @@ class LayerEstimator(Estimator):
     def _unknown(
         self, batch: LayerBatch, mask: np.ndarray, fitted: Iterable[str]
     ) -> UnknownKindError:
-        bad = sorted({str(k) for k in batch.kinds[mask]})
-        names = [str(n) for n in batch.names[mask] if n][:5]
-        where = f" (layers {', '.join(names)})" if names else ""
-        fitted_list = ", ".join(sorted(fitted)) or "none"
+        counts = _kind_counts(batch.kinds[mask])
+        fitted = sorted(fitted)
         return UnknownKindError(
-            f"{type(self).__name__} cannot predict layer kind(s) {', '.join(map(repr, bad))}"
-            f"{where}: fitted groups are {fitted_list}; fit on a table with rows of "
-            "these kinds (kind 'other' is never modelled)"
+            f"{type(self).__name__} cannot predict layer kind(s) {_describe_kinds(counts)}"
+            f"{_layer_names(batch, mask)}: fitted groups are {', '.join(fitted) or 'none'}; "
+            "fit on a table with rows of these kinds (kind 'other' is never modelled)",
+            kinds=counts,
+            supported=fitted,
         )
+
+    def _priceable(self, batch: LayerBatch) -> np.ndarray:
+        """Which layers the model can price: bool, shape ``(n,)``."""
+        raise NotImplementedError
+
+    def _supported(self) -> list[str]:
+        """The groups (or kinds) the model prices, for messages."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ prediction
     def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
@@ -491,17 +565,26 @@ class LayerEstimator(Estimator):
         return self._predict_batch(batch)[self._output_name()]
 
     def predict_network(
-        self, net: Network | pd.DataFrame, *, device: str | None = None
+        self, net: Network | pd.DataFrame, *, device: str | None = None, strict: bool = False
     ) -> NetworkPrediction:
         """Predict a whole network layer by layer.
 
         Args:
             net: A :class:`Network` description, or its ``table()``.
             device: GPU name the prediction is for; compared with the training device.
+            strict: Raise :class:`UnknownKindError` for layers the model cannot price,
+                instead of leaving them out (see the module docstring).
 
         Returns:
             :class:`NetworkPrediction`: the per-layer frame and the network totals
-            (see :meth:`_totals` of each model).
+            (see :meth:`_totals` of each model) over the priced layers.
+
+        Raises:
+            UnknownKindError: with ``strict=True``, naming the kinds the model cannot
+                price and the groups it prices.
+
+        Warns:
+            LeftOutLayersWarning: with ``strict=False``, when layers were left out.
         """
         self._check_fitted()
         batch = (
@@ -510,17 +593,60 @@ class LayerEstimator(Estimator):
             else LayerBatch.from_layers(net.layers)
         )
         self.check_device(device, np.unique(batch.column("dtype_bytes")))
-        out = self._predict_batch(batch)
+        return self._assemble(batch, lambda rows: self._predict_batch(batch.take(rows)), strict)
+
+    def _assemble(
+        self,
+        batch: LayerBatch,
+        predict: Callable[[np.ndarray], Mapping[str, np.ndarray]],
+        strict: bool,
+    ) -> NetworkPrediction:
+        """Predict the layers the model can price and report the others.
+
+        Args:
+            batch: The network's layers.
+            predict: Predicts the layers selected by a bool mask of shape ``(n,)``,
+                returning named arrays of the selected length.
+            strict: Raise instead of leaving layers out.
+        """
+        priced = np.asarray(self._priceable(batch), dtype=bool)
+        left = ~priced
+        if left.any() and strict:
+            raise self._unknown(batch, left, self._supported())
+        out = predict(priced)
+        full: dict[str, np.ndarray] = {}
+        for key, values in out.items():
+            values = np.asarray(values)
+            if values.dtype.kind == "b":
+                column = np.zeros(len(batch), dtype=bool)
+            else:
+                column = np.full(len(batch), np.nan)
+            column[priced] = values
+            full[key] = column
         frame = pd.DataFrame(
             {
                 "index": np.arange(len(batch)),
                 "name": batch.names,
                 "kind": batch.kinds,
                 "group": self._group_of(batch.kinds),
-                **out,
+                **full,
+                "left_out": left,
             }
         )
-        return NetworkPrediction(frame, self._totals(out))
+        totals = self._totals(out)
+        totals["left_out_layers"] = float(left.sum())
+        counts = _kind_counts(batch.kinds[left])
+        if counts:
+            warnings.warn(
+                f"{type(self).__name__} left out {int(left.sum())} of {len(batch)} layers it "
+                f"cannot price: {_describe_kinds(counts)}{_layer_names(batch, left)}; it prices "
+                f"{', '.join(self._supported()) or 'nothing'}. Their predictions are NaN "
+                "(column left_out) and the totals exclude them (runtime and energy totals "
+                "are lower bounds); pass strict=True to raise instead",
+                LeftOutLayersWarning,
+                stacklevel=3,
+            )
+        return NetworkPrediction(frame, totals, counts)
 
     def _totals(self, out: Mapping[str, np.ndarray]) -> dict[str, float]:
         """Network totals: the sum of every additive output (``*_ms``, ``*_mj``, ...)."""
@@ -530,3 +656,22 @@ class LayerEstimator(Estimator):
             for k, v in out.items()
             if k.endswith(additive) and np.asarray(v).dtype.kind == "f"
         }
+
+
+def _kind_counts(kinds: np.ndarray) -> dict[str, int]:
+    """Kind -> number of layers, kinds sorted by name."""
+    return dict(sorted(Counter(str(k) for k in kinds).items()))
+
+
+def _describe_kinds(counts: Mapping[str, int]) -> str:
+    """``'attention' (1 layer), 'norm' (2 layers)``."""
+    return ", ".join(f"{k!r} ({n} layer{'s' if n != 1 else ''})" for k, n in counts.items())
+
+
+def _layer_names(batch: LayerBatch, mask: np.ndarray, most: int = 5) -> str:
+    """`` (layers a, b, c, ...)`` for the first named layers of ``mask``, or ``""``."""
+    names = [str(n) for n in batch.names[mask] if n]
+    if not names:
+        return ""
+    more = ", ..." if len(names) > most else ""
+    return f" (layers {', '.join(names[:most])}{more})"

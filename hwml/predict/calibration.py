@@ -5,6 +5,14 @@ caches stay warm, long networks meet the power limit). :class:`NetworkCalibratio
 that gap from whole-network measurements of the training networks, on top of any fitted
 layer model (:class:`~hwml.predict.Paleo`, :class:`~hwml.predict.NeuralPower`, ...).
 It is also importable from :mod:`hwml.predict.neuralpower`, where it used to live.
+
+A calibration is fitted and evaluated only on networks whose every layer the layer model
+prices: a network with a layer it cannot price (see :mod:`hwml.predict.base`) raises
+:class:`~hwml.predict.base.UnknownKindError` in :meth:`NetworkCalibration.fit`,
+:meth:`~NetworkCalibration.predict` and :meth:`~NetworkCalibration.leave_one_network_out`,
+since a correction learnt from partial sums would silently absorb the missing layers.
+:meth:`NetworkCalibration.predict_network` follows the layer model: by default it leaves
+such layers out (and says so), with ``strict=True`` it raises.
 """
 
 from __future__ import annotations
@@ -111,7 +119,8 @@ class NetworkCalibration(Estimator):
         col = self.target if self.target in layers.columns else self.layer_model._output_name()
         sums = {str(g): float(v) for g, v in layers.groupby("group")[col].sum().items()}
         sums["sum"] = float(layers[col].sum())
-        sums["layers"] = float((layers["group"] != TRIVIAL_GROUP).sum())
+        priced = ~layers["left_out"] if "left_out" in layers.columns else True
+        sums["layers"] = float(((layers["group"] != TRIVIAL_GROUP) & priced).sum())
         sums["offset"] = 1.0
         return sums
 
@@ -128,7 +137,8 @@ class NetworkCalibration(Estimator):
             dtype_bytes = DTYPE_BYTES.get(str(row.get("dtype", "float32")), 4)
             key = (str(row["network"]), int(row["batch"]), dtype_bytes)
             if key not in cache:
-                cache[key] = self._sums(self.layer_model.predict_network(build(*key)))
+                pred = self.layer_model.predict_network(build(*key), strict=True)
+                cache[key] = self._sums(pred)
             rows.append(cache[key])
         return pd.DataFrame(rows, index=nets.index).fillna(0.0)
 
@@ -229,19 +239,23 @@ class NetworkCalibration(Estimator):
         self.check_device(device)
         return self._apply(self._layer_sums(nets, build))
 
-    def predict_network(self, net: Network, *, device: str | None = None) -> NetworkPrediction:
+    def predict_network(
+        self, net: Network, *, device: str | None = None, strict: bool = False
+    ) -> NetworkPrediction:
         """The layer model's per-layer prediction with raw and calibrated totals.
 
         ``totals`` holds ``<target>`` (calibrated) and ``<target>_raw`` (the plain sum).
+        Layers the layer model cannot price are left out of both (``left_out_layers``
+        counts them, with a warning), or raise with ``strict=True``.
         """
         self._check_fitted()
         self.check_device(device)
-        pred = self.layer_model.predict_network(net)
+        pred = self.layer_model.predict_network(net, strict=strict)
         sums = self._sums(pred)
         totals = dict(pred.totals)
         totals[f"{self.target}_raw"] = sums["sum"]
         totals[self.target] = float(self._apply(pd.DataFrame([sums]).fillna(0.0))[0])
-        return NetworkPrediction(pred.layers, totals)
+        return NetworkPrediction(pred.layers, totals, pred.left_out)
 
     def leave_one_network_out(
         self, nets: pd.DataFrame, *, build: NetworkBuilder | None = None

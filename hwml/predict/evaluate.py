@@ -30,6 +30,8 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -42,6 +44,7 @@ from hwml.predict.base import (
     DTYPE_BYTES,
     KIND_GROUPS,
     LayerEstimator,
+    LeftOutLayersWarning,
     NetworkPrediction,
     PredictorError,
     require_columns,
@@ -412,7 +415,7 @@ PREDICTED_COLUMNS: tuple[str, ...] = ("runtime_ms", "power_w", "energy_mj")
 
 
 def network_prediction(
-    model: LayerEstimator | NetworkCalibration, net: Network
+    model: LayerEstimator | NetworkCalibration, net: Network, *, strict: bool = False
 ) -> NetworkPrediction:
     """Per-layer and total runtime, power and energy of ``net``, whatever the model.
 
@@ -425,19 +428,27 @@ def network_prediction(
     calibration ``energy_mj`` is calibrated (``energy_mj_raw`` the plain sum) and the
     runtime is the plain sum. Power is always energy / runtime.
 
+    Layers the model cannot price (see :mod:`hwml.predict.base`) are left out, with a
+    warning: their row has ``left_out=True`` and NaN predictions, the totals are over the
+    other layers (runtime and energy sums are then lower bounds), ``left_out_layers``
+    counts them and the prediction's ``left_out`` maps their kinds to counts. With
+    ``strict=True`` they raise :class:`~hwml.predict.base.UnknownKindError` instead.
+
     Args:
         model: A fitted layer model or network calibration.
         net: The network description.
+        strict: Raise for layers the model cannot price instead of leaving them out.
 
     Returns:
         ``layers``: ``index``, ``name``, ``kind``, ``runtime_ms``, ``power_w``,
-        ``energy_mj``; ``totals``: ``runtime_ms``, ``power_w`` (energy / runtime),
-        ``energy_mj``, ``layers`` (count), and the ``*_raw`` totals of a calibration.
+        ``energy_mj``, ``left_out``; ``totals``: ``runtime_ms``, ``power_w`` (energy /
+        runtime), ``energy_mj``, ``layers`` (count), ``left_out_layers`` (count), and
+        the ``*_raw`` totals of a calibration; ``left_out``: kind -> layers left out.
     """
     layer_model = model.layer_model if isinstance(model, NetworkCalibration) else model
     if not isinstance(layer_model, LayerEstimator):
         raise PredictorError(f"cannot predict a network with a {type(model).__name__}")
-    pred = model.predict_network(net)
+    pred = model.predict_network(net, strict=strict)
     frame = pred.layers
     if "runtime_ms" not in frame.columns:  # a single-target regressor or Paleo
         target = layer_model._output_name()
@@ -448,13 +459,20 @@ def network_prediction(
     out = frame[["index", "name", "kind"]].copy()
     for col in PREDICTED_COLUMNS:
         out[col] = frame[col].to_numpy(dtype=float) if col in frame.columns else np.nan
-    runtime = out["runtime_ms"].to_numpy()
+    left_out = (
+        frame["left_out"].to_numpy(dtype=bool)
+        if "left_out" in frame.columns
+        else np.zeros(len(frame), dtype=bool)
+    )
+    out["left_out"] = left_out
+    runtime = out["runtime_ms"].to_numpy()[~left_out]
     has_runtime = np.isfinite(runtime).any()
     total_runtime = float(np.nansum(runtime)) if has_runtime else math.nan
-    energy = out["energy_mj"].to_numpy()
-    total_energy = float(np.sum(energy))  # NaN if any layer's energy is unknown
+    energy = out["energy_mj"].to_numpy()[~left_out]
+    total_energy = float(np.sum(energy))  # NaN if any priced layer's energy is unknown
     totals: dict[str, float] = {
         "layers": float(len(out)),
+        "left_out_layers": float(left_out.sum()),
         "runtime_ms": total_runtime,
         "energy_mj": total_energy,
     }
@@ -469,7 +487,7 @@ def network_prediction(
             totals["energy_mj"] = total_energy / total_runtime * totals["runtime_ms"]
     runtime = totals["runtime_ms"]
     totals["power_w"] = totals["energy_mj"] / runtime if runtime > 0 else math.nan
-    return NetworkPrediction(out, totals)
+    return NetworkPrediction(out, totals, pred.left_out)
 
 
 def cached_zoo_builder() -> NetworkBuilder:
@@ -545,25 +563,36 @@ def predict_networks(
     models: Mapping[str, LayerEstimator | NetworkCalibration],
     nets: pd.DataFrame,
     build: NetworkBuilder | None = None,
+    *,
+    strict: bool = False,
 ) -> pd.DataFrame:
     """Predicted totals of several models beside the measured networks.
+
+    A network with layers a model cannot price gets that model's totals over the other
+    layers (lower bounds of runtime and energy) and a non-zero
+    ``<name>_left_out_layers``; one :class:`~hwml.predict.base.LeftOutLayersWarning`
+    per such model names the kinds and the network rows concerned. With ``strict=True``
+    the first such network raises :class:`~hwml.predict.base.UnknownKindError`.
 
     Args:
         models: Name -> fitted model (see :func:`network_prediction`).
         nets: Measured network table: ``network``, ``batch``, optionally ``dtype``
             (default float32) and the measured ``runtime_ms``, ``power_w``, ``energy_mj``.
         build: ``(name, batch, dtype_bytes) -> Network``; default: the zoo.
+        strict: Raise for layers a model cannot price instead of leaving them out.
 
     Returns:
         One row per row of ``nets`` (same index): ``network``, ``batch``, ``dtype``,
         ``layers``, the measured ``runtime_ms``, ``power_w``, ``energy_mj`` (NaN where
         absent), and per model ``<name>_runtime_ms``, ``<name>_power_w``,
-        ``<name>_energy_mj``.
+        ``<name>_energy_mj`` and ``<name>_left_out_layers`` (count).
     """
     require_columns(nets, ["network", "batch"], "predict_networks")
     build = build or zoo_builder
     cache: dict[tuple[str, int, int], Network] = {}
     records = []
+    left_kinds: dict[str, Counter[str]] = {name: Counter() for name in models}
+    left_rows: dict[str, int] = dict.fromkeys(models, 0)
     for _, row in nets.iterrows():
         dtype = str(row.get("dtype", "float32"))
         key = (str(row["network"]), int(row["batch"]), DTYPE_BYTES.get(dtype, 4))
@@ -578,10 +607,26 @@ def predict_networks(
         for col in PREDICTED_COLUMNS:
             rec[col] = float(row[col]) if col in row.index and pd.notna(row[col]) else math.nan
         for name, model in models.items():
-            totals = network_prediction(model, cache[key]).totals
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LeftOutLayersWarning)  # summarised below
+                pred = network_prediction(model, cache[key], strict=strict)
             for col in PREDICTED_COLUMNS:
-                rec[f"{name}_{col}"] = totals[col]
+                rec[f"{name}_{col}"] = pred.totals[col]
+            rec[f"{name}_left_out_layers"] = int(pred.totals["left_out_layers"])
+            if pred.left_out:
+                left_kinds[name].update(pred.left_out)
+                left_rows[name] += 1
         records.append(rec)
+    for name, kinds in left_kinds.items():
+        if kinds:
+            listed = ", ".join(f"{k!r} ({n} layers)" for k, n in sorted(kinds.items()))
+            warnings.warn(
+                f"predict_networks: model {name!r} cannot price layers of {left_rows[name]} of "
+                f"{len(nets)} network rows ({listed} in all): their {name}_* totals exclude "
+                f"those layers (lower bounds); see column {name}_left_out_layers",
+                LeftOutLayersWarning,
+                stacklevel=2,
+            )
     return pd.DataFrame(records, index=nets.index)
 
 

@@ -42,11 +42,24 @@ fully connected layer is a 1x1 convolution on a 1x1 map, so all its reuse factor
 This is a deliberately simple model (no tiling limits, no buffer capacity), meant to
 reproduce the *structure* of Yang et al.'s estimates, not Eyeriss' exact numbers.
 
-**Other kinds.** Pooling, batch norm, activations and element-wise layers perform
+**Products of activations.** ``matmul`` (a product of two activation tensors) and
+``attention`` (projections plus ``Q @ K^T`` and ``A @ V``) are priced like a fully
+connected layer: all reuse factors 1, DRAM traffic of their inputs (both operands of a
+matmul), parameters and output once. An attention layer's ``vector_ops`` (scaling,
+softmax, bias adds) cost ``e_vector`` and one RF access each, its data already on chip.
+Eyeriss was designed for CNNs, so these are the model's rules applied to a
+matrix-product dataflow, not energies the paper reports.
+
+**Other kinds.** Pooling, batch norm, activations, element-wise layers, and the
+``norm``, ``softmax`` and ``reduce`` layers of transformers and modern CNNs perform
 ``vector_ops`` operations, each costing ``e_vector`` (relative to a MAC) and one RF
 access, and move their input, parameters and output once through DRAM and the buffer
 (unless ``fuse_vector``: fused into the preceding layer, their data stays on chip).
-Concatenation, flatten and dropout are data layout only: zero energy.
+Concatenation, flatten (including pure data movement such as permute or pad) and
+dropout are data layout only: zero energy. Kind ``other`` has no features: ``predict``
+and ``breakdown`` raise :class:`~hwml.predict.base.UnknownKindError` for it, and
+``predict_network`` leaves it out (NaN, ``left_out=True``, totals over the other
+layers, a warning) or, with ``strict=True``, raises (see :mod:`hwml.predict.base`).
 
 **Sparsity and bit-width.** ``M' = MACs x (1 - weight_sparsity) x (1 - act_sparsity)``;
 DRAM traffic of weights scales by ``1 - weight_sparsity`` and of input activations by
@@ -84,9 +97,20 @@ LEVELS: tuple[str, ...] = ("rf", "array", "buffer", "dram")
 #: Data types moved by a convolution.
 DATA_TYPES: tuple[str, ...] = ("ifmap", "weight", "psum")
 
-_MAC_KINDS = ("conv2d", "linear")
-_VECTOR_KINDS = ("maxpool2d", "avgpool2d", "batchnorm2d", "activation", "add", "mul")
+_MAC_KINDS = ("conv2d", "linear", "matmul", "attention")
+_VECTOR_KINDS = (
+    "maxpool2d",
+    "avgpool2d",
+    "batchnorm2d",
+    "activation",
+    "add",
+    "mul",
+    "norm",
+    "softmax",
+    "reduce",
+)
 _FREE_KINDS = ("concat", "flatten", "dropout")
+_KNOWN_KINDS = (*_MAC_KINDS, *_VECTOR_KINDS, *_FREE_KINDS)
 
 
 @io.register
@@ -182,9 +206,9 @@ class Eyeriss(LayerEstimator):
         self, batch: LayerBatch, w_sparse: np.ndarray, a_sparse: np.ndarray
     ) -> dict[str, np.ndarray]:
         self._check_params()
-        groups_known = np.isin(batch.kinds, (*_MAC_KINDS, *_VECTOR_KINDS, *_FREE_KINDS))
+        groups_known = self._priceable(batch)
         if not groups_known.all():
-            raise self._unknown(batch, ~groups_known, (*_MAC_KINDS, *_VECTOR_KINDS, *_FREE_KINDS))
+            raise self._unknown(batch, ~groups_known, self._supported())
         col = batch.column
         n = len(batch)
         dbytes = col("dtype_bytes")
@@ -232,8 +256,9 @@ class Eyeriss(LayerEstimator):
                 e_t += e
             out[f"{t}_energy_mac"] = e_t
 
-        # Element-wise kinds: one RF access per operation, DRAM and buffer once per value.
-        vec_ops = np.where(is_vec, col("vector_ops"), 0.0)
+        # Element-wise kinds: one RF access per operation, DRAM and buffer once per value;
+        # an attention layer's own vector operations (softmax, ...) on on-chip data.
+        vec_ops = np.where(is_vec | (batch.kinds == "attention"), col("vector_ops"), 0.0)
         moved = np.where(is_vec & (not self.fuse_vector), n_in * da + n_par + n_out, 0.0)
         a_scale = self.act_bits / self.ref_bits
         for lvl, count in (("rf", vec_ops), ("buffer", moved), ("dram", moved)):
@@ -252,6 +277,16 @@ class Eyeriss(LayerEstimator):
         if self.mac_energy_pj is not None:
             out["energy_pj"] = (comp + data) * float(self.mac_energy_pj)
         return out
+
+    def _priceable(self, batch: LayerBatch) -> np.ndarray:
+        return np.isin(batch.kinds, _KNOWN_KINDS)
+
+    def _supported(self) -> list[str]:
+        return list(_KNOWN_KINDS)
+
+    def _totals(self, out: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Sums of every component."""
+        return {k: float(np.sum(v)) for k, v in out.items()}
 
     def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
         n = len(batch)
@@ -298,21 +333,24 @@ class Eyeriss(LayerEstimator):
         return self.breakdown(table)["energy_mac"].to_numpy()
 
     def predict_network(
-        self, net: Network | pd.DataFrame, *, device: str | None = None
+        self, net: Network | pd.DataFrame, *, device: str | None = None, strict: bool = False
     ) -> NetworkPrediction:
-        """Per-layer breakdown of a network and its totals (sums of every component)."""
+        """Per-layer breakdown of a network and its totals (sums of every component).
+
+        Layers of kind ``other`` are left out (``strict=False``, with a warning) or raise
+        :class:`~hwml.predict.base.UnknownKindError` (``strict=True``); see
+        :mod:`hwml.predict.base`.
+        """
         if isinstance(net, pd.DataFrame):
             batch = LayerBatch.from_table(net)
             w, a = self._sparsities(net)
-            out = self._compute(batch, w, a)
         else:
             batch = LayerBatch.from_layers(net.layers)
-            out = self._predict_batch(batch)
-        frame = pd.DataFrame(
-            {"index": np.arange(len(batch)), "name": batch.names, "kind": batch.kinds, **out}
+            w = np.full(len(batch), float(self.weight_sparsity))
+            a = np.full(len(batch), float(self.act_sparsity))
+        return self._assemble(
+            batch, lambda rows: self._compute(batch.take(rows), w[rows], a[rows]), strict
         )
-        totals = {k: float(np.sum(v)) for k, v in out.items()}
-        return NetworkPrediction(frame, totals)
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:

@@ -55,10 +55,17 @@ What hwml does, group by group (:data:`~hwml.predict.base.KIND_GROUPS`):
   which prefers the simpler of two models cross-validation cannot tell apart). The
   model size (``model_size_``) is the number of non-zero terms, intercept not counted;
   the survey's sizes were 60 (conv), 17 (FC) and 31 (pool) terms.
-* **Trivial kinds** (flatten, dropout: views and identities that launch no kernel) are
-  predicted by the median of their training rows, or by ``trivial_value`` (0.0) when
-  the training table has none, with ``fallback=True`` in network predictions.
-* An unfitted group (or kind ``other``) raises :class:`~hwml.predict.base.UnknownKindError`.
+* **Trivial kinds** (flatten, dropout and pure data movement such as permute or pad)
+  are predicted by the median of their training rows, or by ``trivial_value`` (0.0)
+  when the training table has none, with ``fallback=True`` in network predictions.
+* **Groups without training rows.** A polynomial is fitted only where there are
+  measured layers, so the new kinds of transformers and modern CNNs (``norm``,
+  ``matmul``, ``attention``, ``softmax``, ``reduce``: none has a :data:`GROUP_SPECS`
+  entry yet) and any group absent from the training table have no model; kind ``other``
+  never has one. Nothing is extrapolated to them: ``predict`` raises
+  :class:`~hwml.predict.base.UnknownKindError`, and ``predict_network`` leaves them out
+  (NaN, ``left_out=True``, totals over the priced layers and a warning) or, with
+  ``strict=True``, raises (see :mod:`hwml.predict.base`).
 
 :class:`NeuralPower` pairs a runtime and a power model and predicts energy (its power
 predictions stay within the range of the measured layer powers of their group, since a
@@ -479,6 +486,13 @@ class NeuralPowerRegressor(_FitSettings):
         raise PredictorError(
             f"no feature spec for group {group!r}; known: {', '.join(GROUP_SPECS)}"
         )
+
+    def _priceable(self, batch: LayerBatch) -> np.ndarray:
+        groups = self._group_of(batch.kinds)
+        return np.isin(groups, list(self.groups_)) | (groups == TRIVIAL_GROUP)
+
+    def _supported(self) -> list[str]:
+        return sorted({*self.groups_, TRIVIAL_GROUP})
 
     def _raw_inputs(self, batch: LayerBatch, group: str) -> tuple[np.ndarray, np.ndarray]:
         """Variables ``(n, d)`` and special terms ``(n, s)`` of ``batch``, raw values."""
@@ -1005,6 +1019,12 @@ class NeuralPower(_FitSettings):
 
     def _output_name(self) -> str:
         return "runtime_ms"
+
+    def _priceable(self, batch: LayerBatch) -> np.ndarray:
+        return self.runtime_._priceable(batch)
+
+    def _supported(self) -> list[str]:
+        return self.runtime_._supported()
 
     def predict_all(self, table: pd.DataFrame, *, device: str | None = None) -> pd.DataFrame:
         """Runtime (ms), power (W) and energy (mJ) of every row of a layer table."""

@@ -29,9 +29,19 @@ Choices, all documented here so the chapter can state them:
 * **Fitting criterion**: the PPP minimises the squared *relative* error of the
   training layers (so the fitted model is RMSPE-optimal within its form); with one PPP
   the solution is closed-form, ``1/PPP = sum(r) / sum(r^2)`` with ``r = ideal / measured``.
-* **Trivial kinds** (flatten, dropout) are views/identities: predicted 0 ms.
-* A group absent from the training table (or kind ``other``) raises
-  :class:`~hwml.predict.base.UnknownKindError`.
+* **Trivial kinds** (flatten, dropout, and the pure data movement described under
+  ``flatten``: permute, transpose, pad, ...) are predicted 0 ms.
+* **Groups without training rows.** The analytical terms exist for every described
+  kind (the ``norm``, ``matmul``, ``attention``, ``softmax`` and ``reduce`` layers of
+  transformers and modern CNNs have FLOPs, vector operations and bytes), but a
+  per-group PPP is only known where layers of the group were measured. By default such
+  a layer is not priced: ``predict`` raises :class:`~hwml.predict.base.UnknownKindError`,
+  and ``predict_network`` leaves it out (NaN, ``left_out=True``, totals over the priced
+  layers, a warning) or, with ``strict=True``, raises. With ``unfitted_ppp`` set, it is
+  priced at that assumed PPP instead, which is an unfitted default, not a fit: the
+  layer is flagged ``fallback=True`` in network predictions. With ``ppp="global"``,
+  the one fitted PPP prices every kind that has a group, as in the original Paleo.
+  Kind ``other`` has no FLOPs or bytes and is never priced.
 
 Units: runtime in ms; rates in FLOP/s and byte/s.
 """
@@ -74,6 +84,9 @@ class Paleo(LayerEstimator):
         target: Runtime column, in ms.
         kind_groups: Overrides of :data:`~hwml.predict.base.KIND_GROUPS`.
         device_check: ``"warn"``, ``"error"`` or ``"ignore"`` on a device/dtype mismatch.
+        unfitted_ppp: PPP (fraction of peak, in (0, 1]) assumed for groups without
+            training rows (``ppp="per_group"``), or None (default) to leave their layers
+            unpriced; see the module docstring.
 
     Attributes:
         inv_ppp_: Group (or ``"all"``) -> ``(1/PPP_compute, 1/PPP_transfer)``; the two are
@@ -95,6 +108,7 @@ class Paleo(LayerEstimator):
         target: str = "runtime_ms",
         kind_groups: Mapping[str, str] | None = None,
         device_check: str = "warn",
+        unfitted_ppp: float | None = None,
     ) -> None:
         self.peak_flops_per_s = peak_flops_per_s
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
@@ -104,6 +118,7 @@ class Paleo(LayerEstimator):
         self.target = target
         self.kind_groups = kind_groups
         self.device_check = device_check
+        self.unfitted_ppp = unfitted_ppp
 
     @classmethod
     def from_provenance(
@@ -141,6 +156,8 @@ class Paleo(LayerEstimator):
             raise ValueError(f"ppp must be 'per_group' or 'global', got {self.ppp!r}")
         if self.combine not in ("sum", "max"):
             raise ValueError(f"combine must be 'sum' or 'max', got {self.combine!r}")
+        if self.unfitted_ppp is not None and not 0 < self.unfitted_ppp <= 1:
+            raise ValueError(f"unfitted_ppp must lie in (0, 1], got {self.unfitted_ppp!r}")
         if self.split and self.combine != "sum":
             raise ValueError(
                 "split=True needs combine='sum' (a max of two scaled terms is not linear)"
@@ -219,26 +236,49 @@ class Paleo(LayerEstimator):
         return c, c
 
     # ------------------------------------------------------------------ predict
+    def _fitted_mask(self, groups: np.ndarray) -> np.ndarray:
+        """Layers with a fitted PPP (trivial ones not included)."""
+        return (
+            np.isin(self._key(groups), list(self.inv_ppp_))
+            & (groups != "")
+            & (groups != TRIVIAL_GROUP)
+        )
+
+    def _priceable(self, batch: LayerBatch) -> np.ndarray:
+        groups = self._group_of(batch.kinds)
+        if self.unfitted_ppp is not None:
+            return groups != ""
+        return self._fitted_mask(groups) | (groups == TRIVIAL_GROUP)
+
+    def _supported(self) -> list[str]:
+        fitted = sorted({*self.inv_ppp_, TRIVIAL_GROUP})
+        if self.unfitted_ppp is not None:
+            fitted.append(f"any other group at the unfitted PPP {self.unfitted_ppp:g}")
+        return fitted
+
     def _predict_batch(self, batch: LayerBatch) -> dict[str, np.ndarray]:
+        unknown = ~self._priceable(batch)
+        if unknown.any():
+            raise self._unknown(batch, unknown, self._supported())
         groups = self._group_of(batch.kinds)
         keys = self._key(groups)
         trivial = groups == TRIVIAL_GROUP
-        known = np.isin(keys, list(self.inv_ppp_)) & (groups != "")
-        unknown = ~known & ~trivial
-        if unknown.any():
-            raise self._unknown(batch, unknown, self.inv_ppp_)
+        fitted = self._fitted_mask(groups)
+        default = ~fitted & ~trivial  # priced at unfitted_ppp (empty when it is None)
         compute, transfer = self.ideal_times(batch)
         c_comp = np.zeros(len(batch))
         c_io = np.zeros(len(batch))
         for key, (a, b) in self.inv_ppp_.items():
-            m = (keys == key) & ~trivial
+            m = (keys == key) & fitted
             c_comp[m], c_io[m] = a, b
+        if default.any():
+            c_comp[default] = c_io[default] = 1.0 / float(self.unfitted_ppp)
         if self.combine == "sum":
             out = c_comp * compute + c_io * transfer
         else:
             out = c_comp * np.maximum(compute, transfer)
         out[trivial] = 0.0
-        return {self.target: out, "fallback": np.zeros(len(batch), dtype=bool)}
+        return {self.target: out, "fallback": default}
 
     # ------------------------------------------------------------------ reporting
     @property

@@ -129,34 +129,65 @@ _LAYER_META: dict[str, tuple[str, str]] = {
 _FEATURE_DOCS: dict[str, tuple[str, str]] = {
     "name": ("-", "layer name inside its network (empty for sampled layers)"),
     "kind": ("-", "layer kind: " + ", ".join(KINDS)),
-    "op": ("-", "activation function, or 'adaptive' for adaptive pooling"),
+    "op": (
+        "-",
+        "activation function; 'adaptive' for adaptive pooling; the variant of a norm "
+        "(layer_norm, group_norm, ...), matmul (matmul, bmm, einsum:<equation>, linear, "
+        "...), attention (scaled_dot_product_attention, multihead_attention, "
+        "shifted_window_attention, ...), softmax or reduce layer (mean, sum, amax, ...); "
+        "the data movement of a flatten layer "
+        "(permute, transpose, chunk, getitem, pad, roll, ...; empty for flatten, view "
+        "and reshape); the operation's name for kind other",
+    ),
     "batch": ("count", "batch size"),
-    "in_channels": ("count", "input channels"),
+    "in_channels": ("count", "input channels (conv, pool, batch norm, group norm)"),
     "in_h": ("px", "input height (1 for 2-D inputs)"),
     "in_w": ("px", "input width (1 for 2-D inputs)"),
     "out_channels": ("count", "output channels"),
     "out_h": ("px", "output height"),
     "out_w": ("px", "output width"),
-    "kernel_h": ("px", "kernel height"),
-    "kernel_w": ("px", "kernel width"),
-    "stride_h": ("px", "vertical stride"),
-    "stride_w": ("px", "horizontal stride"),
-    "pad_h": ("px", "vertical zero padding"),
-    "pad_w": ("px", "horizontal zero padding"),
-    "groups": ("count", "convolution groups (= in_channels for depthwise)"),
-    "in_features": ("count", "linear input features"),
-    "out_features": ("count", "linear output features"),
-    "bias": ("bool", "conv/linear bias"),
+    "kernel_h": ("px", "kernel height (window attention: window height)"),
+    "kernel_w": ("px", "kernel width (window attention: window width)"),
+    "stride_h": ("px", "vertical stride (window attention: vertical shift of the windows)"),
+    "stride_w": ("px", "horizontal stride (window attention: horizontal shift)"),
+    "pad_h": ("px", "vertical zero padding (window attention: bottom padding to whole windows)"),
+    "pad_w": ("px", "horizontal zero padding (window attention: right padding)"),
+    "groups": (
+        "count",
+        "convolution groups (= in_channels for depthwise); norm groups (norm); heads (attention)",
+    ),
+    "in_features": (
+        "count",
+        "linear input features; norm: elements each mean and variance is taken over; "
+        "matmul: contraction size (0 without one); attention: query/key feature size "
+        "(the embedding width for multi-head and window attention); softmax: length of "
+        "the softmax dimension; reduce: input elements per output element",
+    ),
+    "out_features": (
+        "count",
+        "linear output features; norm: affine width (0: no affine); attention: value "
+        "feature size (the embedding width for multi-head and window attention)",
+    ),
+    "bias": (
+        "bool",
+        "conv/linear bias; norm: affine shift; attention: projection biases; matmul: "
+        "F.linear's bias",
+    ),
     "ceil_mode": ("bool", "pooling output rounds up"),
     "dtype_bytes": ("bytes", "bytes per element"),
     "in_shapes": ("-", "shapes of the inputs, 'x'-separated, ';' between inputs"),
     "out_shape": ("-", "shape of the output"),
     "inputs": ("-", "names of the layers feeding this one (graph edges)"),
-    "macs": ("count", "multiply-accumulates (conv/linear)"),
+    "macs": (
+        "count",
+        "multiply-accumulates (conv, linear, matmul; attention: projections and the two products)",
+    ),
     "flops": ("count", "2 x macs (the FlopCounterMode convention)"),
     "vector_ops": (
         "count",
-        "element-wise operations not in flops (bias, pooling, norm, activation, add)",
+        "element-wise operations not in flops (bias, pooling, batch norm, activation, "
+        "add, mul, norm, softmax, reduce, attention's scaling and softmax; 0 for data "
+        "movement)",
     ),
     "params": ("count", "learnable parameters"),
     "param_bytes": ("bytes", "parameter bytes"),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from torch import nn
 
-from hwml.describe import Layer, Network
+from hwml.describe import Layer, Network, describe
 
 
 def random_layers(kind: str, n: int, seed: int) -> list[Layer]:
@@ -86,6 +87,36 @@ def toy_net(batch: int = 4) -> Network:
             Layer.activation("relu", (batch, 100)),
         ],
     )
+
+
+class ConvAttention(nn.Module):
+    """A small vision transformer: a conv stem, two LayerNorms around one attention block.
+
+    Layers (``describe`` at input ``(batch, 3, 8, 8)``): conv, act, pool (conv2d,
+    activation, maxpool2d), flatten, transpose (kind flatten), ln1 (norm), attn
+    (attention), ln2 (norm), getitem (flatten), head (linear).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.act = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.ln1 = nn.LayerNorm(16)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.ln2 = nn.LayerNorm(16)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.pool(self.act(self.conv(x)))
+        x = self.ln1(x.flatten(2).transpose(1, 2))
+        y, _ = self.attn(x, x, x)
+        return self.head(self.ln2(y)[:, 0])
+
+
+def attention_net(batch: int = 2) -> Network:
+    """:class:`ConvAttention` described: CNN kinds plus 2 ``norm`` and 1 ``attention`` layer."""
+    return describe(ConvAttention(), (batch, 3, 8, 8), name="conv_attention")
 
 
 @pytest.fixture

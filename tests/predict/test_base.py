@@ -89,3 +89,71 @@ def test_device_from_gpu_name_column_and_bad_option(make_table):
 def test_not_fitted():
     with pytest.raises(NotFittedError, match="fit"):
         Paleo().predict(pd.DataFrame())
+
+
+# ---------------------------------------------------------------- layers a model cannot price
+def test_new_kinds_are_groups_of_their_own_and_data_movement_is_trivial():
+    from hwml.predict.base import TRIVIAL_GROUP
+
+    for kind in ("norm", "matmul", "attention", "softmax", "reduce"):
+        assert KIND_GROUPS[kind] == kind
+    assert KIND_GROUPS["flatten"] == TRIVIAL_GROUP and "other" not in KIND_GROUPS
+
+
+def _with_other(batch: int = 2):
+    """conv, relu, then an operation hwml cannot describe (kind other), then a linear layer."""
+    import dataclasses
+
+    from hwml.describe import Layer, Network
+
+    conv = dataclasses.replace(Layer.conv2d(batch, 3, 8, 8, 4, 3, padding=1), name="conv")
+    other = Layer(
+        kind="other", in_shapes=(conv.out_shape,), out_shape=(batch, 256), op="LSTM", name="rnn"
+    )
+    return Network(
+        "with_other",
+        (batch, 3, 8, 8),
+        [conv, Layer.activation("relu", conv.out_shape), other, Layer.linear(batch, 256, 10)],
+    )
+
+
+def test_kind_other_is_left_out_with_a_warning_or_raises_when_strict(make_table):
+    from hwml.predict import LeftOutLayersWarning, UnknownKindError
+
+    t = make_table({"conv2d": 10, "activation": 10, "linear": 10})
+    t["runtime_ms"] = 1e3 * (t["flops"] / 1e12 + t["total_bytes"] / 1e11)
+    model = Paleo(1e12, 1e11).fit(t)
+    net = _with_other()
+    with pytest.warns(LeftOutLayersWarning, match=r"left out 1 of 4 layers.*'other' \(1 layer\)"):
+        pred = model.predict_network(net)
+    assert list(pred.layers["left_out"]) == [False, False, True, False]
+    assert np.isnan(pred.layers["runtime_ms"].iloc[2])
+    assert pred.totals["runtime_ms"] == pytest.approx(
+        pred.layers["runtime_ms"].iloc[[0, 1, 3]].sum()
+    )
+    assert pred.totals["left_out_layers"] == 1 and dict(pred.left_out) == {"other": 1}
+    with pytest.raises(UnknownKindError, match=r"'other'.*rnn.*never modelled") as err:
+        model.predict_network(net, strict=True)
+    assert err.value.kinds == {"other": 1} and "conv2d" in err.value.supported
+    with pytest.raises(UnknownKindError, match="'other'"):  # a bare array cannot say it
+        model.predict_layers(net)
+
+
+def test_a_complete_prediction_warns_nothing_and_says_so(model):
+    from hwml.predict import LeftOutLayersWarning
+    from tests.predict.conftest import toy_net
+
+    m, _ = model  # fitted on conv2d only
+    net = toy_net()
+    with pytest.warns(
+        LeftOutLayersWarning, match=r"'activation' \(2 layers\), 'linear' \(1 layer\)"
+    ):
+        partial = m.predict_network(net)
+    assert not partial.complete and partial.totals["left_out_layers"] == 4
+    conv_only = type(net)("conv", net.input_shape, [net.layers[0], net.layers[3]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        full = m.predict_network(conv_only)
+    assert full.complete and full.totals["left_out_layers"] == 0
+    assert not full.layers["left_out"].any()
+    assert full.layers["runtime_ms"].iloc[0] == partial.layers["runtime_ms"].iloc[0]

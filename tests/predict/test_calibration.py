@@ -7,9 +7,17 @@ import pandas as pd
 import pytest
 
 from hwml.describe import Layer, Network
-from hwml.predict import NetworkCalibration, NeuralPower, Paleo, TooFewRowsError, load
+from hwml.predict import (
+    LeftOutLayersWarning,
+    NetworkCalibration,
+    NeuralPower,
+    Paleo,
+    TooFewRowsError,
+    UnknownKindError,
+    load,
+)
 from hwml.predict.base import KIND_GROUPS
-from tests.predict.conftest import toy_net
+from tests.predict.conftest import attention_net, toy_net
 
 FAST = {"n_alphas": 20, "cv": 5}
 
@@ -135,3 +143,37 @@ def test_calibration_of_summed_layer_energy(make_table):
     np.testing.assert_allclose(lono.calibrated_err_pct, 0.0, atol=1e-9)
     pred = cal.predict_network(_build("c", 8, 4))
     assert pred.totals["energy_mj"] == pytest.approx(2.0 * pred.totals["energy_mj_raw"])
+
+
+def test_networks_with_layers_the_model_cannot_price(exact_paleo):
+    """Fitting on partial sums would hide the missing layers in the coefficients: refused.
+    Predicting a network leaves them out of raw and calibrated totals, and says so."""
+    nets = _nets_table(exact_paleo, lambda raw: 0.9 * raw)
+    cal = NetworkCalibration(exact_paleo, mode="overhead").fit(nets, build=_build)
+    with_attention = pd.concat(
+        [nets, pd.DataFrame([{"network": "vit", "batch": 2, "runtime_ms": 1.0, "status": "ok"}])],
+        ignore_index=True,
+    )
+
+    def build(name: str, batch: int, dtype_bytes: int) -> Network:
+        return attention_net(batch) if name == "vit" else _build(name, batch, dtype_bytes)
+
+    for call in (
+        lambda: NetworkCalibration(exact_paleo).fit(with_attention, build=build),
+        lambda: cal.predict(with_attention, build=build),
+        lambda: cal.leave_one_network_out(with_attention, build=build),
+        lambda: cal.predict_network(attention_net(2), strict=True),
+    ):
+        with pytest.raises(UnknownKindError, match=r"'attention' \(1 layer\), 'norm' \(2 layers\)"):
+            call()
+    with pytest.warns(LeftOutLayersWarning, match="'attention'"):
+        pred = cal.predict_network(attention_net(2))
+    assert dict(pred.left_out) == {"attention": 1, "norm": 2}
+    assert pred.totals["left_out_layers"] == 3
+    priced = pred.layers[~pred.layers["left_out"]]
+    assert pred.totals["runtime_ms_raw"] == pytest.approx(priced["runtime_ms"].sum())
+    working = int((priced["group"] != "trivial").sum())  # the left-out layers not counted
+    assert working == 4
+    assert pred.totals["runtime_ms"] == pytest.approx(
+        cal.coef_["sum"] * pred.totals["runtime_ms_raw"] + cal.coef_["layers"] * working
+    )

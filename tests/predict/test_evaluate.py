@@ -11,11 +11,13 @@ import pytest
 
 from hwml.describe import Layer, Network
 from hwml.predict import (
+    LeftOutLayersWarning,
     NetworkCalibration,
     NeuralPower,
     NeuralPowerRegressor,
     Paleo,
     PredictorError,
+    UnknownKindError,
 )
 from hwml.predict.evaluate import (
     SURVEY_TABLE1,
@@ -32,7 +34,7 @@ from hwml.predict.evaluate import (
     time_prediction,
     training_split,
 )
-from tests.predict.conftest import layer_table
+from tests.predict.conftest import attention_net, layer_table
 
 FAST = {"degrees": (1,), "cv": 3, "n_alphas": 10, "space": "linear"}
 
@@ -129,8 +131,11 @@ def test_network_prediction_has_the_same_columns_for_every_model(fitted):
         "runtime_ms",
         "power_w",
         "energy_mj",
+        "left_out",
     ]
+    assert not full.layers["left_out"].any() and full.complete
     tot = full.totals
+    assert tot["left_out_layers"] == 0
     assert tot["runtime_ms"] == pytest.approx(full.layers["runtime_ms"].sum())
     assert tot["energy_mj"] == pytest.approx(full.layers["energy_mj"].sum())
     assert tot["power_w"] == pytest.approx(tot["energy_mj"] / tot["runtime_ms"])
@@ -195,6 +200,42 @@ def test_predict_networks_beside_measurements(fitted):
     )
     assert math.isnan(out.loc[1, "power_w"]) and math.isnan(out.loc[0, "energy_mj"])
     assert out["paleo_power_w"].isna().all() and (out["layers"] == 3).all()
+
+
+def test_network_prediction_totals_the_priced_layers_and_names_the_rest(fitted):
+    _, npw = fitted  # conv2d, linear, activation: no pool, norm or attention
+    with pytest.warns(LeftOutLayersWarning, match=r"'attention' \(1 layer\).*'maxpool2d'"):
+        pred = network_prediction(npw, attention_net())
+    assert dict(pred.left_out) == {"attention": 1, "maxpool2d": 1, "norm": 2}
+    layers = pred.layers
+    assert list(layers.loc[layers["left_out"], "name"]) == ["pool", "ln1", "attn", "ln2"]
+    priced = layers[~layers["left_out"]]
+    assert pred.totals["left_out_layers"] == 4 and pred.totals["layers"] == 10
+    assert pred.totals["runtime_ms"] == pytest.approx(priced["runtime_ms"].sum())
+    assert pred.totals["energy_mj"] == pytest.approx(priced["energy_mj"].sum())
+    assert math.isfinite(pred.totals["energy_mj"])
+    with pytest.raises(UnknownKindError, match="'maxpool2d'"):
+        network_prediction(npw, attention_net(), strict=True)
+
+
+def test_predict_networks_counts_left_out_layers_with_one_warning(fitted):
+    t, npw = fitted
+    nets = pd.DataFrame({"network": ["toy", "vit", "vit"], "batch": [1, 1, 4]})
+
+    def build(name, batch, dtype_bytes):
+        return attention_net(batch) if name == "vit" else _net(batch)
+
+    with pytest.warns(LeftOutLayersWarning) as record:
+        out = predict_networks({"np": npw}, nets, build=build)
+    assert len(record) == 1
+    assert "2 of 3 network rows" in str(record[0].message)
+    assert "'norm' (4 layers)" in str(record[0].message)
+    assert list(out["np_left_out_layers"]) == [0, 4, 4]
+    with pytest.warns(LeftOutLayersWarning):
+        alone = network_prediction(npw, attention_net(1))
+    assert out.loc[1, "np_runtime_ms"] == pytest.approx(alone.totals["runtime_ms"])
+    with pytest.raises(UnknownKindError):
+        predict_networks({"np": npw}, nets, build=build, strict=True)
 
 
 def test_time_prediction_returns_one_time_per_repeat(fitted):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from hwml.describe import Layer, Network
-from hwml.predict import Eyeriss, UnknownKindError, load
+from hwml.predict import Eyeriss, LeftOutLayersWarning, UnknownKindError, load
+from tests.predict.conftest import attention_net
 
 # One convolution: batch 1, 2 input channels of 4x4, 3 filters of 3x3, stride 1, no
 # padding, no bias -> a 3x2x2 output.
@@ -117,3 +120,49 @@ def test_other_kind_is_refused():
     other = Layer(kind="other", in_shapes=((1, 2),), out_shape=(1, 2), op="weird")
     with pytest.raises(UnknownKindError, match="'other'"):
         Eyeriss().predict(_row(other))
+
+
+def test_matmul_is_priced_like_a_linear_layer():
+    # (1x2x8) @ (1x8x4): M = 2*4*8 = 64, every reuse factor 1: 64 accesses of each data
+    # type at RF, array and buffer; DRAM: both operands (16 + 32 values) in, 8 out.
+    mm = Layer(
+        kind="matmul",
+        in_shapes=((1, 2, 8), (1, 8, 4)),
+        out_shape=(1, 2, 4),
+        in_features=8,
+        op="bmm",
+    )
+    out = Eyeriss().breakdown(_row(mm)).iloc[0]
+    assert out.macs_effective == 64 and out.rf_accesses == 3 * 64
+    assert out.buffer_accesses == 3 * 64 and out.dram_accesses == 48 + 8
+    assert out.energy_mac == 64 + 3 * 64 * (1 + 2 + 6) + 56 * 200
+
+
+def test_transformer_kinds_are_priced_from_their_features():
+    net = attention_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred = Eyeriss().predict_network(net, strict=True)
+    assert pred.complete and pred.totals["left_out_layers"] == 0
+    layers = pred.layers.set_index("name")
+    ln = net.layer("ln1")
+    moved = (ln.input_bytes + ln.output_bytes) / ln.dtype_bytes + ln.params
+    assert layers.loc["ln1", "comp_energy_mac"] == ln.vector_ops
+    assert layers.loc["ln1", "energy_mac"] == 2 * ln.vector_ops + moved * (6 + 200)
+    attn = net.layer("attn")
+    assert layers.loc["attn", "macs_effective"] == attn.macs
+    assert layers.loc["attn", "comp_energy_mac"] == attn.macs + attn.vector_ops
+    assert layers.loc["transpose", "energy_mac"] == 0  # data movement: layout only
+    assert pred.totals["energy_mac"] == pytest.approx(layers["energy_mac"].sum())
+
+
+def test_other_kind_is_left_out_of_networks_or_raises_when_strict():
+    other = Layer(kind="other", in_shapes=(CONV.out_shape,), out_shape=(1, 12), op="weird")
+    net = Network("n", (1, 2, 4, 4), [CONV, other])
+    with pytest.warns(LeftOutLayersWarning, match=r"left out 1 of 2 layers.*'other'"):
+        pred = Eyeriss().predict_network(net)
+    assert list(pred.layers["left_out"]) == [False, True]
+    assert np.isnan(pred.layers["energy_mac"].iloc[1])
+    assert pred.totals["energy_mac"] == 21628 and pred.left_out == {"other": 1}
+    with pytest.raises(UnknownKindError, match="'other'.*fitted groups are .*attention"):
+        Eyeriss().predict_network(net, strict=True)

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from hwml.describe import Layer
+from hwml.describe import Layer, Network
 from hwml.predict import (
     DeviceMismatchError,
     DeviceMismatchWarning,
+    LeftOutLayersWarning,
     MissingColumnsError,
     ModelFormatError,
     NeuralPower,
@@ -26,7 +27,7 @@ from hwml.predict import (
     UnknownKindError,
     load,
 )
-from tests.predict.conftest import toy_net
+from tests.predict.conftest import attention_net, layer_table, toy_net
 
 FAST = {"n_alphas": 20, "cv": 5}
 
@@ -393,3 +394,58 @@ def test_fitted_model_clones_unfitted(fitted):
     assert copy.get_params() == model.get_params()
     with pytest.raises(NotFittedError):
         copy.predict(fitted)
+
+
+# ---------------------------------------------------------------- kinds without training rows
+@pytest.fixture(scope="module")
+def cnn_model():
+    """Runtime and power fitted on CNN layers only: no norm, no attention."""
+    t = layer_table({"conv2d": 30, "activation": 20, "maxpool2d": 20, "linear": 20}, seed=11)
+    t["runtime_ms"] = 0.01 + 1e-12 * t["flops"] + 1e-9 * t["total_bytes"]
+    t["power_w"] = 100 + 1e-8 * t["total_bytes"]
+    return NeuralPower(degrees=(1,), **FAST).fit(t)
+
+
+def test_layers_of_unfitted_kinds_are_left_out_and_said(cnn_model):
+    net = attention_net()
+    with pytest.warns(
+        LeftOutLayersWarning,
+        match=r"left out 3 of 10 layers.*'attention' \(1 layer\), 'norm' \(2 layers\) "
+        r"\(layers ln1, attn, ln2\).*lower bounds",
+    ):
+        pred = cnn_model.predict_network(net)
+    layers = pred.layers
+    left = layers[layers["left_out"]]
+    assert list(left["name"]) == ["ln1", "attn", "ln2"]
+    assert list(left["group"]) == ["norm", "attention", "norm"]
+    assert left[["runtime_ms", "power_w", "energy_mj"]].isna().all().all()
+    assert not left["fallback"].any()
+    assert dict(pred.left_out) == {"attention": 1, "norm": 2} and not pred.complete
+    assert pred.totals["left_out_layers"] == 3
+    # The totals are the sums over the priced layers, and those are priced as without the others.
+    priced = layers[~layers["left_out"]]
+    assert priced["runtime_ms"].notna().all() and len(priced) == 7
+    assert pred.totals["runtime_ms"] == pytest.approx(priced["runtime_ms"].sum())
+    assert pred.totals["energy_mj"] == pytest.approx(priced["energy_mj"].sum())
+    assert np.isfinite(pred.totals["energy_mj"]) and pred.totals["energy_mj"] > 0
+    rest = [layer for layer in net.layers if layer.kind not in ("norm", "attention")]
+    alone = cnn_model.predict_network(Network("rest", net.input_shape, rest))
+    assert alone.complete
+    np.testing.assert_array_equal(alone.layers["runtime_ms"], priced["runtime_ms"])
+    assert alone.totals["runtime_ms"] == pred.totals["runtime_ms"]
+    assert alone.totals["energy_mj"] == pred.totals["energy_mj"]
+
+
+def test_strict_raises_naming_the_kinds_and_what_is_fitted(cnn_model):
+    with pytest.raises(
+        UnknownKindError,
+        match=r"'attention' \(1 layer\), 'norm' \(2 layers\).*"
+        r"fitted groups are activation, conv2d, linear, pool, trivial",
+    ) as err:
+        cnn_model.predict_network(attention_net(), strict=True)
+    assert err.value.kinds == {"attention": 1, "norm": 2}
+    assert err.value.supported == ["activation", "conv2d", "linear", "pool", "trivial"]
+    with pytest.raises(UnknownKindError, match="'attention'.*'norm'"):
+        cnn_model.predict(attention_net().table())  # an array cannot say what it left out
+    with pytest.raises(UnknownKindError, match="'norm'"):
+        cnn_model.runtime_.predict_network(attention_net(), strict=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from hwml.describe import Layer, Network
-from hwml.predict import MissingColumnsError, Paleo, UnknownKindError, load
+from hwml.predict import LeftOutLayersWarning, MissingColumnsError, Paleo, UnknownKindError, load
 from hwml.predict.base import KIND_GROUPS
+from tests.predict.conftest import attention_net
 
 PEAK = 1e12  # FLOP/s
 BW = 1e11  # byte/s
@@ -117,3 +120,51 @@ def test_from_provenance_and_json_round_trip(table, tmp_path):
     np.testing.assert_array_equal(back.predict(table), model.predict(table))
     with pytest.raises(KeyError, match="bfloat16"):
         Paleo.from_provenance(prov, "bfloat16")
+
+
+def _ideal_ms(net: Network) -> np.ndarray:
+    t = net.table()
+    return (1e3 * ((t["flops"] + t["vector_ops"]) / PEAK + t["total_bytes"] / BW)).to_numpy()
+
+
+def test_groups_without_training_rows_are_left_out_by_default(table):
+    model = Paleo(PEAK, BW).fit(table)
+    with pytest.warns(LeftOutLayersWarning, match=r"'attention' \(1 layer\), 'norm' \(2 layers\)"):
+        pred = model.predict_network(attention_net())
+    assert list(pred.layers.loc[pred.layers["left_out"], "name"]) == ["ln1", "attn", "ln2"]
+    assert pred.layers.loc[pred.layers["left_out"], "runtime_ms"].isna().all()
+    assert not pred.layers["fallback"].any()
+    with pytest.raises(UnknownKindError, match="'attention'.*'norm'.*fitted groups are activation"):
+        model.predict_network(attention_net(), strict=True)
+
+
+def test_unfitted_ppp_prices_them_flagged_as_fallback(table, tmp_path):
+    model = Paleo(PEAK, BW, unfitted_ppp=0.5).fit(table)
+    net = attention_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred = model.predict_network(net, strict=True)
+    layers = pred.layers
+    assert pred.complete and not layers["left_out"].any()
+    new = layers["kind"].isin(["norm", "attention"]).to_numpy()
+    assert list(layers["fallback"]) == list(new)  # priced by the unfitted default, said so
+    np.testing.assert_allclose(layers["runtime_ms"][new], _ideal_ms(net)[new] / 0.5)
+    conv = (layers["kind"] == "conv2d").to_numpy()
+    np.testing.assert_allclose(layers["runtime_ms"][conv], _ideal_ms(net)[conv] / PPP["conv2d"])
+    assert pred.totals["runtime_ms"] == pytest.approx(layers["runtime_ms"].sum())
+    back = load(model.save(tmp_path / "paleo.json"))
+    assert back.unfitted_ppp == 0.5
+    np.testing.assert_array_equal(back.predict(net.table()), layers["runtime_ms"])
+    with pytest.raises(ValueError, match="unfitted_ppp"):
+        Paleo(PEAK, BW, unfitted_ppp=2.0).fit(table)
+
+
+def test_a_global_ppp_prices_every_grouped_kind(table):
+    table["runtime_ms"] = _runtime_ms(table, dict.fromkeys(PPP, 0.4))
+    model = Paleo(PEAK, BW, ppp="global").fit(table)
+    pred = model.predict_network(attention_net())
+    assert pred.complete and not pred.layers["fallback"].any()
+    norm = (pred.layers["kind"] == "norm").to_numpy()
+    np.testing.assert_allclose(
+        pred.layers["runtime_ms"][norm], _ideal_ms(attention_net())[norm] / 0.4
+    )
