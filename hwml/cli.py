@@ -189,7 +189,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         ",".join(args.nets), args.nets
     )
     for n in nets:
-        zoo.input_shape(n)
+        zoo.input_shape(n, 1, args.input_shape)
     n = _sweep(args, folder, device, nets, opts, command, cal)
     print(f"{n} rows written to {folder}", file=sys.stderr)
     return 0
@@ -243,7 +243,14 @@ def _sweep(
         )
     if args.what == "nets":
         return profile.sweep_networks(
-            folder, device, nets, args.batches, opts, command=command, calibration=cal
+            folder,
+            device,
+            nets,
+            args.batches,
+            opts,
+            command=command,
+            calibration=cal,
+            sample_shape=args.input_shape,
         )
     if args.what == "validate":
         from hwml import validation
@@ -405,6 +412,13 @@ def _add_profile_selection(pr: argparse.ArgumentParser) -> None:
         help="networks: comma-separated specs (zoo name, torchvision:NAME, cells:SEED, "
         "package.module:callable), 'all' (the zoo, default) or 'set' (the measured network "
         "set: the zoo, --cells cell-space networks and every other torchvision classifier)",
+    )
+    pr.add_argument(
+        "--input-shape",
+        type=cli_args.sample_shape,
+        default=None,
+        help="one input's shape without the batch, e.g. 3,224,224 (nets; needed for "
+        "package.module:callable)",
     )
     pr.add_argument(
         "--cells",

@@ -263,3 +263,19 @@ def test_describe_takes_torchvision_and_own_networks(capsys):
     assert json.loads(capsys.readouterr().out)["totals"]["layers"] == 3
     assert main(["describe", "--net", spec]) == 2
     assert "--input-shape" in capsys.readouterr().err
+
+
+def test_profile_nets_measures_your_own_module_and_a_cell_network(tmp_path, capsys):
+    out = tmp_path / "cpu"
+    args = ["profile", "nets", "--device", "cpu", "--out", str(out), "--batches", "2",
+            "--budget-ms", "2", "--no-progress", "--git-commit", "abc"]
+    assert main([*args, "--nets", "tests.test_zoo:tiny_net", "--input-shape", "1,6,6"]) == 0
+    assert main([*args, "--nets", "cells:1"]) == 0
+    nets = pd.read_csv(out / "nets.csv").set_index("network")
+    assert list(nets.index) == ["tests.test_zoo:tiny_net", "cells:1"]
+    assert (nets["status"] == "no_power").all() or (nets["status"] == "ok").all()
+    assert (nets["runtime_ms"] > 0).all() and (nets["batch"] == 2).all()
+    assert nets.loc["cells:1", "layers"] == len(zoo.describe_net("cells:1", 2, weights=False))
+    # without its input shape, your own module is refused before anything runs
+    assert main([*args, "--nets", "tests.test_zoo:tiny_net"]) == 2
+    assert "give the input shape" in capsys.readouterr().err

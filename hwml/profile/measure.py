@@ -188,14 +188,22 @@ def measure_layer(
 
 
 def measure_network(
-    name: str, batch: int, device: Device, opts: SweepOptions | None = None
+    name: str,
+    batch: int,
+    device: Device,
+    opts: SweepOptions | None = None,
+    sample_shape: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Measure a zoo network's forward pass at ``batch``: runtime, power, energy, memory."""
+    """Measure a network's forward pass at ``batch``: runtime, power, energy, memory.
+
+    ``name`` is any spec :func:`hwml.zoo.entry` takes; ``sample_shape`` is one input's
+    shape without the batch (required for ``package.module:callable``).
+    """
     opts = opts or SweepOptions()
     dtype = DTYPES[opts.dtype]
     device.reset_peak_memory()
-    module = _built(name).to(device.torch_device, dtype)
-    x = model_inputs([zoo.input_shape(name, batch)], device, dtype)[0]
+    module = _built(name, sample_shape).to(device.torch_device, dtype)
+    x = model_inputs([zoo.input_shape(name, batch, sample_shape)], device, dtype)[0]
     with torch.inference_mode():
         row = _measure_callable(lambda: module(x), device, opts)
         device.synchronize()
@@ -211,7 +219,7 @@ def measure_network(
 _LAST_BUILT: dict[str, torch.nn.Module] = {}
 
 
-def _built(name: str) -> torch.nn.Module:
+def _built(name: str, sample_shape: Sequence[int] | None = None) -> torch.nn.Module:
     """Network ``name``, built once for consecutive rows of the same network.
 
     A sweep measures a network at several batch sizes in a row; building a large
@@ -220,7 +228,7 @@ def _built(name: str) -> torch.nn.Module:
     """
     if name not in _LAST_BUILT:
         _LAST_BUILT.clear()
-        _LAST_BUILT[name] = zoo.get(name)
+        _LAST_BUILT[name] = zoo.get(name, sample_shape)
     return _LAST_BUILT[name]
 
 

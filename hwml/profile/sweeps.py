@@ -215,8 +215,11 @@ def sweep_networks(
     *,
     command: str | None = None,
     calibration: dict[str, Any] | None = None,
+    sample_shape: Sequence[int] | None = None,
 ) -> int:
-    """Measure whole zoo networks into ``<folder>/nets.csv`` (with eager power too); returns rows written."""
+    """Measure whole networks into ``<folder>/nets.csv`` (with eager power too); returns rows
+    written. ``networks`` are specs (:func:`hwml.zoo.entry`); ``sample_shape`` is one
+    input's shape without the batch, for ``package.module:callable`` specs."""
     # A network's energy is reported both ways: graph replay (the GPU's own cost) and
     # eager launches (what a PyTorch user pays, host gaps included).
     opts = replace(opts or SweepOptions(), eager_power=True)
@@ -225,7 +228,7 @@ def sweep_networks(
     table = AppendTable(folder / "nets.csv", NET_COLUMNS)
     todo = []
     for name in networks:
-        zoo.input_shape(name)  # unknown name → error before anything runs
+        zoo.input_shape(name, 1, sample_shape)  # unknown name → error before anything runs
         for b in batches:
             fixed = {"network": name, "batch": b, "dtype": opts.dtype}
             todo.append(
@@ -233,8 +236,8 @@ def sweep_networks(
                     f"{name}|{b}|{opts.dtype}",
                     fixed,
                     lambda name=name, b=b: {
-                        **network_totals(name, b),
-                        **measure_network(name, b, device, opts),
+                        **network_totals(name, b, sample_shape),
+                        **measure_network(name, b, device, opts, sample_shape),
                     },
                 )
             )
@@ -242,7 +245,9 @@ def sweep_networks(
         return run_rows(table, todo, device, opts, f"nets {opts.dtype}", log)
 
 
-def network_totals(name: str, batch: int) -> dict[str, Any]:
+def network_totals(
+    name: str, batch: int, sample_shape: Sequence[int] | None = None
+) -> dict[str, Any]:
     """The analytical columns of a ``nets.csv`` row (layers, params, MACs, FLOPs, bytes).
 
     Computed only for the rows a sweep measures (describing a large network takes a
@@ -251,7 +256,7 @@ def network_totals(name: str, batch: int) -> dict[str, Any]:
     """
     nan = float("nan")
     try:
-        tot = zoo.describe_net(name, batch, weights=False).totals()
+        tot = zoo.describe_net(name, batch, weights=False, sample_shape=sample_shape).totals()
     except (ValueError, RuntimeError) as err:  # UnsupportedLayerError is a ValueError
         warnings.warn(f"{name}: totals left empty ({str(err)[:160]})", RuntimeWarning, stacklevel=2)
         tot = {}
