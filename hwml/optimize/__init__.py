@@ -6,13 +6,14 @@ predictive models (any callables) that judge a configuration before it is evalua
 
 Typical use::
 
-    from hwml.optimize import Constraint, Integer, LogReal, Space, minimize
+    from hwml.optimize import Constraint, Integer, LogReal, Space, find_incumbent, minimize
 
     space = Space([Integer("filters", 16, 512, structural=True),
                    LogReal("learning_rate", 1e-4, 1e-1)])
     power = Constraint("power_w", budget=120.0, model=my_power_model)
     history = minimize(train_and_validate, space, [power], method="hw-ieci",
                        n_evals=50, n_init=10, seed=0, history_path="runs/hw-ieci-0.csv")
+    best = find_incumbent(history, space)  # lowest GP posterior mean: noise-aware
 
 Stepping or timing the optimizer yourself (what :func:`minimize` does each iteration)::
 
@@ -38,7 +39,7 @@ Modules: :mod:`~hwml.optimize.space` (dimensions, unit cube), :mod:`~hwml.optimi
 (GP, EI, HW-IECI, warm start), :mod:`~hwml.optimize.candidates` (observations, candidate
 sets), :mod:`~hwml.optimize.feasible` (searching the constraint models),
 :mod:`~hwml.optimize.baselines` (random search, GA), :mod:`~hwml.optimize.search` (the
-loop),
+loop), :mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
 :mod:`~hwml.optimize.multiobjective` (ParEGO, random, NSGA-II for Pareto fronts),
 :mod:`~hwml.optimize.history` (the table and its file), :mod:`~hwml.optimize.tabular`
 (pre-measured objectives), :mod:`~hwml.optimize.analysis` (curves, Pareto fronts,
@@ -103,6 +104,7 @@ from hwml.optimize.experiments import (
 )
 from hwml.optimize.feasible import FeasibilitySettings, FeasibleRegion, find_feasible
 from hwml.optimize.history import HistoryError, history_columns, read_history
+from hwml.optimize.incumbent import INCUMBENT_KINDS, Incumbent, find_incumbent, incumbent_curve
 from hwml.optimize.multiobjective import (
     PARETO_METHODS,
     ParetoSettings,
@@ -153,6 +155,8 @@ __all__ = [
     "GPSurrogate",
     "GPWarmStart",
     "HistoryError",
+    "INCUMBENT_KINDS",
+    "Incumbent",
     "InfeasibleBudgetError",
     "Integer",
     "LogReal",
@@ -179,6 +183,7 @@ __all__ = [
     "evals_to_reach",
     "expected_improvement",
     "find_feasible",
+    "find_incumbent",
     "fit_surrogate",
     "history_columns",
     "history_file",
@@ -186,6 +191,7 @@ __all__ = [
     "hw_ieci_prob",
     "hypervolume_2d",
     "hypervolume_curve",
+    "incumbent_curve",
     "local_candidates",
     "mean_band",
     "minimize",
