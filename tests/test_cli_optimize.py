@@ -106,6 +106,7 @@ def test_tabular_run_respects_predicted_budgets(bench: Path, tmp_path: Path, cap
     assert rc == 0
     printed = capsys.readouterr().out
     assert "hw-ieci" in printed and "random" in printed
+    assert printed.splitlines()[0].split()[3:5] == ["incumbent", "best"]
     for method in ("hw-ieci", "random"):
         for seed in (0, 1):
             path = out.with_name(f"h-{method}-s{seed}.csv")
@@ -117,6 +118,10 @@ def test_tabular_run_respects_predicted_budgets(bench: Path, tmp_path: Path, cap
             assert meta["budgets"]["mem_bytes"] == 2e6
             assert 0 < meta["fraction_predicted_feasible"] < 1
             assert meta["models"]["power_w"]["features"]
+            incumbent = meta["incumbent"]  # noise-aware: a feasible row, at its GP mean
+            assert incumbent["kind"] == "posterior" and incumbent["std"] >= 0
+            row = history.set_index("iteration").loc[incumbent["iteration"]]
+            assert row["feasible"] and row["objective"] == incumbent["observed"]
             if method == "hw-ieci":  # never trains a configuration predicted to violate
                 assert history["feasible_pred"].all()
     budget = json.loads(out.with_name("h-hw-ieci-s0.json").read_text())["budgets"]["power_w"]

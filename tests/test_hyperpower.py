@@ -388,3 +388,32 @@ def test_live_best_so_far_is_per_run_and_skips_infeasible():
     assert out["best"].tolist()[:4] == [0.5, 0.2, 0.2, 0.2]  # the infeasible 0.1 never counts
     assert out["best"].tolist()[4:] == [0.4, 0.4]  # a failed evaluation never counts
     assert out["measured_over"].tolist() == [False, False, True, False, False, False]
+
+
+def test_live_best_so_far_can_be_noise_aware():
+    from hwml.optimize import Real, Space, incumbent_curve
+
+    space = Space([Real("x", 0.0, 1.0)])
+    rng = np.random.default_rng(0)
+    x = rng.random(12)
+    live = pd.DataFrame(
+        {
+            "method": "hw-ieci",
+            "seed": 0,
+            "iteration": np.arange(1, 13),
+            "x": x,
+            "objective": (x - 0.3) ** 2 + 0.1 * rng.standard_normal(12),
+            "feasible": [True] * 11 + [False],
+            "feasible_measured": [True] * 11 + [False],
+            "status": "ok",
+            "cumulative_time_s": np.arange(12.0),
+        }
+    )
+    out = live_best_so_far(live, incumbent="posterior", space=space)
+    curve = incumbent_curve(live, space)  # the last row is infeasible in both
+    np.testing.assert_allclose(out["best"], curve["best_objective"])
+    assert out["best"].iloc[-1] > live["objective"].min()  # not the luckiest draw
+    with pytest.raises(ValueError, match="needs the search space"):
+        live_best_so_far(live, incumbent="posterior")
+    with pytest.raises(ValueError, match="'observed' or 'posterior', got 'mean'"):
+        live_best_so_far(live, incumbent="mean")

@@ -15,7 +15,7 @@ import pandas as pd
 
 from hwml.data import DatasetError, dataset_path
 from hwml.hyperpower.table import benchmark_space
-from hwml.optimize import read_history
+from hwml.optimize import Space, incumbent_curve, read_history
 
 __all__ = ["live_best_so_far", "load_live_runs"]
 
@@ -71,22 +71,46 @@ def _option_from_command(command: str, name: str) -> float | None:
     return None
 
 
-def live_best_so_far(live: pd.DataFrame) -> pd.DataFrame:
+def live_best_so_far(
+    live: pd.DataFrame,
+    *,
+    incumbent: str = "observed",
+    space: Space | None = None,
+) -> pd.DataFrame:
     """Live search histories with the best feasible error so far of each run.
 
     Args:
         live: Histories of :func:`load_live_runs`.
+        incumbent: ``"observed"``: the lowest observed error so far; ``"posterior"``: the
+            noise-aware incumbent, a good evaluation's GP posterior mean
+            (:func:`hwml.optimize.incumbent_curve`; a trained error is noisy, and its
+            lowest observed value is biased low).
+        space: the benchmark's search space (for ``"posterior"``;
+            :func:`~hwml.hyperpower.table.benchmark_space`).
 
     Returns:
         ``live`` with ``good`` (succeeded and met the budgets as measured), ``measured_over``
-        (measured over a budget after training) and ``best`` (the lowest ``objective`` among
+        (measured over a budget after training) and ``best`` (the incumbent's error among
         the run's good evaluations so far; NaN before the first).
+
+    Raises:
+        ValueError: an unknown ``incumbent``, or ``"posterior"`` without ``space``.
     """
     out = live.assign(
         good=live["feasible"].astype(bool) & (live["status"] == "ok"),
         measured_over=~live["feasible_measured"].fillna(True).astype(bool),
     )
     runs = [out["method"], out["seed"]]
-    out["best"] = out["objective"].where(out["good"]).groupby(runs).cummin()
-    out["best"] = out.groupby(["method", "seed"])["best"].ffill()
+    if incumbent == "observed":
+        out["best"] = out["objective"].where(out["good"]).groupby(runs).cummin()
+        out["best"] = out.groupby(["method", "seed"])["best"].ffill()
+        return out
+    if incumbent != "posterior":
+        raise ValueError(f"incumbent must be 'observed' or 'posterior', got {incumbent!r}")
+    if space is None:
+        raise ValueError("live_best_so_far(incumbent='posterior') needs the search space")
+    curve = incumbent_curve(out.assign(feasible=out["good"]), space)
+    keyed = curve.set_index(["method", "seed", "iteration"])["best_objective"]
+    index = pd.MultiIndex.from_frame(out[["method", "seed", "iteration"]])
+    out["best"] = keyed.reindex(index).to_numpy()
     return out

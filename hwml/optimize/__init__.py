@@ -6,21 +6,46 @@ predictive models (any callables) that judge a configuration before it is evalua
 
 Typical use::
 
-    from hwml.optimize import Constraint, Integer, LogReal, Space, minimize
+    from hwml.optimize import Constraint, Integer, LogReal, Space, find_incumbent, minimize
 
     space = Space([Integer("filters", 16, 512, structural=True),
                    LogReal("learning_rate", 1e-4, 1e-1)])
     power = Constraint("power_w", budget=120.0, model=my_power_model)
     history = minimize(train_and_validate, space, [power], method="hw-ieci",
                        n_evals=50, n_init=10, seed=0, history_path="runs/hw-ieci-0.csv")
+    best = find_incumbent(history, space)  # lowest GP posterior mean: noise-aware
+
+Stepping or timing the optimizer yourself (what :func:`minimize` does each iteration)::
+
+    import numpy as np
+    from hwml.optimize import GPWarmStart, Observations, constraint_filter, propose_bo
+
+    feasibility = constraint_filter(space, [power])      # unit-cube points -> predictions
+    warm = GPWarmStart()                                  # GP hyper-parameters, step to step
+    obs = Observations(points, values, feasibility(points).feasible)  # (n, d), (n,), (n,)
+    proposal = propose_bo(space, obs, np.random.default_rng(0), "hw-ieci", feasibility,
+                          warm=warm)                      # a Proposal, or None
+    config = space.to_dicts(space.decode(proposal.point[None, :]))[0]
+
+The pieces of a step: :class:`GPSurrogate` (the GPy GP; :func:`fit_surrogate` fits it
+fully or warm-started, as :class:`GPWarmStart` decides), the acquisitions of
+:data:`BO_KINDS` (:func:`expected_improvement`, times :func:`hw_ieci`'s indicators or
+:func:`hw_ieci_prob`'s probabilities; functions, not classes), the candidate sets
+(:func:`random_candidates`, :func:`local_candidates`, :func:`region_candidates`), and
+:func:`find_feasible` (where the constraint models accept configurations).
+:func:`proposal_overhead` and :func:`step_overhead` time a proposal.
 
 Modules: :mod:`~hwml.optimize.space` (dimensions, unit cube), :mod:`~hwml.optimize.bo`
-(GP, EI, HW-IECI), :mod:`~hwml.optimize.baselines` (random search, GA),
-:mod:`~hwml.optimize.search` (the loop), :mod:`~hwml.optimize.multiobjective` (ParEGO,
-random, NSGA-II for Pareto fronts), :mod:`~hwml.optimize.history` (the table and its
-file), :mod:`~hwml.optimize.tabular` (pre-measured objectives), :mod:`~hwml.optimize.analysis`
-(curves, Pareto fronts, hypervolume), :mod:`~hwml.optimize.experiments` (many seeds of many
-methods, speed-ups), :mod:`~hwml.optimize.seeding`, :mod:`~hwml.optimize.bench`.
+(GP, EI, HW-IECI, warm start), :mod:`~hwml.optimize.candidates` (observations, candidate
+sets), :mod:`~hwml.optimize.feasible` (searching the constraint models),
+:mod:`~hwml.optimize.baselines` (random search, GA), :mod:`~hwml.optimize.search` (the
+loop), :mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
+:mod:`~hwml.optimize.multiobjective` (ParEGO, random, NSGA-II for Pareto fronts),
+:mod:`~hwml.optimize.history` (the table and its file), :mod:`~hwml.optimize.tabular`
+(pre-measured objectives), :mod:`~hwml.optimize.analysis` (curves, Pareto fronts,
+hypervolume), :mod:`~hwml.optimize.experiments` (many seeds of many methods, resumable;
+speed-ups), :mod:`~hwml.optimize.seeding`, :mod:`~hwml.optimize.bench` (overhead and the
+warm start's benchmark).
 """
 
 from __future__ import annotations
@@ -37,15 +62,29 @@ from hwml.optimize.analysis import (
 )
 from hwml.optimize.baselines import GASettings, propose_ga, propose_random
 from hwml.optimize.bo import (
+    BO_KINDS,
     BOSettings,
     GPSurrogate,
+    GPWarmStart,
+    Proposal,
     expected_improvement,
+    fit_surrogate,
     hw_ieci,
     hw_ieci_prob,
     propose_bo,
+    surrogate_values,
+)
+from hwml.optimize.candidates import (
+    FeasibilityFn,
+    Observations,
+    constraint_filter,
+    local_candidates,
+    random_candidates,
+    region_candidates,
 )
 from hwml.optimize.constraints import (
     Constraint,
+    ConstraintModelError,
     ConstraintPrediction,
     InfeasibleBudgetError,
     predict_constraints,
@@ -54,6 +93,7 @@ from hwml.optimize.experiments import (
     Speedup,
     SpeedupInterval,
     compare_final,
+    history_file,
     reach_summary,
     reach_times,
     run_pareto_searches,
@@ -62,7 +102,9 @@ from hwml.optimize.experiments import (
     speedup_interval,
     tolerance_sweep,
 )
+from hwml.optimize.feasible import FeasibilitySettings, FeasibleRegion, find_feasible
 from hwml.optimize.history import HistoryError, history_columns, read_history
+from hwml.optimize.incumbent import INCUMBENT_KINDS, Incumbent, find_incumbent, incumbent_curve
 from hwml.optimize.multiobjective import (
     PARETO_METHODS,
     ParetoSettings,
@@ -72,27 +114,59 @@ from hwml.optimize.multiobjective import (
     nondominated_ranks,
     nsga_fitness,
 )
-from hwml.optimize.search import METHODS, SearchSettings, check_budgets, minimize
+from hwml.optimize.search import (
+    METHODS,
+    EvaluationError,
+    SearchExhaustedWarning,
+    SearchSettings,
+    check_budgets,
+    minimize,
+)
 from hwml.optimize.seeding import derive_seed, seed_everything
 from hwml.optimize.space import Categorical, Dimension, Integer, LogReal, Real, Space, SpecError
 from hwml.optimize.tabular import TabularObjective
 
+_BENCH = ("proposal_overhead", "step_overhead")
+
+
+def __getattr__(name: str) -> object:
+    """The timing functions of :mod:`hwml.optimize.bench`, imported on first use (importing
+    the module with the package would make ``python -m hwml.optimize.bench`` warn)."""
+    if name in _BENCH:
+        from hwml.optimize import bench
+
+        return getattr(bench, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BOSettings",
+    "BO_KINDS",
     "Categorical",
     "Constraint",
+    "ConstraintModelError",
     "ConstraintPrediction",
     "Dimension",
+    "EvaluationError",
+    "FeasibilityFn",
+    "FeasibilitySettings",
+    "FeasibleRegion",
     "GASettings",
     "GPSurrogate",
+    "GPWarmStart",
     "HistoryError",
+    "INCUMBENT_KINDS",
+    "Incumbent",
     "InfeasibleBudgetError",
     "Integer",
     "LogReal",
     "METHODS",
+    "Observations",
     "PARETO_METHODS",
     "ParetoSettings",
+    "Proposal",
     "Real",
+    "SearchExhaustedWarning",
     "SearchSettings",
     "Space",
     "SpecError",
@@ -103,15 +177,22 @@ __all__ = [
     "chebyshev",
     "check_budgets",
     "compare_final",
+    "constraint_filter",
     "crowding_distance",
     "derive_seed",
     "evals_to_reach",
     "expected_improvement",
+    "find_feasible",
+    "find_incumbent",
+    "fit_surrogate",
     "history_columns",
+    "history_file",
     "hw_ieci",
     "hw_ieci_prob",
     "hypervolume_2d",
     "hypervolume_curve",
+    "incumbent_curve",
+    "local_candidates",
     "mean_band",
     "minimize",
     "minimize_pareto",
@@ -121,16 +202,21 @@ __all__ = [
     "pareto_front",
     "pareto_rows",
     "predict_constraints",
+    "proposal_overhead",
     "propose_bo",
     "propose_ga",
     "propose_random",
+    "random_candidates",
     "reach_summary",
     "reach_times",
     "read_history",
+    "region_candidates",
     "run_pareto_searches",
     "run_searches",
     "seed_everything",
     "speedup",
     "speedup_interval",
+    "step_overhead",
+    "surrogate_values",
     "tolerance_sweep",
 ]

@@ -18,6 +18,9 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from scipy.stats import t as student_t
 
+from hwml.optimize.bo import BOSettings
+from hwml.optimize.space import Space
+
 __all__ = [
     "best_so_far",
     "evals_to_reach",
@@ -32,7 +35,15 @@ __all__ = [
 RUN_KEYS = ["method", "seed"]
 
 
-def best_so_far(history: pd.DataFrame, feasible_only: bool = True) -> pd.DataFrame:
+def best_so_far(
+    history: pd.DataFrame,
+    feasible_only: bool = True,
+    *,
+    incumbent: str = "observed",
+    space: Space | None = None,
+    settings: BOSettings | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Best objective found so far after each evaluation, per run.
 
     Args:
@@ -40,12 +51,34 @@ def best_so_far(history: pd.DataFrame, feasible_only: bool = True) -> pd.DataFra
             pair).
         feasible_only: count only successful evaluations that met the budgets
             (``feasible`` column); otherwise every successful one.
+        incumbent: ``"observed"``: the lowest observed objective so far (exact for an
+            objective without noise, such as a benchmark table); ``"posterior"``: the
+            noise-aware incumbent, the counted evaluation with the lowest posterior mean
+            of a GP fitted to the run so far, valued at that mean
+            (:func:`~hwml.optimize.incumbent.incumbent_curve`, which needs ``space``).
+        space: the search space (for ``"posterior"``).
+        settings: GP settings (for ``"posterior"``).
+        seed: seed of the GP restarts (for ``"posterior"``).
 
     Returns:
         Frame with ``method``, ``seed``, ``iteration``, ``cumulative_time_s`` (s) and
         ``best_objective`` (NaN until the run's first counted evaluation), sorted by run
-        and iteration.
+        and iteration; ``"posterior"`` adds ``incumbent_iteration``,
+        ``incumbent_observed`` and ``incumbent_std``.
+
+    Raises:
+        ValueError: an unknown ``incumbent``, or ``"posterior"`` without ``space``.
     """
+    if incumbent != "observed":
+        from hwml.optimize.incumbent import INCUMBENT_KINDS, incumbent_curve
+
+        if incumbent not in INCUMBENT_KINDS:
+            raise ValueError(f"incumbent must be one of {INCUMBENT_KINDS}, got {incumbent!r}")
+        if space is None:
+            raise ValueError("best_so_far(incumbent='posterior') needs the search space")
+        return incumbent_curve(
+            history, space, feasible_only=feasible_only, settings=settings, seed=seed
+        )
     frame = history.sort_values([*RUN_KEYS, "iteration"]).reset_index(drop=True)
     counted = (frame["status"] == "ok") & np.isfinite(frame["objective"].to_numpy(dtype=float))
     if feasible_only:

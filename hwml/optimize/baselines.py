@@ -21,6 +21,7 @@ import numpy as np
 
 from hwml.optimize.bo import Proposal
 from hwml.optimize.candidates import FeasibilityFn, Observations, draw_random, not_evaluated
+from hwml.optimize.feasible import FeasibleRegion
 from hwml.optimize.space import Categorical, Space
 
 __all__ = ["GASettings", "propose_ga", "propose_random"]
@@ -32,6 +33,8 @@ def propose_random(
     rng: np.random.Generator,
     feasibility: FeasibilityFn | None = None,
     pool: np.ndarray | None = None,
+    *,
+    region: FeasibleRegion | None = None,
 ) -> Proposal | None:
     """Propose a uniformly random new point, filtered by the constraint models if given.
 
@@ -41,11 +44,13 @@ def propose_random(
         rng: random generator.
         feasibility: optional a-priori constraint filter.
         pool: optional finite set of allowed points, shape ``(m, d)``.
+        region: feasible configurations to draw from when rejection sampling finds none
+            (:func:`~hwml.optimize.candidates.draw_random`).
 
     Returns:
         The proposal, or ``None`` when no new (feasible) point was found.
     """
-    point = draw_random(space, obs, rng, feasibility, pool)
+    point = draw_random(space, obs, rng, feasibility, pool, region=region)
     return None if point is None else Proposal(point)
 
 
@@ -108,6 +113,8 @@ def propose_ga(
     population: int = 10,
     feasibility: FeasibilityFn | None = None,
     pool: np.ndarray | None = None,
+    *,
+    region: FeasibleRegion | None = None,
 ) -> Proposal | None:
     """Breed one child from the current population.
 
@@ -121,13 +128,15 @@ def propose_ga(
             children predicted infeasible, ranks measured-infeasible parents last).
         pool: optional finite set of allowed points; a child is replaced by the nearest
             not-yet-evaluated (and, if aware, predicted-feasible) pool point.
+        region: feasible configurations for the random fallback
+            (:func:`propose_random`).
 
     Returns:
         The proposal, or ``None`` when no new point could be produced.
     """
     settings = settings or GASettings()
     if len(obs) == 0:
-        return propose_random(space, obs, rng, feasibility, pool)
+        return propose_random(space, obs, rng, feasibility, pool, region=region)
     aware = feasibility is not None
     size = max(2, settings.population or population)
     members = obs.points[_ranks(obs, aware)[:size]]
@@ -160,4 +169,4 @@ def propose_ga(
         if aware and not feasibility(child[None, :]).feasible[0]:
             continue
         return Proposal(child)
-    return propose_random(space, obs, rng, feasibility, pool)
+    return propose_random(space, obs, rng, feasibility, pool, region=region)

@@ -8,27 +8,50 @@ table, see :class:`~hwml.optimize.tabular.TabularObjective`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
-from hwml.optimize.constraints import ConstraintPrediction
+from hwml.optimize.constraints import Constraint, ConstraintPrediction, predict_constraints
+from hwml.optimize.feasible import FeasibleRegion
 from hwml.optimize.space import Space
 
 __all__ = [
     "FeasibilityFn",
     "Observations",
+    "constraint_filter",
     "draw_random",
     "local_candidates",
     "not_evaluated",
     "random_candidates",
+    "region_candidates",
 ]
 
 FeasibilityFn = Callable[[np.ndarray], ConstraintPrediction]
 """Maps unit-cube points of shape ``(n, d)`` to the constraint models' predictions."""
 
 _SAME_POINT_TOL = 1e-9
+
+
+def constraint_filter(space: Space, constraints: Sequence[Constraint]) -> FeasibilityFn:
+    """The constraint models as proposers see them: unit-cube points to predictions.
+
+    Args:
+        space: the search space (decodes the points; its structural columns go to the
+            models).
+        constraints: the constraints.
+
+    Returns:
+        ``points (n, d) -> ConstraintPrediction`` of the ``n`` configurations.
+    """
+    constraints = tuple(constraints)
+
+    def feasibility(points: np.ndarray) -> ConstraintPrediction:
+        return predict_constraints(constraints, space.structural(space.decode(points)))
+
+    return feasibility
 
 
 @dataclass(frozen=True)
@@ -64,18 +87,14 @@ def not_evaluated(points: np.ndarray, evaluated: np.ndarray) -> np.ndarray:
 
     Returns:
         Boolean mask of shape ``(m,)``; True where no evaluated point lies within
-        ``1e-9`` in every coordinate.
+        ``1e-9`` in every coordinate (a k-d tree query in the maximum norm).
     """
     points = np.asarray(points, dtype=float)
     if len(evaluated) == 0 or len(points) == 0:
         return np.ones(len(points), dtype=bool)
-    fresh = np.ones(len(points), dtype=bool)
-    step = max(1, 2_000_000 // max(1, len(evaluated) * points.shape[1]))
-    for start in range(0, len(points), step):
-        block = points[start : start + step, None, :]
-        same = np.all(np.abs(block - evaluated[None, :, :]) <= _SAME_POINT_TOL, axis=2)
-        fresh[start : start + step] = ~same.any(axis=1)
-    return fresh
+    tree = cKDTree(np.asarray(evaluated, dtype=float))
+    dist, _ = tree.query(points, k=1, p=np.inf, distance_upper_bound=2 * _SAME_POINT_TOL)
+    return ~(dist <= _SAME_POINT_TOL)
 
 
 def _unique_rows(points: np.ndarray) -> np.ndarray:
@@ -93,11 +112,15 @@ def random_candidates(
     feasibility: FeasibilityFn | None = None,
     pool: np.ndarray | None = None,
     max_batches: int = 10,
+    *,
+    region: FeasibleRegion | None = None,
 ) -> np.ndarray:
     """Draw up to ``n`` distinct, not-yet-evaluated points uniformly.
 
     With ``feasibility`` only points the constraint models accept are kept; batches of
-    ``n`` are drawn until ``n`` such points are found or ``max_batches`` were tried.
+    ``n`` are drawn until ``n`` such points are found or ``max_batches`` were tried. If
+    that leaves fewer than ``n`` and a ``region`` is given, the rest are drawn from it
+    (:func:`region_candidates`).
 
     Args:
         space: the search space.
@@ -108,6 +131,9 @@ def random_candidates(
         pool: optional finite set of allowed points, shape ``(m, d)``; when given the
             points are drawn from it without replacement.
         max_batches: how many batches rejection sampling may draw.
+        region: feasible configurations found before the search
+            (:func:`~hwml.optimize.feasible.find_feasible`); used only with a filter and
+            without a pool.
 
     Returns:
         Array of shape ``(k, d)`` with ``k <= n`` (``k`` may be 0).
@@ -132,7 +158,43 @@ def random_candidates(
         if total >= n:
             break
     out = _unique_rows(np.concatenate(found, axis=0))
+    if len(out) < n and feasibility is not None and region is not None and len(region):
+        extra = region_candidates(space, obs, rng, n - len(out), region)
+        out = _unique_rows(np.concatenate([out, extra], axis=0))
     return out[:n]
+
+
+def region_candidates(
+    space: Space,
+    obs: Observations,
+    rng: np.random.Generator,
+    n: int,
+    region: FeasibleRegion,
+) -> np.ndarray:
+    """Draw up to ``n`` new points whose structural part is one of a region's.
+
+    Each point takes the structural codes of a uniformly chosen configuration of
+    ``region`` and uniform random values of the other dimensions. When the region is
+    complete (every feasible structural configuration), this is uniform sampling of the
+    feasible part of the space.
+
+    Args:
+        space: the search space.
+        obs: observations so far (their points are excluded).
+        rng: random generator.
+        n: wanted number of points.
+        region: feasible structural configurations
+            (:func:`~hwml.optimize.feasible.find_feasible`).
+
+    Returns:
+        Array of shape ``(k, d)`` with ``k <= n``.
+    """
+    if len(region) == 0 or n <= 0:
+        return np.empty((0, space.n_dims))
+    points = space.sample_unit(n, rng)
+    points[:, list(region.columns)] = region.points[rng.integers(len(region), size=n)]
+    points = _unique_rows(points)
+    return points[not_evaluated(points, obs.points)]
 
 
 def local_candidates(
@@ -182,6 +244,8 @@ def draw_random(
     feasibility: FeasibilityFn | None = None,
     pool: np.ndarray | None = None,
     batch: int = 256,
+    *,
+    region: FeasibleRegion | None = None,
 ) -> np.ndarray | None:
     """Draw one new uniformly random point (constraint-filtered if asked).
 
@@ -192,11 +256,14 @@ def draw_random(
         feasibility: optional constraint filter.
         pool: optional finite set of allowed points.
         batch: rejection-sampling batch size.
+        region: feasible configurations to draw from when rejection sampling finds none
+            (see :func:`random_candidates`).
 
     Returns:
         A point of shape ``(d,)``, or ``None`` when no new (feasible) point was found.
     """
-    found = random_candidates(space, obs, rng, 1 if pool is not None else batch, feasibility, pool)
+    n = 1 if pool is not None else batch
+    found = random_candidates(space, obs, rng, n, feasibility, pool, region=region)
     if len(found) == 0:
         return None
     return found[0]

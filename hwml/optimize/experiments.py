@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,7 @@ __all__ = [
     "Speedup",
     "SpeedupInterval",
     "compare_final",
+    "history_file",
     "reach_summary",
     "reach_times",
     "run_pareto_searches",
@@ -54,9 +57,24 @@ def _init_worker(shared: dict[str, Any]) -> None:
     _SHARED.update(shared)
 
 
+def history_file(history_dir: str | os.PathLike[str], method: str, seed: int) -> Path:
+    """The history file of one ``(method, seed)`` search of :func:`run_searches`.
+
+    Args:
+        history_dir: the folder of the histories.
+        method: the search method.
+        seed: the search seed.
+
+    Returns:
+        ``<history_dir>/<method>-s<seed>.csv``.
+    """
+    return Path(history_dir) / f"{method}-s{int(seed)}.csv"
+
+
 def _one_search(job: tuple[str, int]) -> pd.DataFrame:
     method, seed = job
     s = _SHARED
+    folder = s.get("history_dir")
     return minimize(
         s["objective"],
         s["space"],
@@ -67,6 +85,7 @@ def _one_search(job: tuple[str, int]) -> pd.DataFrame:
         seed=seed,
         settings=s["settings"],
         progress=False,
+        history_path=history_file(folder, method, seed) if folder is not None else None,
     )
 
 
@@ -134,8 +153,15 @@ def run_searches(
     n_init: int,
     settings: SearchSettings | None = None,
     n_jobs: int = 1,
+    history_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Run :func:`~hwml.optimize.search.minimize` for every method and seed.
+
+    With ``history_dir`` every search keeps its history file there
+    (:func:`history_file`: ``<method>-s<seed>.csv``), each row written as it is made, and
+    the call is resumable: run again after an interruption, each search continues from
+    its file (its evaluations are replayed, not repeated, and the choices are those of
+    an uninterrupted run), and a finished search only reads its file back.
 
     Args:
         objective: the objective (picklable when ``n_jobs > 1`` without ``fork``).
@@ -149,13 +175,21 @@ def run_searches(
         n_init: initial random evaluations per run.
         settings: search settings.
         n_jobs: worker processes (1: in this process).
+        history_dir: folder of the runs' history files (created if absent); None keeps
+            the histories in memory only.
 
     Returns:
         The histories concatenated, ordered by method (as given) and seed.
+
+    Raises:
+        HistoryError: a file in ``history_dir`` belongs to another search (other
+            columns, method or seed).
     """
     _check_jobs(methods, seeds, METHODS)
     if not isinstance(constraints, Mapping):
         constraints = {m: tuple(constraints) for m in methods}
+    if history_dir is not None:
+        Path(history_dir).mkdir(parents=True, exist_ok=True)
     shared = {
         "objective": objective,
         "space": space,
@@ -163,6 +197,7 @@ def run_searches(
         "n_evals": n_evals,
         "n_init": n_init,
         "settings": settings,
+        "history_dir": None if history_dir is None else str(history_dir),
     }
     return _map(_one_search, shared, methods, seeds, n_jobs)
 

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,13 +30,25 @@ import pandas as pd
 from tqdm import tqdm
 
 from hwml.optimize.baselines import GASettings, propose_ga, propose_random
-from hwml.optimize.bo import BOSettings, Proposal, propose_bo
-from hwml.optimize.candidates import FeasibilityFn, Observations
+from hwml.optimize.bo import (
+    BOSettings,
+    GPWarmStart,
+    Proposal,
+    fit_surrogate,
+    propose_bo,
+    surrogate_values,
+)
+from hwml.optimize.candidates import FeasibilityFn, Observations, constraint_filter
 from hwml.optimize.constraints import (
     Constraint,
     ConstraintPrediction,
     InfeasibleBudgetError,
-    predict_constraints,
+)
+from hwml.optimize.feasible import (
+    FeasibilitySettings,
+    FeasibleRegion,
+    find_feasible,
+    require_feasible,
 )
 from hwml.optimize.history import (
     HistoryError,
@@ -53,6 +66,7 @@ __all__ = [
     "METHODS",
     "EvaluationError",
     "Objective",
+    "SearchExhaustedWarning",
     "SearchSettings",
     "check_budgets",
     "minimize",
@@ -66,6 +80,8 @@ random search without and with the a-priori constraint filter, and the genetic a
 without and with constraint awareness."""
 
 _FILTERED_INIT = {"hw-ieci", "hw-ieci-prob", "random-filtered", "ga-filtered"}
+_BO_METHODS = {"hw-ieci", "hw-ieci-prob", "ei"}
+_FILTERED_SEARCH = {"hw-ieci", "random-filtered", "ga-filtered"}  # never leave the models' region
 
 Objective = Callable[[dict[str, Any]], Any]
 """``config -> number`` or ``config -> mapping`` with ``"objective"`` (see module docstring)."""
@@ -82,12 +98,15 @@ class SearchSettings:
             before the search (the whole pool when the search is over a finite pool).
         seed_objective: seed ``random``/numpy/torch before each evaluation from
             ``(seed, iteration)``, so a stochastic objective repeats exactly.
+        feasibility: how the constraint models are searched when that random sample
+            finds few feasible configurations (:func:`~hwml.optimize.feasible.find_feasible`).
     """
 
     bo: BOSettings = field(default_factory=BOSettings)
     ga: GASettings = field(default_factory=GASettings)
     n_feasibility_check: int = 10_000
     seed_objective: bool = True
+    feasibility: FeasibilitySettings = field(default_factory=FeasibilitySettings)
 
 
 def _check_int(value: object, fieldname: str, minimum: int) -> int:
@@ -109,40 +128,37 @@ def check_budgets(
     seed: int = 0,
     n: int = 10_000,
     pool: np.ndarray | None = None,
+    settings: FeasibilitySettings | None = None,
 ) -> float:
     """Check that some configuration meets every budget, per the constraint models.
+
+    A uniform sample of ``n`` configurations comes first; when it finds few feasible
+    ones, the constraint models are searched further (an enumeration of the structural
+    configurations, or a differential evolution of the worst normalized violation:
+    :func:`~hwml.optimize.feasible.find_feasible`).
 
     Args:
         space: the search space.
         constraints: the constraints.
-        seed: seed of the random sample.
+        seed: seed of the random sample and of the deeper search.
         n: size of the uniform random sample of the space.
         pool: optional finite set of unit-cube points to check instead of a sample.
+        settings: knobs of the deeper search.
 
     Returns:
-        The fraction of checked configurations predicted feasible, in ``(0, 1]``.
+        The fraction of the checked configurations predicted feasible (of the sample, the
+        pool, or the enumeration when one ran), in ``[0, 1]``; 0 when only the
+        differential evolution found feasible configurations (fewer than one in ``n``).
 
     Raises:
-        InfeasibleBudgetError: none of them is predicted feasible.
+        InfeasibleBudgetError: no configuration is predicted feasible; the message says
+            what was searched and each constraint's smallest prediction.
     """
     if not constraints:
         return 1.0
-    points = pool if pool is not None else space.sample_unit(n, derive_seed(check_seed(seed), 0))
-    configs = space.structural(space.decode(points))
-    pred = predict_constraints(constraints, configs)
-    fraction = float(pred.feasible.mean())
-    if fraction == 0.0:
-        parts = []
-        for c in constraints:
-            values = pred.mean[c.name]
-            smallest = np.nanmin(values) if np.isfinite(values).any() else math.nan
-            parts.append(f"{c.name}: budget {c.budget:g}, smallest prediction {smallest:g}")
-        where = "the pool" if pool is not None else f"{len(points)} random configurations"
-        raise InfeasibleBudgetError(
-            "no configuration meets the budgets according to the constraint models "
-            f"(checked {where}): " + "; ".join(parts)
-        )
-    return fraction
+    region = find_feasible(space, constraints, seed, n, pool, settings)
+    require_feasible(region, constraints)
+    return region.fraction
 
 
 @dataclass
@@ -193,33 +209,74 @@ def _evaluate(objective: Objective, config: dict[str, Any]) -> _Evaluation:
 
 
 def _propose(
-    method: str,
-    phase: str,
-    space: Space,
-    obs: Observations,
-    rng: np.random.Generator,
-    feasibility: FeasibilityFn | None,
-    pool: np.ndarray | None,
-    settings: SearchSettings,
-    n_init: int,
+    run: _Run, phase: str, state: _SearchState, rng: np.random.Generator
 ) -> Proposal | None:
-    filt = feasibility if method in _FILTERED_INIT else None
+    """The next point of a run's method, from the observations so far.
+
+    Args:
+        run: the run's context.
+        phase: ``"init"`` or ``"search"``.
+        state: the evaluations so far; its GP warm start is updated by model-based methods.
+        rng: the iteration's generator.
+
+    Returns:
+        The proposal, or None when no new (feasible) configuration was found.
+    """
+    method, space, pool, region = run.method, run.space, run.pool, run.region
+    obs = state.observations()
+    filt = run.feasibility if method in _FILTERED_INIT else None
     if method in ("random", "random-filtered") or phase == "init":
-        return propose_random(space, obs, rng, filt, pool)
+        return propose_random(space, obs, rng, filt, pool, region=region)
     if method in ("ga", "ga-filtered"):
-        return propose_ga(space, obs, rng, settings.ga, n_init, filt, pool)
+        return propose_ga(space, obs, rng, run.settings.ga, run.n_init, filt, pool, region=region)
     if not obs.ok.any():
-        return propose_random(space, obs, rng, filt, pool)
-    kind = method if feasibility is not None else "ei"
+        return propose_random(space, obs, rng, filt, pool, region=region)
+    kind = method if run.feasibility is not None else "ei"
     try:
-        proposal = propose_bo(space, obs, rng, kind, feasibility, pool, settings.bo)
+        proposal = propose_bo(
+            space,
+            obs,
+            rng,
+            kind,
+            run.feasibility,
+            pool,
+            run.settings.bo,
+            warm=state.warm,
+            region=region,
+        )
     except np.linalg.LinAlgError as err:
         logger.warning("GP fit failed (%s); this iteration draws a random point", err)
-        return propose_random(space, obs, rng, filt, pool)
+        return propose_random(space, obs, rng, filt, pool, region=region)
     if proposal is None and pool is None:
         # no accepted candidate in this round's set (a tiny feasible region): search harder
-        return propose_random(space, obs, rng, filt, pool)
+        return propose_random(space, obs, rng, filt, pool, region=region)
     return proposal
+
+
+def _replay_fits(run: _Run, state: _SearchState) -> None:
+    """Rebuild a resumed search's GP warm start by redoing its proposals' GP fits.
+
+    A model-based proposal fits its GP first, from its iteration's generator, so refitting
+    on each past search iteration's observations with that generator leaves
+    ``state.warm`` as an uninterrupted run would have it, and the resumed run makes the
+    same choices. Costs one GP fit per past search iteration.
+
+    Args:
+        run: the run's context.
+        state: the evaluations read back from the history file; ``state.warm`` is updated.
+    """
+    if run.method not in _BO_METHODS:
+        return
+    for iteration in range(run.n_init + 1, len(state.rows) + 1):
+        obs = state.observations(iteration - 1)
+        if not obs.ok.any():
+            continue
+        rng = np.random.default_rng(derive_seed(run.seed, iteration))
+        y, log = surrogate_values(obs, run.settings.bo)
+        try:
+            fit_surrogate(obs.points, y, rng, run.settings.bo, state.warm, log)
+        except np.linalg.LinAlgError:
+            continue
 
 
 def minimize(
@@ -263,13 +320,15 @@ def minimize(
     Returns:
         The history table, one row per evaluation (columns in
         :mod:`hwml.optimize.history`). Fewer than ``n_evals`` rows if the space or pool
-        ran out of new (feasible) configurations.
+        ran out of new (feasible) configurations: a :class:`SearchExhaustedWarning` then
+        says why, and ``history.attrs["exhausted"]`` holds the same message.
 
     Raises:
         ValueError: an unknown method, duplicate constraint names, or a dimension name
             that collides with a history column.
         TypeError: ``seed``, ``n_evals`` or ``n_init`` is not an int.
-        InfeasibleBudgetError: the constraint models reject every configuration; raised
+        InfeasibleBudgetError: the constraint models reject every configuration (after a
+            search of the models, :func:`~hwml.optimize.feasible.find_feasible`); raised
             before any evaluation, or when the search found nothing to evaluate (never an
             empty history).
         EvaluationError: every evaluation failed (the run stops once its first
@@ -284,16 +343,19 @@ def minimize(
     settings = settings or SearchSettings()
     names = [c.name for c in constraints]
     pool = _candidate_pool(objective, space, candidates)
-    feasibility = _feasibility(space, constraints, seed, settings, pool)
+    feasibility, region = _feasibility(space, constraints, seed, settings, pool)
     columns = history_columns(space, names)
     prior = _prior_history(history_path, space, names, method, seed)
     state = _SearchState.from_history(prior, space)
     if len(state.rows) >= n_evals:
         return history_frame(state.rows[:n_evals], space, names)
 
-    run = _Run(objective, space, constraints, method, seed, n_init, settings, pool, feasibility)
+    run = _Run(
+        objective, space, constraints, method, seed, n_init, settings, pool, feasibility, region
+    )
+    _replay_fits(run, state)
     writer = HistoryWriter(history_path, columns) if history_path is not None else None
-    _search_loop(run, state, n_evals, writer, progress)
+    stopped = _search_loop(run, state, n_evals, writer, progress)
     history = history_frame(state.rows, space, names)
     if not state.rows:
         raise InfeasibleBudgetError(
@@ -308,7 +370,41 @@ def minimize(
             f"(iteration {first['iteration']}) with: {first.get('reason') or 'no reason'}",
             history,
         )
+    if stopped:
+        message = _exhausted_message(run, state, n_evals)
+        history.attrs["exhausted"] = message
+        warnings.warn(message, SearchExhaustedWarning, stacklevel=2)
     return history
+
+
+class SearchExhaustedWarning(UserWarning):
+    """A search stopped before ``n_evals`` evaluations: no new (feasible) configuration
+    was left or found. The history returned holds the evaluations made; its
+    ``attrs["exhausted"]`` repeats the message."""
+
+
+def _exhausted_message(run: _Run, state: _SearchState, n_evals: int) -> str:
+    """Why a search stopped early, for :class:`SearchExhaustedWarning`.
+
+    "All ... evaluated" is said only when the count proves it: the pool's rows are checked
+    exhaustively, a finite space or a complete feasible region by their sizes.
+    """
+    done = len(state.rows)
+    head = f"{run.method} seed {run.seed}: stopped after {done} of {n_evals} evaluations: "
+    filtered = run.feasibility is not None and run.method in _FILTERED_SEARCH
+    accepted = " that the constraint models accept" if filtered else ""
+    if run.pool is not None:
+        return head + f"every row of the candidate pool{accepted} has been evaluated"
+    size = run.space.size
+    if not filtered and size is not None and done >= size:
+        return head + f"all {size} configurations of the space have been evaluated"
+    region = run.region
+    if filtered and region is not None and region.complete and size is not None:
+        others = size // math.prod(run.space.dimensions[j].n_levels or 1 for j in region.columns)
+        total = len(region) * others
+        if done >= total:  # a filtered method evaluates only accepted configurations
+            return head + f"all {total} configurations{accepted} have been evaluated"
+    return head + f"no new configuration{accepted} was found by random sampling"
 
 
 class EvaluationError(RuntimeError):
@@ -337,7 +433,7 @@ def _search_loop(
     n_evals: int,
     writer: HistoryWriter | None,
     progress: bool | None,
-) -> None:
+) -> bool:
     """Evaluate until ``state`` holds ``n_evals`` rows or no new configuration is left.
 
     Each row is appended to ``writer`` (then closed, however the loop ends) before it
@@ -349,6 +445,9 @@ def _search_loop(
         n_evals: total evaluations of the run.
         writer: the history file's writer, if any.
         progress: show a tqdm bar; ``None`` shows it only on a terminal.
+
+    Returns:
+        True when the loop stopped because no new configuration was left or found.
     """
     bar = tqdm(
         total=n_evals,
@@ -361,7 +460,7 @@ def _search_loop(
         for iteration in range(len(state.rows) + 1, n_evals + 1):
             step = _step(run, iteration, state)
             if step is None:
-                break
+                return True
             row, config_frame = step
             if writer is not None:
                 writer.append(row)
@@ -373,6 +472,7 @@ def _search_loop(
         bar.close()
         if writer is not None:
             writer.close()
+    return False
 
 
 def _checked_arguments(
@@ -454,25 +554,32 @@ def _feasibility(
     seed: int,
     settings: SearchSettings,
     pool: np.ndarray | None,
-) -> FeasibilityFn | None:
+) -> tuple[FeasibilityFn | None, FeasibleRegion | None]:
     """The constraint models' predictions on unit-cube points, after checking the budgets.
 
     Returns:
-        ``points -> ConstraintPrediction``, or None without constraints.
+        ``(feasibility, region)``: ``points -> ConstraintPrediction`` (None without
+        constraints), and the feasible configurations found by a search beyond the
+        random sample (None when the sample found enough, or over a pool).
 
     Raises:
-        InfeasibleBudgetError: no checked configuration meets the budgets
-            (:func:`check_budgets`).
+        InfeasibleBudgetError: no configuration meets the budgets
+            (:func:`~hwml.optimize.feasible.find_feasible` searched the models).
     """
     if not constraints:
-        return None
-
-    def feasibility(points: np.ndarray) -> ConstraintPrediction:
-        return predict_constraints(constraints, space.structural(space.decode(points)))
-
-    fraction = check_budgets(space, constraints, seed, settings.n_feasibility_check, pool)
-    logger.info("%.1f%% of checked configurations meet the budgets", 100 * fraction)
-    return feasibility
+        return None, None
+    feasibility = constraint_filter(space, constraints)
+    region = find_feasible(
+        space, constraints, seed, settings.n_feasibility_check, pool, settings.feasibility
+    )
+    require_feasible(region, constraints)
+    logger.info(
+        "%.1f%% of checked configurations meet the budgets (%s; %d feasible kept)",
+        100 * region.fraction,
+        region.method,
+        len(region),
+    )
+    return feasibility, region if region.method in ("enumeration", "evolution") else None
 
 
 def _prior_history(
@@ -510,6 +617,8 @@ class _SearchState:
         values: their objective values (NaN where failed), shape ``(n,)``.
         feasible: their feasibility, shape ``(n,)``.
         cumulative_s: the last row's ``cumulative_time_s`` (s).
+        warm: the GP hyper-parameters carried between proposals (not in the history
+            file; a resumed search rebuilds them, :func:`_replay_fits`).
     """
 
     rows: list[dict[str, Any]]
@@ -517,6 +626,12 @@ class _SearchState:
     values: np.ndarray
     feasible: np.ndarray
     cumulative_s: float
+    warm: GPWarmStart = field(default_factory=GPWarmStart)
+
+    def observations(self, upto: int | None = None) -> Observations:
+        """The first ``upto`` evaluations (all by default) as proposers see them."""
+        end = len(self.values) if upto is None else upto
+        return Observations(self.points[:end], self.values[:end], self.feasible[:end])
 
     @classmethod
     def from_history(cls, prior: pd.DataFrame, space: Space) -> _SearchState:
@@ -554,6 +669,7 @@ class _Run:
     settings: SearchSettings
     pool: np.ndarray | None
     feasibility: FeasibilityFn | None
+    region: FeasibleRegion | None = None
 
 
 def _step(
@@ -564,7 +680,7 @@ def _step(
     Args:
         run: the run's context.
         iteration: the evaluation number, 1-based.
-        state: the evaluations so far (not changed here).
+        state: the evaluations so far (only its GP warm start changes here).
 
     Returns:
         ``(row, config_frame)``: the history row and the one-row frame of the evaluated
@@ -573,10 +689,7 @@ def _step(
     start = time.perf_counter()
     rng = np.random.default_rng(derive_seed(run.seed, iteration))
     phase = "init" if iteration <= run.n_init else "search"
-    obs = Observations(state.points, state.values, state.feasible)
-    proposal = _propose(
-        run.method, phase, run.space, obs, rng, run.feasibility, run.pool, run.settings, run.n_init
-    )
+    proposal = _propose(run, phase, state, rng)
     if proposal is None:
         logger.warning(
             "%s seed %d: no new configuration left after %d evaluations",

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwml.optimize import Constraint, Real, SearchSettings, Space, best_so_far, minimize
+from hwml.optimize import (
+    Constraint,
+    Real,
+    SearchExhaustedWarning,
+    SearchSettings,
+    Space,
+    best_so_far,
+    minimize,
+)
 from hwml.optimize.baselines import GASettings, propose_ga, propose_random
 from hwml.optimize.candidates import Observations
 from hwml.optimize.constraints import predict_constraints
@@ -18,15 +26,17 @@ def _line() -> Space:
 
 
 def test_random_search_never_repeats_and_stops_when_space_is_exhausted(grid_space: Space) -> None:
-    history = minimize(
-        lambda c: float(c["a"] + c["b"]),
-        grid_space,
-        method="random",
-        n_evals=30,
-        seed=0,
-        progress=False,
-    )
+    with pytest.warns(SearchExhaustedWarning, match="all 25 configurations of the space"):
+        history = minimize(
+            lambda c: float(c["a"] + c["b"]),
+            grid_space,
+            method="random",
+            n_evals=30,
+            seed=0,
+            progress=False,
+        )
     assert len(history) == 25  # the whole 5 x 5 grid, once each
+    assert history.attrs["exhausted"].startswith("random seed 0: stopped after 25 of 30")
     assert not history.duplicated(["a", "b"]).any()
 
 

@@ -19,7 +19,9 @@ from hwml.optimize import (
 from hwml.optimize.bo import (
     BOSettings,
     GPSurrogate,
+    GPWarmStart,
     expected_improvement,
+    fit_surrogate,
     hw_ieci,
     hw_ieci_prob,
     propose_bo,
@@ -150,6 +152,121 @@ def test_propose_bo_rejects_unknown_kind() -> None:
     obs = Observations(np.array([[0.5]]), np.array([1.0]), np.array([True]))
     with pytest.raises(ValueError, match="kind"):
         propose_bo(space, obs, np.random.default_rng(0), "pi")
+
+
+def _growing_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 2))
+    return x, np.sin(5 * x[:, 0]) + x[:, 1] ** 2 + 0.01 * rng.standard_normal(n)
+
+
+def test_gp_warm_start_is_one_optimization_that_draws_nothing() -> None:
+    x, y = _growing_data(20)
+    full = GPSurrogate(n_restarts=3).fit(x, y, seed=0)
+    assert full.n_optimizations == 3
+    rng = np.random.default_rng(7)
+    state = rng.bit_generator.state
+    kept = GPSurrogate(n_restarts=3, max_iters=0).fit(x, y, rng, warm_start=full.hyperparameters)
+    assert kept.n_optimizations == 1 and rng.bit_generator.state == state
+    np.testing.assert_allclose(
+        kept.hyperparameters["lengthscale"], full.hyperparameters["lengthscale"]
+    )
+    assert kept.log_likelihood == pytest.approx(
+        full.log_likelihood, rel=1e-3
+    )  # noise off its bound
+    with pytest.raises(
+        ValueError, match=r"warm_start lengthscale has shape \(3,\), expected \(2,\)"
+    ):
+        GPSurrogate().fit(x, y, 0, warm_start={**full.hyperparameters, "lengthscale": np.ones(3)})
+
+
+def test_warm_start_refits_fully_every_k_fits_and_reuses_between() -> None:
+    settings = BOSettings(n_restarts=2, refit_every=3, warm_max_iters=0, refit_ll_drop=np.inf)
+    warm = GPWarmStart()
+    x, y = _growing_data(30)
+    kept = []
+    for n in range(10, 17):
+        gp = fit_surrogate(x[:n], y[:n], np.random.default_rng(n), settings, warm)
+        kept.append(gp.hyperparameters["lengthscale"])
+        assert gp.n_optimizations == (2 if warm.fits[-1] == "full" else 1)
+    assert warm.fits == ["full", "warm", "warm", "full", "warm", "warm", "full"]
+    assert (warm.n_full, warm.n_warm, warm.n_refit) == (3, 4, 0)
+    # between full fits (warm_max_iters=0) the hyper-parameters are reused unchanged
+    np.testing.assert_array_equal(kept[1], kept[0])
+    np.testing.assert_array_equal(kept[2], kept[0])
+    np.testing.assert_array_equal(kept[5], kept[3])
+    assert not np.array_equal(kept[3], kept[0])  # a full fit moved them
+    every = GPWarmStart()
+    for n in range(10, 13):
+        fit_surrogate(x[:n], y[:n], np.random.default_rng(n), BOSettings(refit_every=1), every)
+    assert every.fits == ["full"] * 3
+
+
+def test_warm_start_refits_when_the_likelihood_drops() -> None:
+    x, smooth = _growing_data(25)
+    settings = BOSettings(n_restarts=2, refit_every=100, warm_max_iters=0, refit_ll_drop=0.1)
+    warm = GPWarmStart()
+    fit_surrogate(x[:20], smooth[:20], np.random.default_rng(0), settings, warm)
+    fit_surrogate(x[:21], smooth[:21], np.random.default_rng(1), settings, warm)
+    assert warm.fits == ["full", "warm"]
+    rough = np.sin(60 * x[:, 0]) * 3  # the old length-scales explain these badly
+    fit_surrogate(x[:22], rough[:22], np.random.default_rng(2), settings, warm)
+    assert warm.fits[-1] == "refit" and warm.n_refit == 1 and warm.since_full == 0
+
+
+def test_warm_start_refits_when_the_transform_or_dimension_changes() -> None:
+    x, y = _growing_data(20)
+    settings = BOSettings(n_restarts=1, refit_every=100)
+    warm = GPWarmStart()
+    fit_surrogate(x[:15], y[:15], np.random.default_rng(0), settings, warm)
+    fit_surrogate(x[:16], np.exp(y[:16]), np.random.default_rng(0), settings, warm, True)
+    x3 = np.column_stack([x, x[:, 0]])
+    fit_surrogate(x3[:17], y[:17], np.random.default_rng(0), settings, warm)
+    assert warm.fits == ["full", "full", "full"]
+
+
+def test_bo_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="refit_every must be >= 1, got 0"):
+        BOSettings(refit_every=0)
+    with pytest.raises(TypeError, match="refit_every must be an int"):
+        BOSettings(refit_every=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="refit_ll_drop must be >= 0"):
+        BOSettings(refit_ll_drop=-1.0)
+    with pytest.raises(ValueError, match="warm_max_iters must be >= 0"):
+        BOSettings(warm_max_iters=-1)
+
+
+def test_stepping_the_optimizer_through_the_public_api() -> None:
+    """The stepping example of hwml.optimize's docstring, with its names."""
+    import hwml.optimize as opt
+
+    space = opt.Space([opt.Real("a", 0.0, 1.0, structural=True), opt.Real("b", 0.0, 1.0)])
+    power = opt.Constraint("power_w", 0.5, lambda z: z["a"].to_numpy())
+    feasibility = opt.constraint_filter(space, [power])
+    warm = opt.GPWarmStart()
+    points = space.sample_unit(8, 0)
+    values = (points[:, 0] - 0.4) ** 2 + (points[:, 1] - 0.6) ** 2
+    settings = opt.BOSettings(
+        n_restarts=1, n_random=200, n_local=20, refit_every=2, refit_ll_drop=float("inf")
+    )
+    for step in range(3):
+        obs = opt.Observations(points, values, feasibility(points).feasible)
+        proposal = propose_bo(
+            space,
+            obs,
+            np.random.default_rng(step),
+            "hw-ieci",
+            feasibility,
+            settings=settings,
+            warm=warm,
+        )
+        assert isinstance(proposal, opt.Proposal) and proposal.point[0] <= 0.5
+        config = space.to_dicts(space.decode(proposal.point[None, :]))[0]
+        points = np.vstack([points, proposal.point])
+        values = np.append(values, (config["a"] - 0.4) ** 2 + (config["b"] - 0.6) ** 2)
+    assert warm.fits == ["full", "warm", "full"]
+    assert set(opt.BO_KINDS) == {"ei", "hw-ieci", "hw-ieci-prob"}
+    assert opt.step_overhead is not None and opt.proposal_overhead is not None
 
 
 @pytest.mark.slow

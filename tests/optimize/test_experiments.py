@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,11 +13,13 @@ from hwml.optimize import (
     BOSettings,
     Constraint,
     ParetoSettings,
+    SearchExhaustedWarning,
     SearchSettings,
     Space,
     TabularObjective,
     best_so_far,
     compare_final,
+    history_file,
     reach_summary,
     reach_times,
     run_pareto_searches,
@@ -25,6 +28,8 @@ from hwml.optimize import (
     speedup_interval,
     tolerance_sweep,
 )
+
+from .problems import branin_objective
 
 FAST = SearchSettings(bo=BOSettings(n_restarts=1, n_random=100, n_local=10))
 TIMING = ["overhead_s", "cumulative_time_s"]
@@ -54,19 +59,55 @@ def test_run_searches_every_method_and_seed(objective, grid_space, power_cap) ->
 
 
 def test_run_searches_constraints_per_method(objective, grid_space, power_cap) -> None:
-    h = run_searches(
-        objective,
-        grid_space,
-        {"random-filtered": power_cap},
-        methods=["random-filtered", "random"],
-        seeds=[0],
-        n_evals=20,
-        n_init=2,
-    )
+    with pytest.warns(SearchExhaustedWarning, match="every row of the candidate pool"):
+        h = run_searches(
+            objective,
+            grid_space,
+            {"random-filtered": power_cap},
+            methods=["random-filtered", "random"],
+            seeds=[0],
+            n_evals=20,
+            n_init=2,
+        )
     filtered = h[h["method"] == "random-filtered"]
     assert len(filtered) == 15  # only a <= 2 passes the filter: 3 x 5 rows
     assert (filtered["a"] <= 2).all()
     assert len(h[h["method"] == "random"]) == 20  # no constraints: any row
+
+
+def test_run_searches_resumes_from_its_history_dir(
+    tmp_path: Path, branin_space, branin_constraints
+) -> None:
+    kw = dict(methods=["hw-ieci", "random"], seeds=[0, 1], n_evals=8, n_init=3, settings=FAST)
+    reference = run_searches(branin_objective, branin_space, branin_constraints, **kw)
+    calls: list[int] = []
+
+    def killed_at_13(config: dict) -> dict:
+        if len(calls) == 12:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return branin_objective(config)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_searches(killed_at_13, branin_space, branin_constraints, history_dir=tmp_path, **kw)
+    # hw-ieci seed 0 finished, seed 1 stopped in its search phase after 4 evaluations
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hw-ieci-s0.csv", "hw-ieci-s1.csv"]
+    assert history_file(tmp_path, "hw-ieci", 1) == tmp_path / "hw-ieci-s1.csv"
+    assert len(pd.read_csv(tmp_path / "hw-ieci-s1.csv")) == 4
+
+    def counted(config: dict) -> dict:
+        calls.append(1)
+        return branin_objective(config)
+
+    calls.clear()
+    resumed = run_searches(counted, branin_space, branin_constraints, history_dir=tmp_path, **kw)
+    assert len(calls) == 4 * 8 - 12  # only the missing evaluations ran
+    # the same choices as an uninterrupted run (the GP warm start was rebuilt)
+    wall = [*TIMING, "eval_time_s"]
+    pd.testing.assert_frame_equal(resumed.drop(columns=wall), reference.drop(columns=wall))
+    calls.clear()
+    again = run_searches(counted, branin_space, branin_constraints, history_dir=tmp_path, **kw)
+    assert calls == [] and len(again) == 32
 
 
 def test_run_searches_rejects_bad_arguments(objective, grid_space) -> None:

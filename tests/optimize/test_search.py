@@ -14,11 +14,13 @@ import pytest
 
 from hwml.optimize import (
     METHODS,
+    BOSettings,
     Constraint,
     HistoryError,
     InfeasibleBudgetError,
     Integer,
     Real,
+    SearchExhaustedWarning,
     SearchSettings,
     Space,
     check_budgets,
@@ -127,6 +129,30 @@ def test_killed_search_resumes_without_duplicate_or_lost_rows(
     again = minimize(counter, branin_space, branin_constraints, history_path=path, **kwargs)
     assert counter.calls == 4 and len(again) == 10
     assert len(path.read_text().splitlines()) == 10 + (suffix == ".csv")
+
+
+def test_a_resumed_search_rebuilds_the_gp_warm_start(
+    tmp_path: Path, branin_space, branin_constraints, monkeypatch
+) -> None:
+    """Killed between full GP refits, a search resumes with the hyper-parameters it had."""
+    from hwml.optimize import search
+
+    bo = BOSettings(n_restarts=2, n_random=300, n_local=30, refit_every=2, refit_ll_drop=1e9)
+    kwargs = dict(method="hw-ieci", n_evals=10, n_init=3, seed=2, settings=SearchSettings(bo=bo))
+    reference = minimize(branin_objective, branin_space, branin_constraints, **kwargs)
+
+    def resumed(path: Path) -> pd.DataFrame:
+        with pytest.raises(KeyboardInterrupt):
+            killer = _Interrupt(at=7, exc=KeyboardInterrupt)  # fits: 4 full, 5 warm, 6 full
+            minimize(killer, branin_space, branin_constraints, history_path=path, **kwargs)
+        return minimize(
+            branin_objective, branin_space, branin_constraints, history_path=path, **kwargs
+        )
+
+    pd.testing.assert_frame_equal(resumed(tmp_path / "a.csv")[STABLE], reference[STABLE])
+    monkeypatch.setattr(search, "_replay_fits", lambda run, state: None)
+    forgetful = resumed(tmp_path / "b.csv")  # without the replay the choices differ
+    assert not np.allclose(forgetful["x1"].iloc[6:], reference["x1"].iloc[6:])
 
 
 def test_resume_after_hard_kill_in_subprocess(tmp_path: Path) -> None:
@@ -352,17 +378,18 @@ def test_argument_checks(branin_space) -> None:
 
 def test_explicit_candidates_restrict_the_search(branin_space) -> None:
     rows = pd.DataFrame({"x1": [-3.0, 0.0, 3.0, 9.0], "x2": [12.0, 5.0, 2.0, 2.5]})
-    history = minimize(
-        branin_objective,
-        branin_space,
-        method="hw-ieci",
-        n_evals=10,
-        n_init=2,
-        seed=0,
-        candidates=rows,
-        settings=SearchSettings(),
-        progress=False,
-    )
+    with pytest.warns(SearchExhaustedWarning, match="every row of the candidate pool"):
+        history = minimize(
+            branin_objective,
+            branin_space,
+            method="hw-ieci",
+            n_evals=10,
+            n_init=2,
+            seed=0,
+            candidates=rows,
+            settings=SearchSettings(),
+            progress=False,
+        )
     assert len(history) == 4
     assert sorted(zip(history["x1"], history["x2"], strict=True)) == sorted(
         zip(rows["x1"], rows["x2"], strict=True)

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hwml.optimize import Constraint, LogReal, Space, TabularObjective, minimize
+from hwml.optimize import (
+    Constraint,
+    LogReal,
+    SearchExhaustedWarning,
+    Space,
+    TabularObjective,
+    minimize,
+)
 
 
 def test_lookup_returns_stored_row(grid_space: Space, grid_table: pd.DataFrame) -> None:
@@ -46,13 +53,23 @@ def test_every_method_picks_only_table_rows(
     table = grid_table.sample(frac=0.6, random_state=0)  # 15 of the 25 grid points
     objective = TabularObjective(table, grid_space, cost="train_s")
     power = Constraint("power_w", 25.0, lambda z: 10.0 * z["a"].to_numpy())
-    history = minimize(
-        objective, grid_space, [power], method=method, n_evals=40, n_init=3, seed=1, progress=False
-    )
+    with pytest.warns(SearchExhaustedWarning, match="every row of the candidate pool") as said:
+        history = minimize(
+            objective,
+            grid_space,
+            [power],
+            method=method,
+            n_evals=40,
+            n_init=3,
+            seed=1,
+            progress=False,
+        )
+    filtered = method in ("hw-ieci", "random-filtered", "ga-filtered")
+    assert ("that the constraint models accept" in str(said[0].message)) == filtered
     table_rows = set(zip(table["a"], table["b"], strict=True))
     seen = list(zip(history["a"], history["b"], strict=True))
     assert set(seen) <= table_rows and len(seen) == len(set(seen))
-    if method in ("hw-ieci", "random-filtered", "ga-filtered"):
+    if filtered:
         assert history["feasible_pred"].all()
         assert len(seen) == int((table["a"] <= 2).sum())  # stops when feasible rows run out
     else:
