@@ -117,6 +117,7 @@ def _opts(args: argparse.Namespace):
         eager_power=args.eager_power,
         shard=args.shard,
         progress=not args.no_progress,
+        retry_failed=args.retry_failed,
     )
 
 
@@ -412,6 +413,12 @@ def _add_profile_selection(pr: argparse.ArgumentParser) -> None:
         help="networks: comma-separated specs (zoo name, torchvision:NAME, cells:SEED, "
         "package.module:callable), 'all' (the zoo, default) or 'set' (the measured network "
         "set: the zoo, --cells cell-space networks and every other torchvision classifier)",
+    )
+    pr.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="measure again the rows a previous run recorded with status 'error' (by "
+        "default a resumed sweep skips every row already in the table)",
     )
     pr.add_argument(
         "--input-shape",

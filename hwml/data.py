@@ -193,12 +193,22 @@ class AppendTable:
                 f"(missing {missing}, unexpected {extra}); write to a new file"
             )
 
-    def done_keys(self) -> set[str]:
-        """Keys of the rows already in the table."""
+    def done_keys(self, *, retry_failed: bool = False) -> set[str]:
+        """Keys of the rows already in the table.
+
+        With ``retry_failed``, a key whose rows all have status ``error`` counts as not
+        done (a sweep measures it again and appends the new row; readers prefer a usable
+        row of a key, see :func:`hwml.measurements.load`).
+        """
         if not self.path.exists():
             return set()
+        done, failed = set(), set()
         with self.path.open(newline="") as f:
-            return {row[self.key] for row in csv.DictReader(f) if row.get(self.key)}
+            for row in csv.DictReader(f):
+                key = row.get(self.key)
+                if key:
+                    (failed if retry_failed and row.get("status") == "error" else done).add(key)
+        return done
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Write one row (missing columns empty; unknown columns are an error) and flush."""

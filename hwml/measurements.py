@@ -84,7 +84,9 @@ def load(dataset: str | os.PathLike[str]) -> Measurements:
 
     A key measured more than once (two shards of a sweep that overlapped, see
     :func:`hwml.profile.run_rows`) keeps its first row; ``extra["<table>_measured_twice"]``
-    counts the rows set aside. Network rows measured while another run shared their GPU
+    counts the rows set aside; a failed row of a key measured again successfully
+    (``--retry-failed``) is dropped (``extra["<table>_failures_measured_again"]``).
+    Network rows measured while another run shared their GPU
     are set aside first (``extra["nets_concurrent"]``). The files themselves are never
     changed.
     """
@@ -100,6 +102,11 @@ def load(dataset: str | os.PathLike[str]) -> Measurements:
                 out.extra["nets_concurrent"] = int(shared.sum())
                 df = df[~shared].reset_index(drop=True)
             if "key" in df.columns:
+                if "status" in df.columns:  # measured again after a failure: the failure goes
+                    usable = df["status"].isin(USABLE_STATUS)
+                    superseded = ~usable & usable.groupby(df["key"]).transform("any")
+                    out.extra[f"{table}_failures_measured_again"] = int(superseded.sum())
+                    df = df[~superseded].reset_index(drop=True)
                 twice = df["key"].duplicated()
                 out.extra[f"{table}_measured_twice"] = int(twice.sum())
                 df = df[~twice].reset_index(drop=True)

@@ -87,7 +87,8 @@ for phase in $PHASES; do
     nets) sharded nets --batches 1,16,64,128 --dtype float32
           sharded nets --batches 1,16,64,128 --dtype float16 ;;
     netset) for dt in $NETSET_DTYPES; do
-              sharded nets --nets set --cells "$NETSET_CELLS" --batches 1,8,32,128 --dtype "$dt"
+              sharded nets --nets set --cells "$NETSET_CELLS" --batches 1,8,32,128 --dtype "$dt" \
+                --retry-failed
             done ;;
     netlayers) sharded net-layers --nets "$NETLAYER_NETS" --batches 64 --dtype float32
                sharded net-layers --no-power --batches "$NETLAYER_BATCHES" --dtype float32 ;;

@@ -279,3 +279,24 @@ def test_profile_nets_measures_your_own_module_and_a_cell_network(tmp_path, caps
     # without its input shape, your own module is refused before anything runs
     assert main([*args, "--nets", "tests.test_zoo:tiny_net"]) == 2
     assert "give the input shape" in capsys.readouterr().err
+
+
+def test_a_failed_network_row_is_measured_again_only_when_asked(tmp_path, capsys):
+    from hwml import measurements
+
+    out = tmp_path / "cpu"
+    (out).mkdir()
+    (out / "provenance.json").write_text("{}")
+    args = ["profile", "nets", "--device", "cpu", "--out", str(out), "--batches", "2",
+            "--budget-ms", "2", "--no-progress", "--git-commit", "abc",
+            "--nets", "tests.test_zoo:tiny_net"]
+    with pytest.warns(RuntimeWarning):
+        assert main([*args, "--input-shape", "1,1,1"]) == 0  # too small: the row fails
+    assert list(pd.read_csv(out / "nets.csv")["status"]) == ["error"]
+    assert main([*args, "--input-shape", "1,6,6"]) == 0  # a plain resume skips it
+    assert len(pd.read_csv(out / "nets.csv")) == 1
+    assert main([*args, "--input-shape", "1,6,6", "--retry-failed"]) == 0
+    assert list(pd.read_csv(out / "nets.csv")["status"]) == ["error", "no_power"]
+    ds = measurements.load(out)
+    assert list(ds.network_set["status"]) == ["no_power"]
+    assert ds.extra["nets_failures_measured_again"] == 1

@@ -44,6 +44,8 @@ class SweepOptions:
         shard: ``(i, n)``: measure only every n-th pending row starting at i, so n
             processes (one per GPU) can share a sweep.
         progress: Show a progress bar.
+        retry_failed: Measure again the rows a previous run recorded with status
+            ``error`` (by default a sweep skips every key already in its table).
     """
 
     dtype: str = "float32"
@@ -55,6 +57,7 @@ class SweepOptions:
     eager_power: bool = False
     shard: tuple[int, int] = (0, 1)
     progress: bool = True
+    retry_failed: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

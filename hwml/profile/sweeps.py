@@ -83,7 +83,7 @@ def run_rows(
     when each process read the table: processes that start a moment apart would then
     measure some rows twice and others never.)
     """
-    done = table.done_keys()
+    done = table.done_keys(retry_failed=opts.retry_failed)
     i, n = opts.shard
     pending = [item for item in todo[i::n] if item[0] not in done]
     written = 0
