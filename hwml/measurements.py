@@ -41,26 +41,21 @@ __all__ = [
     "sum_of_layers",
     "counter_periods",
     "concurrent_rows",
-    "ZOO_NET_BATCHES",
     "rank_agreement",
     "discordant_pairs",
     "paired",
 ]
 
 
-#: Batch sizes at which the zoo networks were swept (``scripts/measure.sh nets``).
-ZOO_NET_BATCHES = (1, 16, 64, 128)
-
-
 @dataclass
 class Measurements:
     """A dataset's tables (missing ones are None) and its provenance.
 
-    ``nets`` holds the zoo networks at the batch sizes of the zoo sweep
-    (:data:`ZOO_NET_BATCHES`), as the chapters on the survey's networks use them;
-    ``network_set`` holds every row of ``nets.csv`` (the network set of
-    :func:`hwml.zoo.network_set` too), less rows measured while another run used the
-    same GPU (:func:`concurrent_rows`).
+    ``nets`` holds the rows of the network sweeps of named networks (the zoo, as the
+    chapters on the survey's networks use them); ``network_set`` holds every row of
+    ``nets.csv``, the sweeps of the network set (``hwml profile nets --nets set``,
+    :func:`hwml.zoo.network_set`) too. Both leave out rows measured while another run
+    used the same GPU (:func:`concurrent_rows`).
     """
 
     name: str
@@ -112,10 +107,23 @@ def load(dataset: str | os.PathLike[str]) -> Measurements:
                 df = df[~twice].reset_index(drop=True)
             if table == "nets":
                 out.network_set = df
-                df = df[df["network"].isin(zoo.names()) & df["batch"].isin(ZOO_NET_BATCHES)]
-                df = df.reset_index(drop=True)
+                if "run_id" in df.columns:
+                    df = df[~df["run_id"].isin(_network_set_runs(df, out.provenance))]
+                    df = df.reset_index(drop=True)
             setattr(out, table, df)
     return out
+
+
+def _network_set_runs(nets: pd.DataFrame, provenance: dict[str, Any]) -> set[str]:
+    """Run ids of the sweeps of the network set: logged with ``--nets set``, or having
+    measured a network outside the zoo (a run whose log entry was lost still counts)."""
+    logged = {
+        str(run.get("run_id"))
+        for run in provenance.get("runs", [])
+        if "--nets set" in str(run.get("command", ""))
+    }
+    beyond_zoo = nets.loc[~nets["network"].isin(zoo.names()), "run_id"].astype(str)
+    return logged | set(beyond_zoo)
 
 
 def concurrent_rows(table: pd.DataFrame) -> pd.Series:

@@ -242,3 +242,29 @@ def test_run_throughput_from_the_run_log():
     assert list(out["rows_per_s"]) == pytest.approx([1.5, 2.0, 4.0])
     assert list(out["power"]) == [True, True, False]
     assert out["sweep_id"].iloc[0] == out["sweep_id"].iloc[1] != out["sweep_id"].iloc[2]
+
+
+def test_load_separates_the_network_set_and_drops_rows_that_shared_a_gpu(tmp_path):
+    import json
+
+    rows = [  # (network, batch, run, gpu, time)
+        ("vgg16", 1, "zoo", "A", "2026-01-01T00:00:00"),
+        ("vgg16", 8, "set", "A", "2026-01-01T01:00:00"),
+        ("cells:3", 8, "set", "A", "2026-01-01T01:00:05"),
+        ("cells:3", 1, "lost", "B", "2026-01-01T01:00:00"),  # its log entry was lost
+        ("vgg16", 32, "lost", "B", "2026-01-01T01:00:10"),
+        ("alexnet", 1, "other", "B", "2026-01-01T01:00:05"),  # inside run "lost" on GPU B
+    ]
+    nets = pd.DataFrame(
+        [{"key": f"{n}|{b}|float32", "network": n, "batch": b, "dtype": "float32", "run_id": r,
+          "gpu_uuid": g, "timestamp": t, "status": "ok", "runtime_ms": 1.0} for n, b, r, g, t in rows]
+    )
+    nets.to_csv(tmp_path / "nets.csv", index=False)
+    runs = [{"run_id": "zoo", "command": "hwml profile nets --batches 1"},
+            {"run_id": "set", "command": "hwml profile nets --nets set --cells 4"}]
+    (tmp_path / "provenance.json").write_text(json.dumps({"runs": runs}))
+    ds = M.load(tmp_path)
+    assert ds.extra["nets_concurrent"] == 1  # alexnet ran inside run "lost" on GPU B
+    assert sorted(ds.network_set["key"]) == sorted(k for k in nets["key"] if "alexnet" not in k)
+    # the zoo sweep only: not the logged set run, nor the unlogged run that measured cells:3
+    assert list(ds.nets["key"]) == ["vgg16|1|float32"]
