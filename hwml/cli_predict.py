@@ -183,7 +183,9 @@ def _fit_pipeline(ds: Any, out: Path) -> int:
     model.held_out_error_pct = P.held_out_errors(P.leave_out(table, "network", idle_w=idle))
     path = model.save(out)
     for what, errors in model.held_out_error_pct.items():
-        by_batch = ", ".join(f"b{b} {e:.1f} %" for b, e in sorted(errors.items(), key=lambda kv: int(kv[0])))
+        by_batch = ", ".join(
+            f"b{b} {e:.1f} %" for b, e in sorted(errors.items(), key=lambda kv: int(kv[0]))
+        )
         print(f"held-out {what} error (leave one network out, mean abs.): {by_batch}")
     print(f"saved pipeline model to {path}", file=sys.stderr)
     return 0
@@ -360,8 +362,13 @@ def _predict_pipeline(args: argparse.Namespace) -> int:
     except PredictorError as err:
         return _fail("predict", str(err))
     layers = model.predict_layers(net, dtype)
-    header = {"network": args.net, "batch": args.batch, "dtype": dtype, "device": model.device,
-              "model_type": "pipeline"}
+    header = {
+        "network": args.net,
+        "batch": args.batch,
+        "dtype": dtype,
+        "device": model.device,
+        "model_type": "pipeline",
+    }
     if args.format == "json":
         doc = {**header, "totals": total, "layers": layers.to_dict(orient="records")}
         json.dump(json_safe(doc), sys.stdout, indent=1, default=str)
@@ -373,7 +380,11 @@ def _predict_pipeline(args: argparse.Namespace) -> int:
         view = layers.copy()
         for col in ("host_ms", "device_ms"):
             view[col] = [_number(float(v) * 1e3, 3) for v in layers[col]]
-        print(view.rename(columns={"host_ms": "host_us", "device_ms": "device_us"}).to_string(index=False))
+        print(
+            view.rename(columns={"host_ms": "host_us", "device_ms": "device_us"}).to_string(
+                index=False
+            )
+        )
     lines = [
         f"\n{args.net} batch {args.batch} ({dtype}, {model.device or 'unknown device'}): "
         f"{len(net)} layers",

@@ -345,8 +345,9 @@ def _cells_entry(spec: str, seed: str, shape: tuple[int, ...] | None) -> ZooEntr
             "integer seed, e.g. cells:17"
         )
     net = CellNet.sample(int(seed))
-    return ZooEntry(spec, net.build, 224, source=f"hwml.cells.CellNet.sample({seed})",
-                    sample_shape=shape)
+    return ZooEntry(
+        spec, net.build, 224, source=f"hwml.cells.CellNet.sample({seed})", sample_shape=shape
+    )
 
 
 def _callable_entry(spec: str, module: str, attr: str, shape: tuple[int, ...] | None) -> ZooEntry:

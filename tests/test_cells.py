@@ -26,7 +26,14 @@ def test_every_sample_describes_with_counter_flops_and_reaches_7x7(seed):
     net = describe(module, (2, 3, 224, 224))
     assert sum(layer.flops for layer in net) == counter.get_total_flops()
     assert {layer.kind for layer in net} <= {
-        "conv2d", "batchnorm2d", "activation", "add", "mul", "avgpool2d", "flatten", "linear",
+        "conv2d",
+        "batchnorm2d",
+        "activation",
+        "add",
+        "mul",
+        "avgpool2d",
+        "flatten",
+        "linear",
         "dropout",  # the identity shortcut of a residual block
     }
     last_conv = [layer for layer in net if layer.kind == "conv2d"][-1]

@@ -267,8 +267,21 @@ def test_describe_takes_torchvision_and_own_networks(capsys):
 
 def test_profile_nets_measures_your_own_module_and_a_cell_network(tmp_path, capsys):
     out = tmp_path / "cpu"
-    args = ["profile", "nets", "--device", "cpu", "--out", str(out), "--batches", "2",
-            "--budget-ms", "2", "--no-progress", "--git-commit", "abc"]
+    args = [
+        "profile",
+        "nets",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--batches",
+        "2",
+        "--budget-ms",
+        "2",
+        "--no-progress",
+        "--git-commit",
+        "abc",
+    ]
     assert main([*args, "--nets", "tests.test_zoo:tiny_net", "--input-shape", "1,6,6"]) == 0
     assert main([*args, "--nets", "cells:1"]) == 0
     nets = pd.read_csv(out / "nets.csv").set_index("network")
@@ -287,9 +300,23 @@ def test_a_failed_network_row_is_measured_again_only_when_asked(tmp_path, capsys
     out = tmp_path / "cpu"
     (out).mkdir()
     (out / "provenance.json").write_text("{}")
-    args = ["profile", "nets", "--device", "cpu", "--out", str(out), "--batches", "2",
-            "--budget-ms", "2", "--no-progress", "--git-commit", "abc",
-            "--nets", "tests.test_zoo:tiny_net"]
+    args = [
+        "profile",
+        "nets",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--batches",
+        "2",
+        "--budget-ms",
+        "2",
+        "--no-progress",
+        "--git-commit",
+        "abc",
+        "--nets",
+        "tests.test_zoo:tiny_net",
+    ]
     with pytest.warns(RuntimeWarning):
         assert main([*args, "--input-shape", "1,1,1"]) == 0  # too small: the row fails
     assert list(pd.read_csv(out / "nets.csv")["status"]) == ["error"]

@@ -29,14 +29,27 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rows = []
     for seed in range(12):
         for batch in (1, 8):
-            f = P.network_features(zoo.describe_net(f"cells:{seed}", batch, weights=False), "float32", ceil)
+            f = P.network_features(
+                zoo.describe_net(f"cells:{seed}", batch, weights=False), "float32", ceil
+            )
             layers = sum(f[f"n_{g}"] for g in P.GROUPS)
             host, device = 0.02 * layers, 2 * f["roof_ms"] + 0.003 * layers
             eager = max(host, device) + 0.1 * min(host, device)
-            rows.append({"network": f"cells:{seed}", "batch": batch, "dtype": "float32",
-                         "runtime_ms": eager, "runtime_graph_ms": device, "host_dispatch_ms": host,
-                         "power_w": 300 + 100 * f["flop_share"], "eager_power_w": 200.0,
-                         "energy_mj": 1.0, "eager_energy_mj": 200.0 * eager, "status": "ok"})
+            rows.append(
+                {
+                    "network": f"cells:{seed}",
+                    "batch": batch,
+                    "dtype": "float32",
+                    "runtime_ms": eager,
+                    "runtime_graph_ms": device,
+                    "host_dispatch_ms": host,
+                    "power_w": 300 + 100 * f["flop_share"],
+                    "eager_power_w": 200.0,
+                    "energy_mj": 1.0,
+                    "eager_energy_mj": 200.0 * eager,
+                    "status": "ok",
+                }
+            )
     rows.append({**rows[0], "network": "cells:99", "status": "error"})  # a failed row is skipped
     pd.DataFrame(rows).to_csv(folder / "nets.csv", index=False)
     (folder / "provenance.json").write_text(json.dumps(PROV))
@@ -65,8 +78,22 @@ def test_predict_prints_layers_totals_and_stated_error(model: Path, capsys):
     assert "host_us" in out and "device_us" in out
     assert "resnet18 batch 8 (float32, Fake GPU): 69 layers" in out
     assert "held-out error near batch 8" in out and "runtime ±" in out
-    assert main(["predict", "--model", str(model), "--net", "cells:3", "--batch", "1",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(model),
+                "--net",
+                "cells:3",
+                "--batch",
+                "1",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["model_type"] == "pipeline" and doc["totals"]["bound"] in ("host", "device")
     assert doc["totals"]["runtime_ms"] >= doc["totals"]["runtime_graph_ms"]
@@ -79,5 +106,10 @@ def test_errors_name_what_is_wrong(model: Path, dataset: Path, tmp_path: Path, c
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "provenance.json").write_text(json.dumps(PROV))
-    assert main(["fit", "--model", "pipeline", "--data", str(empty), "--out", str(tmp_path / "m.json")]) == 2
+    assert (
+        main(
+            ["fit", "--model", "pipeline", "--data", str(empty), "--out", str(tmp_path / "m.json")]
+        )
+        == 2
+    )
     assert "has no nets.csv" in capsys.readouterr().err

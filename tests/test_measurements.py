@@ -256,12 +256,26 @@ def test_load_separates_the_network_set_and_drops_rows_that_shared_a_gpu(tmp_pat
         ("alexnet", 1, "other", "B", "2026-01-01T01:00:05"),  # inside run "lost" on GPU B
     ]
     nets = pd.DataFrame(
-        [{"key": f"{n}|{b}|float32", "network": n, "batch": b, "dtype": "float32", "run_id": r,
-          "gpu_uuid": g, "timestamp": t, "status": "ok", "runtime_ms": 1.0} for n, b, r, g, t in rows]
+        [
+            {
+                "key": f"{n}|{b}|float32",
+                "network": n,
+                "batch": b,
+                "dtype": "float32",
+                "run_id": r,
+                "gpu_uuid": g,
+                "timestamp": t,
+                "status": "ok",
+                "runtime_ms": 1.0,
+            }
+            for n, b, r, g, t in rows
+        ]
     )
     nets.to_csv(tmp_path / "nets.csv", index=False)
-    runs = [{"run_id": "zoo", "command": "hwml profile nets --batches 1"},
-            {"run_id": "set", "command": "hwml profile nets --nets set --cells 4"}]
+    runs = [
+        {"run_id": "zoo", "command": "hwml profile nets --batches 1"},
+        {"run_id": "set", "command": "hwml profile nets --nets set --cells 4"},
+    ]
     (tmp_path / "provenance.json").write_text(json.dumps({"runs": runs}))
     ds = M.load(tmp_path)
     assert ds.extra["nets_concurrent"] == 1  # alexnet ran inside run "lost" on GPU B

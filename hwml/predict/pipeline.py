@@ -76,6 +76,7 @@ def _group(layer: Any) -> str:
         return "window_attention"
     return KIND_GROUPS[layer.kind]
 
+
 #: Columns :func:`network_features` returns, beside the identifying ones.
 FEATURE_COLUMNS: tuple[str, ...] = (
     *(f"n_{g}" for g in GROUPS),
@@ -102,9 +103,7 @@ def _peak(provenance: Mapping[str, Any], dtype: str) -> tuple[float, float]:
     return float(peaks[dtype]), float(bandwidth)
 
 
-def network_features(
-    net: Network, dtype: str, ceilings: tuple[float, float]
-) -> dict[str, float]:
+def network_features(net: Network, dtype: str, ceilings: tuple[float, float]) -> dict[str, float]:
     """The per-group features of one described network.
 
     Args:
@@ -212,8 +211,9 @@ class PipelineModel:
         Returns:
             ``self``.
         """
-        _require(table, (*FEATURE_COLUMNS, "dtype", "host_dispatch_ms", "runtime_graph_ms",
-                         "runtime_ms"))
+        _require(
+            table, (*FEATURE_COLUMNS, "dtype", "host_dispatch_ms", "runtime_graph_ms", "runtime_ms")
+        )
         if len(table) < len(GROUPS):
             raise PredictorError(f"{len(table)} measured networks are too few to fit on")
         self.idle_w = float(idle_w)
@@ -336,8 +336,9 @@ class PipelineModel:
             raise PredictorError(
                 f"the model was fitted on {sorted(self.ceilings) or 'nothing'}, not {dtype!r}"
             )
-        feats = pd.DataFrame([{**network_features(net, dtype, self.ceilings[dtype]),
-                               "dtype": dtype}])
+        feats = pd.DataFrame(
+            [{**network_features(net, dtype, self.ceilings[dtype]), "dtype": dtype}]
+        )
         out = self.predict(feats).iloc[0].to_dict()
         for what in ("runtime", "energy"):
             out[f"{what}_error_pct"] = _nearest(self.held_out_error_pct.get(what, {}), net.batch)
@@ -359,9 +360,16 @@ class PipelineModel:
                     + scale["byte"][group] * 1e3 * layer.total_bytes / bandwidth
                     + fixed[group]
                 )
-            rows.append({"index": i, "name": layer.name, "kind": layer.kind, "group": group,
-                         "host_ms": self.host_cost_ms.get(group, float("nan")),
-                         "device_ms": device})
+            rows.append(
+                {
+                    "index": i,
+                    "name": layer.name,
+                    "kind": layer.kind,
+                    "group": group,
+                    "host_ms": self.host_cost_ms.get(group, float("nan")),
+                    "device_ms": device,
+                }
+            )
         return pd.DataFrame(rows)
 
     def _check_fitted(self) -> None:
@@ -481,8 +489,13 @@ def measured_features(
     from hwml.data import USABLE_STATUS
 
     rows = nets[nets["status"].isin(USABLE_STATUS)]
-    rows = rows.drop(columns=[c for c in ("flops", "layers", "params", "macs",
-                                          "activation_bytes") if c in rows.columns])
+    rows = rows.drop(
+        columns=[
+            c
+            for c in ("flops", "layers", "params", "macs", "activation_bytes")
+            if c in rows.columns
+        ]
+    )
     ceilings = ceilings_of(provenance, sorted(rows["dtype"].unique()))
     out = []
     pairs = rows.groupby(["network", "batch"], sort=True)
@@ -491,9 +504,15 @@ def measured_features(
             warnings.simplefilter("ignore")
             net = zoo.describe_net(str(name), int(batch), weights=False)
         for dtype in group["dtype"]:
-            out.append({"network": name, "batch": batch, "dtype": dtype,
-                        "family": zoo.family(str(name)),
-                        **network_features(net, dtype, ceilings[dtype])})
+            out.append(
+                {
+                    "network": name,
+                    "batch": batch,
+                    "dtype": dtype,
+                    "family": zoo.family(str(name)),
+                    **network_features(net, dtype, ceilings[dtype]),
+                }
+            )
     return pd.DataFrame(out).merge(rows, on=["network", "batch", "dtype"])
 
 

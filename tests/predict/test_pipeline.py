@@ -14,7 +14,9 @@ CEIL = (1e14, 1e12)  # FLOP/s, B/s
 
 
 def small_net(batch=4):
-    module = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10))
+    module = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, 10)
+    )
     return describe(module, (batch, 3, 8, 8), name="small")
 
 
@@ -58,11 +60,23 @@ def synthetic(n=60, seed=0, gamma=0.2):
             if k.startswith(("flop_ms_", "byte_ms_")) or k == "roof_ms":
                 f[k] *= scale
         host = 0.05 + sum(0.02 * f[f"n_{g}"] for g in P.GROUPS)
-        device = sum(1.5 * f[f"flop_ms_{g}"] + 0.5 * f[f"byte_ms_{g}"] + 0.004 * f[f"n_{g}"]
-                     for g in P.GROUPS if g != "trivial")
-        rows.append({**f, "network": f"n{i}", "family": f"fam{i % 5}", "batch": 1, "dtype": "float32",
-                     "host_dispatch_ms": host, "runtime_graph_ms": device,
-                     "runtime_ms": max(host, device) + gamma * min(host, device)})
+        device = sum(
+            1.5 * f[f"flop_ms_{g}"] + 0.5 * f[f"byte_ms_{g}"] + 0.004 * f[f"n_{g}"]
+            for g in P.GROUPS
+            if g != "trivial"
+        )
+        rows.append(
+            {
+                **f,
+                "network": f"n{i}",
+                "family": f"fam{i % 5}",
+                "batch": 1,
+                "dtype": "float32",
+                "host_dispatch_ms": host,
+                "runtime_graph_ms": device,
+                "runtime_ms": max(host, device) + gamma * min(host, device),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -121,9 +135,16 @@ def test_unfitted_model_and_missing_columns_say_so():
 
 @pytest.mark.parametrize(
     ("spec", "family"),
-    [("resnet50", "resnet"), ("torchvision:resnext50_32x4d", "resnet"), ("cells:4", "cells"),
-     ("torchvision:vit_b_16", "vit"), ("torchvision:maxvit_t", "maxvit"), ("nin", "classic"),
-     ("torchvision:googlenet", "inception"), ("mine.mod:net", "net")],
+    [
+        ("resnet50", "resnet"),
+        ("torchvision:resnext50_32x4d", "resnet"),
+        ("cells:4", "cells"),
+        ("torchvision:vit_b_16", "vit"),
+        ("torchvision:maxvit_t", "maxvit"),
+        ("nin", "classic"),
+        ("torchvision:googlenet", "inception"),
+        ("mine.mod:net", "net"),
+    ],
 )
 def test_families(spec, family):
     assert zoo.family(spec) == family
