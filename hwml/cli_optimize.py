@@ -43,6 +43,17 @@ from hwml.data import DatasetError, git_commit, json_safe, now_iso, read_provena
 
 __all__ = ["register", "parse_seeds"]
 
+DATASET_CHOICES: tuple[str, ...] = ("digits", "cued-digits", "mnist", "cifar10")
+"""``--dataset`` choices: :data:`hwml.tasks.images.DATASETS`, spelled out here so that the
+parser needs no torch (a test checks that the two agree)."""
+
+_DATASET_HELP = (
+    "digits (scikit-learn's bundled digits: every network size reaches about the same "
+    "error), cued-digits (generated from them: the label is the digit in the cell of a "
+    "3x3 grid drawn in inverted contrast; larger networks reach clearly lower error), "
+    "mnist or cifar10 (read from --data-root)"
+)
+
 
 # ---------------------------------------------------------------------- argument types
 
@@ -370,11 +381,15 @@ def _cmd_live(args: argparse.Namespace) -> int:
     structures = None
     space = cnn_space()
     image_size, inference_batch = args.image_size, args.inference_batch
+    dataset = args.dataset
     if args.structures:
         path = _structures_path(args.structures)
         structures = pd.read_csv(path)
-        if "space" in read_provenance(path.parent):
+        prov = read_provenance(path.parent)
+        if "space" in prov:
             space = benchmark_space(path.parent)
+        if dataset is None:
+            dataset = prov.get("dataset")
         image_size = int(structures["image_size"].iloc[0]) if len(structures) else image_size
         inference_batch = int(structures["batch"].iloc[0]) if len(structures) else inference_batch
     elif any(
@@ -392,13 +407,16 @@ def _cmd_live(args: argparse.Namespace) -> int:
         )
     else:
         structures = pd.DataFrame({"status": []})
+    dataset = dataset or "digits"
+    if dataset not in DATASET_CHOICES:
+        raise _UserError(f"unknown dataset {dataset!r} in {args.structures}")
     objective = CNNObjective(
         args.device,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.train_seed,
         image_size=image_size,
-        dataset=args.dataset,
+        dataset=dataset,
         data_root=args.data_root,
         measure=not args.no_measure,
         inference_batch=inference_batch,
@@ -410,7 +428,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "train_seed": args.train_seed,
-        "dataset": args.dataset,
+        "dataset": dataset,
         "image_size": image_size,
         "inference_batch": inference_batch,
         "structures": args.structures,
@@ -561,7 +579,13 @@ def _add_structure_args(a: Any) -> None:
         default=32,
         help="input side, a multiple of 4 (default 32)",
     )
-    a.add_argument("--dataset", default="digits", choices=("digits", "mnist", "cifar10"))
+    a.add_argument(
+        "--dataset",
+        default="digits",
+        choices=DATASET_CHOICES,
+        help=f"data set: {_DATASET_HELP} (default digits); recorded in the folder, the "
+        "train phase uses the same",
+    )
     a.add_argument(
         "--filters",
         type=_range,
@@ -642,7 +666,13 @@ def _register_live(sub: Any) -> None:
         "--batch-size", type=_positive_int, default=64, help="training batch (default 64)"
     )
     lv.add_argument("--train-seed", type=int, default=0, help="seed of every training (default 0)")
-    lv.add_argument("--dataset", default="digits", choices=("digits", "mnist", "cifar10"))
+    lv.add_argument(
+        "--dataset",
+        default=None,
+        choices=DATASET_CHOICES,
+        help=f"data set: {_DATASET_HELP} (default: that of --structures' benchmark "
+        "folder, else digits)",
+    )
     lv.add_argument("--data-root", default=None, help="local folder of MNIST / CIFAR-10")
     lv.add_argument(
         "--image-size",

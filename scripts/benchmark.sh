@@ -21,13 +21,17 @@
 # SCALE (fraction of every count, default 1; e.g. 0.05 for a smoke run), WORKERS (4),
 # EPOCHS (10), BATCH (256), N_STRUCTURES (400), N_CONFIGS (2500), LIVE_EVALS (30),
 # LIVE_SEEDS (0; e.g. 0-4),
-# QUANTILE (0.6), FILTERS (16-512) and DENSE (32-4096): the space's ranges, DEVICE (cuda;
+# QUANTILE (0.6), FILTERS (16-512) and DENSE (32-4096): the space's ranges, DATASET
+# (digits; cued-digits is the task where larger networks reach lower error, see
+# hwml/tasks/images.py; its default OUT_DIR ends in -cued-digits; train and live read it
+# from the folder), DEVICE (cuda;
 # cpu runs everything on the CPU, one shard, no budgets: a dry run of the script with
 # small FILTERS/DENSE), TRAIN_TIMEOUT_S (stop the train phase after this many seconds, keeping
 # its rows, and go on: rerun later to finish; default none).
 set -euo pipefail
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
+DATASET=${DATASET:-digits}
 NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 [ "$DEVICE" = cpu ] && NGPU=1
 if [ "${NGPU:-0}" -eq 0 ]; then
@@ -40,8 +44,10 @@ shift || true
 if [ -z "$OUT" ]; then
   if [ "$S" = 1 ] && [ "$DEVICE" != cpu ]; then
     OUT=data/hyperpower-$($PY -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))')
+    [ "$DATASET" = digits ] || OUT=$OUT-$DATASET
   else
     OUT=/tmp/hwml-benchmark-smoke-$S
+    [ "$DATASET" = digits ] || OUT=$OUT-$DATASET
   fi
 fi
 PHASES=${*:-structures train live}
@@ -79,7 +85,7 @@ for phase in $PHASES; do
   echo "== $phase ($NGPU GPU, out $OUT) $(date -u +%FT%TZ)" >&2
   start=$SECONDS
   case $phase in
-    structures) sharded structures --n-structures "$N_STRUCTURES" --batch "$BATCH" \
+    structures) sharded structures --n-structures "$N_STRUCTURES" --batch "$BATCH" --dataset "$DATASET" \
                   --filters "${FILTERS:-16-512}" --dense-units "${DENSE:-32-4096}" ;;
     train)
       if [ -n "${TRAIN_TIMEOUT_S:-}" ]; then

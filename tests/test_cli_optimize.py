@@ -225,6 +225,19 @@ def test_live_search_on_cpu(bench: Path, tmp_path: Path) -> None:
     assert len(history) == 2 and history["feasible_pred"].all()
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["mode"] == "live" and meta["image_size"] == 16 and meta["inference_batch"] == 4
+    assert meta["dataset"] == "digits"  # the folder's
+
+
+def test_live_takes_the_dataset_of_the_structures_folder(bench: Path, tmp_path: Path) -> None:
+    update_provenance(bench, {"dataset": "cued-digits"})
+    args = ["optimize", "live", "--device", "cpu", "--structures", str(bench)]
+    args += ["--n-evals", "1", "--n-init", "1", "--epochs", "1", "--no-progress"]
+    out = tmp_path / "live.csv"
+    assert main([*args, "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["dataset"] == "cued-digits"
+    given = tmp_path / "given.csv"
+    assert main([*args, "--dataset", "digits", "--out", str(given)]) == 0  # an explicit one wins
+    assert json.loads(given.with_suffix(".json").read_text())["dataset"] == "digits"
 
 
 def test_live_with_a_missing_local_dataset(tmp_path: Path, capsys) -> None:

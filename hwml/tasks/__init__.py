@@ -1,7 +1,8 @@
 """Training tasks that searches optimise: image data that needs no download, and CNN families.
 
-* :mod:`~hwml.tasks.images` — the data sets (scikit-learn's bundled digits; MNIST and
-  CIFAR-10 when torchvision finds them on disk) as tensors, split once;
+* :mod:`~hwml.tasks.images` — the data sets (scikit-learn's bundled digits, and
+  ``cued-digits`` generated from them, a task where larger networks reach clearly lower
+  error; MNIST and CIFAR-10 when torchvision finds them on disk) as tensors, split once;
 * :mod:`~hwml.tasks.cnn` — HyperPower's two-convolution CNN family: its search space,
   the network, its training, and its size features in closed form.
 
