@@ -43,15 +43,17 @@ from hwml.data import DatasetError, git_commit, json_safe, now_iso, read_provena
 
 __all__ = ["register", "parse_seeds"]
 
-DATASET_CHOICES: tuple[str, ...] = ("digits", "cued-digits", "mnist", "cifar10")
+DATASET_CHOICES: tuple[str, ...] = ("digits", "cued-digits", "cued-digits-4x4", "mnist", "cifar10")
 """``--dataset`` choices: :data:`hwml.tasks.images.DATASETS`, spelled out here so that the
 parser needs no torch (a test checks that the two agree)."""
 
 _DATASET_HELP = (
     "digits (scikit-learn's bundled digits: every network size reaches about the same "
     "error), cued-digits (generated from them: the label is the digit in the cell of a "
-    "3x3 grid drawn in inverted contrast; larger networks reach clearly lower error), "
-    "mnist or cifar10 (read from --data-root)"
+    "3x3 grid drawn in inverted contrast; larger networks reach clearly lower error; "
+    "native size 24, use --image-size 24), cued-digits-4x4 (the same with a 4x4 grid, "
+    "native size 32: harder, the smallest networks stay at chance), mnist or cifar10 "
+    "(read from --data-root)"
 )
 
 

@@ -5,39 +5,52 @@
 * ``digits``: scikit-learn's bundled handwritten digits (1,797 images of 8x8, upsampled
   bilinearly to ``image_size``), split once into 1,437 training and 360 test images
   (stratified, fixed seed);
-* ``cued-digits``: a task generated from the same bundled digits (below), 1,920 training
-  and 2,000 test images of 24x24, resized to ``image_size``;
+* ``cued-digits`` and ``cued-digits-4x4``: tasks generated from the same bundled digits
+  (below), 1,920 training and 2,000 test images of 24x24 and 32x32, resized to
+  ``image_size``;
 * ``mnist`` and ``cifar10`` through torchvision when they are already on disk (never
   downloaded).
 
 Inputs are standardized with the training set's mean and standard deviation.
 
-**Cued digits.** Each image is a 3x3 grid of nine bundled 8x8 digits (24x24 pixels). One
-cell, the cue, is drawn in inverted contrast (a light cell with dark strokes); the label is
-the digit in that cell. The other eight cells are distractors drawn from all ten classes.
-Labels are balanced (192 training and 200 test images per class); the cued cell is uniform
-over the nine positions; pixel noise of standard deviation 0.1 is added. Training images
-are composed only of digits from the ``digits`` training split and test images only of
-digits from its test split (same ``split_seed``), so a test image never shows a digit
-image seen in training. Generation is vectorized numpy from ``split_seed`` (well under a
-second) and deterministic.
+**Cued digits.** Each image is a 3x3 grid of nine bundled 8x8 digits (24x24 pixels;
+``cued-digits-4x4``: 4x4, sixteen digits, 32x32). One cell, the cue, is drawn in inverted
+contrast (a light cell with dark strokes); the label is the digit in that cell. The other
+cells are distractors drawn from all ten classes. Labels are balanced (192 training and
+200 test images per class); the cued cell is uniform over the positions; pixel noise of
+standard deviation 0.1 is added. Training images are composed only of digits from the
+``digits`` training split and test images only of digits from its test split (same
+``split_seed``), so a test image never shows a digit image seen in training. Generation
+is vectorized numpy from ``split_seed`` (well under a second) and deterministic.
 
-Why capacity buys accuracy on it, where on ``digits`` it does not: recognizing one centred
-digit needs few features, and the smallest network of :func:`hwml.tasks.cnn.cnn_space`
-(16 filters, 32 dense units) already reaches a few per cent error. Here the network must
-recognize a digit at any of nine positions *and* pass on only the cued one: a conjunction
-of position, contrast and shape (90 position-digit combinations). The two-convolution
-network has no global pooling, so it must build this from contrast-specific digit
-features in the second convolution (more channels) and position-specific gating in the
-dense layer (more units); the evidence below is empirical, not a proof of this account.
-The cue itself is easy to see, so the task's error floor is about that of reading one
-bundled digit (a few per cent or less) and the headroom is large. ``scripts/capacity_check.py`` trains small to large
-networks on both tasks for the benchmark's ten epochs (24x24 inputs, two seeds, on a CPU):
-on ``cued-digits`` the mean test error fell steadily from about 35 % (16 filters, 32 dense
-units) to about 15 % (128 filters, 512 units), while on ``digits`` every size was within
-about one point of 2 %. The smallest networks are also the least reliable: their error
-varies by several points from seed to seed, and their first epochs sit at chance while
-they find the cue.
+Why capacity buys accuracy on it, where on ``digits`` it does not: recognizing one
+centered digit needs few features, and the smallest network of
+:func:`hwml.tasks.cnn.cnn_space` (16 filters, 32 dense units) already reaches a few per
+cent error. Here the network must recognize a digit at any of nine (sixteen) positions
+*and* pass on only the cued one: a conjunction of position, contrast and shape (90, or
+160, position-digit combinations). The two-convolution network has no global pooling, so
+it must build this from contrast-specific digit features in the second convolution (more
+channels) and position-specific gating in the dense layer (more units); the evidence
+below is empirical, not a proof of this account. The cue itself is easy to see, so the
+task's error floor is about that of reading one bundled digit (a few per cent or less)
+and the headroom is large.
+
+Evidence (``scripts/capacity_check.py``: ten epochs as in the benchmark, SGD learning
+rate 0.05, two seeds, on a CPU). At 24x24, ``cued-digits``' mean test error fell with
+every step in size, from 44 % (16 filters, 32 dense units) through 34, 24 and 16 % to
+15 % (128 filters, 512 units), while on ``digits`` every size was within one point of
+2 %. Seeds differ by up to about ten points at the small and middle sizes: the first
+epochs sit at chance while the network finds the cue. One step larger, 256 filters with
+1,024 units, was no better (18 %) at that learning rate.
+
+Input size matters. Upsampled to 32x32 (the benchmark's default side), ``cued-digits``'
+error stopped falling at 64 filters (35 % at 16 filters, 25 % at 64, 24 % at 128): run
+its benchmark at the native 24x24 (``scripts/benchmark.sh`` does). ``cued-digits-4x4``,
+at its native 32x32, is harder: the smallest networks often stay at chance for the ten
+epochs (72 % at 16 filters and 82 % at 32, mean of two seeds, then 58 % at 64 and 38 % at
+128), so its curve is noisy at the small end but still falls steeply at 128 filters.
+Whether either task keeps improving up to the space's 512 filters has not been checked on
+a GPU.
 """
 
 from __future__ import annotations
@@ -64,23 +77,30 @@ __all__ = [
     "load_data",
 ]
 
-DATASETS: tuple[str, ...] = ("digits", "cued-digits", "mnist", "cifar10")
-"""Data sets :func:`load_data` knows: ``digits`` is bundled with scikit-learn and
-``cued-digits`` is generated from it; the others are read through torchvision from a local
-folder."""
+DATASETS: tuple[str, ...] = ("digits", "cued-digits", "cued-digits-4x4", "mnist", "cifar10")
+"""Data sets :func:`load_data` knows: ``digits`` is bundled with scikit-learn and the
+``cued-digits`` tasks are generated from it; the others are read through torchvision from
+a local folder."""
 
-DATASET_CHANNELS: dict[str, int] = {"digits": 1, "cued-digits": 1, "mnist": 1, "cifar10": 3}
+DATASET_CHANNELS: dict[str, int] = {
+    "digits": 1,
+    "cued-digits": 1,
+    "cued-digits-4x4": 1,
+    "mnist": 1,
+    "cifar10": 3,
+}
 """Input channels of each data set."""
 
-CUED_GRID: int = 3
-"""Cells per side of a ``cued-digits`` image (each cell one 8x8 digit)."""
+CUED_GRID: dict[str, int] = {"cued-digits": 3, "cued-digits-4x4": 4}
+"""Cells per side of the images of each cued-digits task (each cell one 8x8 digit, so the
+native side is ``8 * grid``)."""
 
 CUED_SIZES: tuple[int, int] = (1920, 2000)
-"""Training and test images of ``cued-digits`` (multiples of the ten classes)."""
+"""Training and test images of a cued-digits task (multiples of the ten classes)."""
 
 CUED_NOISE_STD: float = 0.1
-"""Standard deviation of the Gaussian pixel noise of ``cued-digits`` (pixels in ``[0, 1]``
-before it)."""
+"""Standard deviation of the Gaussian pixel noise of the cued-digits tasks (pixels in
+``[0, 1]`` before it)."""
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -194,7 +214,7 @@ def cued_digits(
     n_images: int,
     rng: np.random.Generator,
     *,
-    grid: int = CUED_GRID,
+    grid: int = 3,
     noise_std: float = CUED_NOISE_STD,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Compose cued-digit images (see the module docstring) from a pool of digits.
@@ -239,13 +259,14 @@ def cued_digits(
 def _load_data_cached(
     dataset: str, image_size: int, data_root: str | None, split_seed: int
 ) -> ImageData:
-    if dataset == "cued-digits":
+    if dataset in CUED_GRID:
+        grid = CUED_GRID[dataset]
         images, labels, idx_train, idx_test = _digits_split(split_seed)
-        # one stream per split seed, apart from any other use of the same integer seed
-        rng = np.random.default_rng([split_seed, 0xC0ED])
+        # one stream per split seed and task, apart from other uses of the same integer
+        rng = np.random.default_rng([split_seed, 0xC0ED, grid])
         n_train, n_test = CUED_SIZES
-        x_tr, y_tr = cued_digits(images, labels, idx_train, n_train, rng)
-        x_te, y_te = cued_digits(images, labels, idx_test, n_test, rng)
+        x_tr, y_tr = cued_digits(images, labels, idx_train, n_train, rng, grid=grid)
+        x_te, y_te = cued_digits(images, labels, idx_test, n_test, rng, grid=grid)
         x_train = _resize(torch.from_numpy(x_tr).unsqueeze(1), image_size)
         x_test = _resize(torch.from_numpy(x_te).unsqueeze(1), image_size)
         x_train, x_test = _standardize(x_train, x_test)
@@ -284,9 +305,9 @@ def load_data(
 
     ``digits`` (scikit-learn's bundled 1,797 handwritten digits, 8x8, no download) is split
     into 1,437 training and 360 test images, stratified by class, with ``split_seed``.
-    ``cued-digits`` (see the module docstring) is generated from that split: 1,920
-    training images from its training digits and 2,000 test images from its test digits,
-    24x24 before resizing, drawn from ``split_seed`` alone. ``mnist`` and ``cifar10`` use
+    ``cued-digits`` and ``cued-digits-4x4`` (see the module docstring) are generated from
+    that split: 1,920 training images from its training digits and 2,000 test images from
+    its test digits, 24x24 and 32x32 before resizing, drawn from ``split_seed`` alone. ``mnist`` and ``cifar10`` use
     their official train/test splits and are read with torchvision from ``data_root``,
     where they must already be (``download=False``). Images are scaled to ``[0, 1]``,
     resized bilinearly and standardized with the training set's mean and standard
@@ -297,8 +318,8 @@ def load_data(
         dataset: one of :data:`DATASETS`.
         image_size: side of the resized images, a multiple of 4 (two 2x2 poolings).
         data_root: folder holding MNIST / CIFAR-10 as torchvision stores them.
-        split_seed: seed of the digits train/test split, and of the generation of
-            ``cued-digits``.
+        split_seed: seed of the digits train/test split, and of the generation of the
+            cued-digits tasks.
 
     Returns:
         The :class:`ImageData`.
