@@ -39,7 +39,7 @@ reproduce: $(STAMP)
 	@if nvidia-smi -L >/dev/null 2>&1; then \
 	  $(MAKE) measure && \
 	  slug=$$($(PY) -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))') && \
-	  $(PY) book/build.py run --set dataset=$$slug --set benchmark=hyperpower-$$slug; \
+	  $(PY) book/build.py run --set dataset=$$slug --set benchmark=hyperpower-$$slug-cued-digits; \
 	else \
 	  echo "no GPU found (nvidia-smi -L): the book is rebuilt from the data in data/"; \
 	  $(PY) book/build.py run; \
@@ -47,7 +47,8 @@ reproduce: $(STAMP)
 	$(MAKE) book
 
 # Every GPU dataset anew on this machine's GPUs (one process per GPU): layers and networks
-# into data/<gpu name>/, the HyperPower CNN benchmark into data/hyperpower-<gpu name>/.
+# into data/<gpu name>/, the HyperPower CNN benchmark (cued digits) into
+# data/hyperpower-<gpu name>-cued-digits/.
 measure: $(STAMP)
 	PY=$(abspath $(PY)) scripts/measure.sh
 	PY=$(abspath $(PY)) scripts/benchmark.sh

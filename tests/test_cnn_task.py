@@ -201,3 +201,27 @@ def test_cnn_objective_drives_minimize(tmp_path) -> None:
     )
     assert result["objective"] == result["test_error"]
     assert result["measure_status"] == "no_power" and math.isnan(result["power_w"])
+
+
+def test_measure_inference_peak_memory_is_this_networks_own(monkeypatch) -> None:
+    """Peak memory counts from what was allocated before the network and ignores the
+    CUDA graph of the power measurement (a fake device stands in for a GPU's counters)."""
+    from hwml.hyperpower import objective as obj
+
+    device = open_device("cpu")
+    counters = {"allocated": 7e8, "peak": 9e8}  # 7e8: left over by earlier measurements
+    resets = []
+    device.allocated_memory_bytes = lambda: counters["allocated"]
+    device.peak_memory_bytes = lambda: counters["peak"]
+    device.reset_peak_memory = lambda: resets.append(counters["peak"])
+    real = obj.measure_callable
+
+    def graph_measurement(fn, dev, opts):
+        counters["peak"] += 5e8  # the CUDA graph's pool, allocated during the measurement
+        return real(fn, dev, opts)
+
+    monkeypatch.setattr(obj, "measure_callable", graph_measurement)
+    opts = SweepOptions(budget_ms=5.0, warmup=1, progress=False)
+    row = measure_inference(TINY, device, batch=4, image_size=16, opts=opts)
+    assert row["peak_mem_bytes"] == pytest.approx(2e8)
+    assert len(resets) == 2  # before building the network, after the warm-up pass

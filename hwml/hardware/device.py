@@ -183,6 +183,12 @@ class Device:
             return float(torch.cuda.max_memory_allocated(self.torch_device))
         return math.nan
 
+    def allocated_memory_bytes(self) -> float:
+        """Bytes PyTorch holds allocated on the device now (NaN on the CPU)."""
+        if self.is_cuda:
+            return float(torch.cuda.memory_allocated(self.torch_device))
+        return math.nan
+
     def used_memory_bytes(self) -> float:
         """Device memory in use by every process, as NVML reports it (NaN if unknown)."""
         if self.nvml is None or self.handle is None:

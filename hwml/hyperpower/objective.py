@@ -28,6 +28,9 @@ from hwml.tasks.images import ImageData, check_image_size, load_data
 
 __all__ = ["CNNObjective", "measure_inference"]
 
+_PEAK_PASSES = 3
+"""Eager forward passes over which :func:`measure_inference` reads peak memory."""
+
 
 def measure_inference(
     config: Mapping[str, Any],
@@ -46,10 +49,13 @@ def measure_inference(
     ``torch.inference_mode``: it is timed after warm-up, then run back to back while the
     energy meter measures average power over a window aligned to the NVML counter's
     updates (:func:`hwml.profile.measure_callable`). Peak memory is PyTorch's peak
-    allocation during steady-state inference: weights, input, activations and the
-    workspace of the algorithms cuDNN chose (the peak is reset after one warm-up pass, so
-    the workspaces cuDNN's autotuning tries are not counted). Out-of-memory errors
-    propagate (check ``device.is_oom``).
+    allocation during steady-state eager inference: weights, input, activations and the
+    workspace of the algorithms cuDNN chose. It is read from a few eager passes after one
+    warm-up pass (so the workspaces cuDNN's autotuning tries are not counted) and before
+    the runtime and power measurement (whose CUDA graph has a memory pool of its own), and
+    counted from what PyTorch held allocated before the network was built (so memory
+    that earlier measurements in the process left allocated is not counted either).
+    Out-of-memory errors propagate (check ``device.is_oom``).
 
     Args:
         config: the structural fields.
@@ -73,6 +79,9 @@ def measure_inference(
         raise ValueError(f"measure_inference runs in float32, got opts.dtype={opts.dtype!r}")
     dev = device.torch_device
     device.reset_peak_memory()
+    # whatever earlier work in this process still holds (e.g. the memory pool of a CUDA
+    # graph not yet released) is not this network's: count from here
+    before = device.allocated_memory_bytes()
     with torch.random.fork_rng(devices=rng_devices(dev)):
         torch.manual_seed(int(seed))
         with torch.device(dev):
@@ -81,9 +90,13 @@ def measure_inference(
     with torch.inference_mode():
         model(x)  # cuDNN picks its algorithms (and tries their workspaces) here
         device.reset_peak_memory()  # the weights and the input stay allocated
+        for _ in range(_PEAK_PASSES):  # steady-state eager passes, before any CUDA graph
+            model(x)
+        device.synchronize()
+        peak = device.peak_memory_bytes() - before
         row = measure_callable(lambda: model(x), device, opts)
         device.synchronize()
-    row["peak_mem_bytes"] = device.peak_memory_bytes()
+    row["peak_mem_bytes"] = peak
     row["used_mem_bytes"] = device.used_memory_bytes()
     row["sm_clock_mhz"] = device.sm_clock_mhz()
     energy = row.get("energy_mj", math.nan)
