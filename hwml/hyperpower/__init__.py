@@ -11,7 +11,10 @@
   structures, train the configurations; resumable, sharded);
 * :mod:`~hwml.hyperpower.problem` — a folder as the constrained search problem, and the
   sweep over budget levels;
-* :mod:`~hwml.hyperpower.live` — live searches read back.
+* :mod:`~hwml.hyperpower.live` — live searches read back;
+* :mod:`~hwml.hyperpower.mobo_bench` — multi-objective search of a benchmark table (error,
+  energy, runtime): HW-EHVI with the linear models against ParEGO, NSGA-II and random
+  search, scored by hypervolume (``python -m hwml.hyperpower.mobo_bench``).
 
 The linear estimator itself is :class:`hwml.predict.LinearHardwareModel` (the predictors
 room holds every cost model); the search is :func:`hwml.optimize.minimize`.

@@ -40,7 +40,8 @@ Modules: :mod:`~hwml.optimize.space` (dimensions, unit cube), :mod:`~hwml.optimi
 sets), :mod:`~hwml.optimize.feasible` (searching the constraint models),
 :mod:`~hwml.optimize.baselines` (random search, GA), :mod:`~hwml.optimize.search` (the
 loop), :mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
-:mod:`~hwml.optimize.multiobjective` (ParEGO, random, NSGA-II for Pareto fronts),
+:mod:`~hwml.optimize.multiobjective` (ParEGO, HW-EHVI, random, NSGA-II for Pareto
+fronts),
 :mod:`~hwml.optimize.history` (the table and its file), :mod:`~hwml.optimize.tabular`
 (pre-measured objectives), :mod:`~hwml.optimize.analysis` (curves, Pareto fronts,
 hypervolume), :mod:`~hwml.optimize.experiments` (many seeds of many methods, resumable;
@@ -110,6 +111,7 @@ from hwml.optimize.multiobjective import (
     ParetoSettings,
     chebyshev,
     crowding_distance,
+    expected_hypervolume_improvement,
     minimize_pareto,
     nondominated_ranks,
     nsga_fitness,
@@ -181,6 +183,7 @@ __all__ = [
     "crowding_distance",
     "derive_seed",
     "evals_to_reach",
+    "expected_hypervolume_improvement",
     "expected_improvement",
     "find_feasible",
     "find_incumbent",

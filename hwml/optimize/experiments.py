@@ -101,6 +101,7 @@ def _one_pareto(job: tuple[str, int]) -> pd.DataFrame:
         n_init=s["n_init"],
         seed=seed,
         settings=s["settings"],
+        predictors=s.get("predictors"),
     )
 
 
@@ -213,6 +214,7 @@ def run_pareto_searches(
     n_init: int,
     settings: ParetoSettings | None = None,
     n_jobs: int = 1,
+    predictors: Mapping[str, Callable[[pd.DataFrame], Any]] | None = None,
 ) -> pd.DataFrame:
     """Run :func:`~hwml.optimize.multiobjective.minimize_pareto` for every method and seed.
 
@@ -226,6 +228,8 @@ def run_pareto_searches(
         n_init: initial random evaluations per run.
         settings: search settings.
         n_jobs: worker processes (1: in this process).
+        predictors: a priori hardware models of ``"hw-ehvi"`` (see
+            :func:`~hwml.optimize.multiobjective.minimize_pareto`).
 
     Returns:
         The histories concatenated, ordered by method (as given) and seed.
@@ -238,6 +242,7 @@ def run_pareto_searches(
         "n_evals": n_evals,
         "n_init": n_init,
         "settings": settings,
+        "predictors": None if predictors is None else dict(predictors),
     }
     return _map(_one_pareto, shared, methods, seeds, n_jobs)
 

@@ -1,0 +1,95 @@
+"""Tests of hwml.hyperpower.mobo_bench on a slice of the committed cued-digits benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwml.data import dataset_path
+from hwml.hyperpower.mobo_bench import (
+    MOBO_OBJECTIVES,
+    HypervolumeScale,
+    hypervolume_summary,
+    main,
+    mobo_benchmark,
+)
+from hwml.optimize import BOSettings, ParetoSettings
+
+CUED = dataset_path("hyperpower-nvidia-h200-cued-digits")
+FAST = ParetoSettings(bo=BOSettings(n_restarts=1, n_random=200, n_local=20))
+
+
+@pytest.fixture
+def small_cued(tmp_path):
+    """The first 40 structures of the committed benchmark and their configurations."""
+    if not (CUED / "configs.csv").exists():
+        pytest.skip("the committed cued-digits benchmark is not in data/")
+    structures = pd.read_csv(CUED / "structures.csv").head(40)
+    configs = pd.read_csv(CUED / "configs.csv")
+    structures.to_csv(tmp_path / "structures.csv", index=False)
+    configs[configs["structure_key"].isin(structures["key"])].to_csv(
+        tmp_path / "configs.csv", index=False
+    )
+    (tmp_path / "provenance.json").write_text((CUED / "provenance.json").read_text())
+    return tmp_path
+
+
+def test_scale_maps_the_table_into_the_unit_cube() -> None:
+    table = pd.DataFrame({"a": [0.1, 1.0, 10.0, np.nan], "b": [2.0, 4.0, 8.0, 1.0]})
+    scale = HypervolumeScale.from_table(table, ["a", "b"])
+    x = scale.normalize(table[["a", "b"]].to_numpy())
+    assert x[:3] == pytest.approx(np.array([[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]]))
+    assert np.isnan(x[3, 0])
+    assert scale.hypervolume(table[["a", "b"]].to_numpy()) == pytest.approx(1.1 * 1.1)
+    assert scale.hypervolume(np.array([[10.0, 8.0]])) == pytest.approx(0.1 * 0.1)
+
+
+def test_summary_bootstrap_brackets_the_mean() -> None:
+    final = pd.DataFrame(
+        {"method": ["a"] * 5 + ["b"] * 5, "hypervolume": [1, 2, 3, 4, 5, 0, 0, 1, 0, 0.0]}
+    )
+    out = hypervolume_summary(final, n_boot=2000)
+    assert out["method"].tolist() == ["a", "b"]
+    a = out.iloc[0]
+    assert a["mean"] == 3.0 and a["lower"] < 3.0 < a["upper"] and a["n"] == 5
+
+
+def test_mobo_benchmark_runs_and_scores(small_cued) -> None:
+    bench = mobo_benchmark(
+        small_cued,
+        methods=["hw-ehvi", "random"],
+        seeds=[0, 1],
+        n_evals=8,
+        n_init=4,
+        settings=FAST,
+        progress=False,
+    )
+    assert set(bench.models) == set(MOBO_OBJECTIVES[1:])
+    assert len(bench.histories) == 2 * 2 * 8
+    assert len(bench.final) == 4 and set(bench.final["method"]) == {"hw-ehvi", "random"}
+    assert (bench.final["hypervolume"] <= bench.ceiling + 1e-12).all()
+    for _, run in bench.curves.groupby(["method", "seed"]):
+        assert np.all(np.diff(run["hypervolume"].to_numpy()) >= -1e-12)
+    last = bench.curves.groupby(["method", "seed"])["hypervolume"].last()
+    got = bench.final.set_index(["method", "seed"])["hypervolume"]
+    assert got.sort_index().to_numpy() == pytest.approx(last.sort_index().to_numpy())
+    again = mobo_benchmark(
+        small_cued,
+        methods=["hw-ehvi"],
+        seeds=[1],
+        n_evals=8,
+        n_init=4,
+        settings=FAST,
+        progress=False,
+    )
+    assert again.final["hypervolume"].iloc[0] == pytest.approx(got[("hw-ehvi", 1)])
+
+
+def test_command_line_writes_tables(small_cued, tmp_path, capsys) -> None:
+    out, curves = tmp_path / "final.csv", tmp_path / "curves.csv"
+    args = ["--folder", str(small_cued), "--seeds", "1", "--evals", "5", "--init", "3"]
+    args += ["--methods", "random", "nsga", "--jobs", "1", "--out", str(out)]
+    assert main([*args, "--curves", str(curves)]) == 0
+    assert "ceiling" in capsys.readouterr().out
+    assert len(pd.read_csv(out)) == 2 and len(pd.read_csv(curves)) == 10
