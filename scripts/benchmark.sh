@@ -15,6 +15,10 @@
 #               hardware-unaware EI on GPU 1 (after it on GPU 0 when there is one GPU),
 #               one search per seed in LIVE_SEEDS, budgets at the QUANTILE of the measured
 #               power and memory -> live/<method>-s<seed>.csv
+#   mobo        live multi-objective searches (test error, energy per image, runtime):
+#               HW-EHVI and ParEGO on GPU 0, NSGA-II and random on GPU 1 (all on GPU 0
+#               when there is one), MOBO_SEEDS seeds (default 3) of LIVE_EVALS
+#               evaluations -> mobo-live/<method>-s<seed>.csv
 # Every phase is resumable: rerun the same command after an interruption. The tabular
 # searches (hwml optimize run) need no GPU and run from the committed tables.
 # Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no .git),
@@ -54,7 +58,7 @@ if [ -z "$OUT" ]; then
     [ "$DATASET" = digits ] || OUT=$OUT-$DATASET
   fi
 fi
-PHASES=${*:-structures train live}
+PHASES=${*:-structures train live mobo}
 n() { $PY -c "print(max($2, round($1 * $S)))"; }
 WORKERS=${WORKERS:-4}
 EPOCHS=${EPOCHS:-10}
@@ -111,6 +115,21 @@ for phase in $PHASES; do
       else
         live hw-ieci 0
         live ei 0
+      fi ;;
+    mobo)
+      mobo() {  # mobo GPU METHOD...
+        local gpu=$1; shift
+        CUDA_VISIBLE_DEVICES=$gpu $PY -m hwml.hyperpower.mobo_bench --folder "$OUT" \
+          --live "$OUT/mobo-live" --device "$DEVICE" --methods "$@" --seeds "${MOBO_SEEDS:-3}" \
+          --evals "$LIVE_EVALS" --init 5 --epochs "$EPOCHS"
+      }
+      if [ "$NGPU" -ge 2 ]; then
+        mobo 0 hw-ehvi parego & a=$!
+        mobo 1 nsga random & b=$!
+        rc=0; wait $a || rc=1; wait $b || rc=1
+        [ $rc -eq 0 ]
+      else
+        mobo 0 hw-ehvi parego nsga random
       fi ;;
     *) echo "benchmark.sh: unknown phase $phase" >&2; exit 2 ;;
   esac

@@ -93,3 +93,53 @@ def test_command_line_writes_tables(small_cued, tmp_path, capsys) -> None:
     assert main([*args, "--curves", str(curves)]) == 0
     assert "ceiling" in capsys.readouterr().out
     assert len(pd.read_csv(out)) == 2 and len(pd.read_csv(curves)) == 10
+
+
+class _FakeTraining:
+    """Stands in for training and measuring: error falls and energy/runtime rise with size."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, config):
+        self.calls += 1
+        size = config["conv1_filters"] * config["conv2_filters"] + config["dense_units"]
+        return {
+            "objective": 0.1 + 1.0 / (1.0 + size / 1e4),
+            "energy_per_image_mj": 0.2 + size / 1e5,
+            "runtime_ms": 1.0 + size / 1e4,
+        }
+
+
+def test_mobo_live_writes_one_history_per_run_and_resumes(small_cued, tmp_path) -> None:
+    from hwml.hyperpower.mobo_bench import mobo_live
+
+    fake = _FakeTraining()
+    out = tmp_path / "live"
+    kwargs = dict(
+        methods=["hw-ehvi", "random"],
+        seeds=[0],
+        n_evals=4,
+        n_init=2,
+        settings=FAST,
+        objective=fake,
+        git_commit="abc",
+    )
+    written = mobo_live(small_cued, out, **kwargs)
+    assert sorted(p.name for p in written) == ["hw-ehvi-s0.csv", "random-s0.csv"]
+    assert fake.calls == 8
+    history = pd.read_csv(out / "hw-ehvi-s0.csv")
+    assert len(history) == 4 and set(MOBO_OBJECTIVES) <= set(history.columns)
+    assert (history["status"] == "ok").all()
+    import json
+
+    facts = json.loads((out / "hw-ehvi-s0.json").read_text())
+    assert facts["git_commit"] == "abc" and facts["method"] == "hw-ehvi"
+    assert set(facts["models_cv"]) == set(MOBO_OBJECTIVES[1:])
+    # a second call finds both runs on disk and trains nothing
+    assert mobo_live(small_cued, out, **kwargs) == []
+    assert fake.calls == 8
+    # a deleted run is made again, the other is kept
+    (out / "random-s0.csv").unlink()
+    assert [p.name for p in mobo_live(small_cued, out, **kwargs)] == ["random-s0.csv"]
+    assert fake.calls == 12

@@ -15,7 +15,9 @@ every row lies in ``[0, 1]^3``; the reference point is 1.1 in every coordinate. 
 score of the whole table's front is the ceiling a search can reach.
 
 Run ``python -m hwml.hyperpower.mobo_bench --seeds 20 --evals 50 --out runs.csv``
-(``--quick`` for a small check, ``--help`` for options). In a notebook::
+(``--quick`` for a small check, ``--help`` for options); on a GPU,
+``--live DIR --seeds 3 --evals 30 --init 5`` trains and measures every chosen network
+instead (:func:`mobo_live`). In a notebook::
 
     from hwml.hyperpower.mobo_bench import hypervolume_summary, mobo_benchmark
 
@@ -34,6 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,7 @@ __all__ = [
     "hypervolume_summary",
     "main",
     "mobo_benchmark",
+    "mobo_live",
 ]
 
 DEFAULT_FOLDER = "hyperpower-nvidia-h200-cued-digits"
@@ -356,6 +360,131 @@ def _final(
     return pd.DataFrame(rows)
 
 
+def mobo_live(
+    folder: str | os.PathLike[str] = DEFAULT_FOLDER,
+    out: str | os.PathLike[str] = "mobo-live",
+    *,
+    methods: Sequence[str] = MOBO_METHODS,
+    seeds: Sequence[int] = (0,),
+    n_evals: int = 30,
+    n_init: int = 5,
+    device: str = "cuda",
+    epochs: int = 10,
+    settings: ParetoSettings | None = None,
+    features: str | Sequence[str] = "derived",
+    objective: Any = None,
+    git_commit: str | None = None,
+) -> list[Path]:
+    """Live multi-objective searches: every chosen network is trained and measured.
+
+    Each (method, seed) run searches the benchmark folder's whole space (not only its
+    table) for the front of test error, energy per image and inference runtime. The
+    objective trains the network (:class:`~hwml.hyperpower.objective.CNNObjective` on
+    the folder's data set, image size and inference batch) and then measures its
+    inference on ``device``; ``"hw-ehvi"`` takes its energy and runtime predictions from
+    linear models fitted on the folder's ``structures.csv``. Each run writes
+    ``OUT/<method>-s<seed>.csv`` (the history) and a ``.json`` beside it (command, date,
+    commit, settings, the models' cross-validated errors). A run whose CSV exists is
+    skipped, so an interrupted call resumes at the first unfinished run.
+
+    Args:
+        folder: the benchmark folder (or its name under ``data/``).
+        out: folder of the histories.
+        methods: methods of :data:`~hwml.optimize.PARETO_METHODS`.
+        seeds: search seeds.
+        n_evals: evaluations (trainings) per run.
+        n_init: initial random evaluations.
+        device: where to train and measure (``cuda``, ``cuda:N`` or ``cpu``).
+        epochs: training epochs per evaluation.
+        settings: search settings.
+        features: feature set of the linear hardware models.
+        objective: the objective to use instead of training for real (tests).
+        git_commit: recorded in the sidecar (default: ``git rev-parse HEAD`` if any).
+
+    Returns:
+        The history files of the runs made by this call (skipped runs not included).
+    """
+    import json
+    import subprocess
+    from datetime import datetime
+
+    from hwml.data import read_provenance
+    from hwml.hyperpower.table import benchmark_space
+
+    path = Path(dataset_path(folder))
+    structures = read_table(path, "structures")
+    models = fit_hardware_models(
+        structures, features=features, targets={n: n for n in MOBO_OBJECTIVES[1:]}
+    )
+    space = benchmark_space(path)
+    prov = read_provenance(path)
+    if objective is None:
+        from hwml.hyperpower.objective import CNNObjective
+
+        objective = CNNObjective(
+            device,
+            epochs=epochs,
+            image_size=int(structures["image_size"].iloc[0]),
+            dataset=prov.get("dataset", "digits"),
+            inference_batch=int(structures["batch"].iloc[0]),
+        )
+    if git_commit is None:
+        try:
+            git_commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            git_commit = "unknown"
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for method in methods:
+        for seed in seeds:
+            csv_path = out_dir / f"{method}-s{int(seed)}.csv"
+            if csv_path.exists():
+                print(f"{csv_path} exists: skipped", file=sys.stderr)
+                continue
+            start = time.perf_counter()
+            history = minimize_pareto(
+                objective,
+                space,
+                objectives=MOBO_OBJECTIVES,
+                method=method,
+                n_evals=n_evals,
+                n_init=n_init,
+                seed=int(seed),
+                settings=settings,
+                predictors=dict(models) if method == "hw-ehvi" else None,
+            )
+            partial = csv_path.with_suffix(".csv.partial")
+            history.to_csv(partial, index=False)
+            partial.replace(csv_path)  # a run is either complete on disk or absent
+            facts = {
+                "command": " ".join(sys.argv),
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "git_commit": git_commit,
+                "folder": str(path),
+                "method": method,
+                "seed": int(seed),
+                "n_evals": n_evals,
+                "n_init": n_init,
+                "device": device,
+                "epochs": epochs,
+                "run_s": time.perf_counter() - start,
+                "models_cv": {
+                    n: m.model.cv_summary()
+                    for n, m in models.items()
+                    if hasattr(m.model, "cv_summary")
+                },
+            }
+            csv_path.with_suffix(".json").write_text(json.dumps(facts, indent=1, default=float))
+            written.append(csv_path)
+            print(
+                f"{csv_path}: {len(history)} evaluations in {facts['run_s']:.0f} s", file=sys.stderr
+            )
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the comparison, print the summary, optionally save the tables."""
     parser = argparse.ArgumentParser(
@@ -370,9 +499,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="CSV of the final hypervolume per run")
     parser.add_argument("--curves", help="CSV of the hypervolume after each evaluation")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 20 evaluations, 5 init")
+    parser.add_argument(
+        "--live",
+        metavar="DIR",
+        help="train and measure for real instead (seeds 0 .. --seeds - 1, one history per "
+        "method and seed into DIR; resumable)",
+    )
+    parser.add_argument("--device", default="cuda", help="--live: cuda, cuda:N or cpu")
+    parser.add_argument("--epochs", type=int, default=10, help="--live: training epochs")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.init = 3, 20, 5
+    if args.live:
+        mobo_live(
+            args.folder,
+            args.live,
+            methods=args.methods,
+            seeds=range(args.seeds),
+            n_evals=args.evals,
+            n_init=args.init,
+            device=args.device,
+            epochs=args.epochs,
+        )
+        return 0
     bench = mobo_benchmark(
         args.folder,
         methods=args.methods,
