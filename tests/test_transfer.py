@@ -208,6 +208,7 @@ def test_transfer_curve_columns_and_k_cap(source, target):
         "seed",
         "n_test",
         "mape_pct",
+        "medape_pct",
         "spearman",
         "error",
     ]

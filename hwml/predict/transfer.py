@@ -865,8 +865,10 @@ def transfer_curve(
 
     Returns:
         One row per (method, k, how, seed): ``method``, ``k`` (asked), ``k_used``,
-        ``capped``, ``how``, ``seed``, ``n_test``, ``mape_pct``, ``spearman``, ``error``
-        (the message when the fit failed, e.g. scratch at ``k = 0``; metrics NaN then).
+        ``capped``, ``how``, ``seed``, ``n_test``, ``mape_pct``, ``medape_pct`` (median
+        absolute percentage error: MAPE is dominated by a few over-predictions when
+        target timings are heavy-tailed), ``spearman``, ``error`` (the message when the
+        fit failed, e.g. scratch at ``k = 0``; metrics NaN then).
         When fewer than ``min_test + 1`` target rows are usable, every row carries that
         reason in ``error``.
     """
@@ -898,6 +900,7 @@ def transfer_curve(
                         "seed": int(seed),
                         "n_test": n - k_used,
                         "mape_pct": math.nan,
+                        "medape_pct": math.nan,
                         "spearman": math.nan,
                         "error": "",
                     }
@@ -912,6 +915,7 @@ def transfer_curve(
                         pred = model.predict(test)
                         y = test[target].to_numpy(dtype=float)
                         rec["mape_pct"] = metrics.mape(y, pred)
+                        rec["medape_pct"] = float(100 * np.median(np.abs(pred / y - 1)))
                         rec["spearman"] = metrics.spearman(y, pred)
                     except PredictorError as err:
                         rec["error"] = f"{type(err).__name__}: {err}"
@@ -927,6 +931,7 @@ def transfer_curve(
             "seed",
             "n_test",
             "mape_pct",
+            "medape_pct",
             "spearman",
             "error",
         ],
