@@ -46,6 +46,8 @@ layers' predictions).
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -212,13 +214,39 @@ def _quadratic(lf: np.ndarray, lb: np.ndarray, center: Sequence[float]) -> np.nd
     return np.column_stack([np.ones_like(u), u, v, u * u, v * v, u * v])
 
 
+_SOURCE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
+_PRIOR_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _digest(rows: pd.DataFrame, target: str) -> str:
+    """A hash of the feature and target values of a table (order matters, index not)."""
+    values = pd.util.hash_pandas_object(rows[[*FEATURE_COLUMNS, target]], index=False)
+    return hashlib.sha1(values.to_numpy().tobytes()).hexdigest()
+
+
 def _fit_source(
     rows: pd.DataFrame, target: str, kind_groups: Mapping[str, str] | None
 ) -> dict[str, Any]:
     """Per-group quadratic regression of ``ln(target)`` on ``lf``, ``lb`` (source rows).
 
     Near-flat priors, groups shrunk toward the pooled quadratic (scale 1 in log units).
+    The fit is deterministic, so the last few are kept, keyed by a hash of the rows'
+    values (an evaluation refits the same source hundreds of times).
     """
+    if len(rows) >= 6:
+        require_columns(rows, [*FEATURE_COLUMNS, target], "fit (source rows)")
+        key = (_digest(rows, target), target, tuple(sorted((kind_groups or {}).items())))
+        if key not in _SOURCE_CACHE:
+            if len(_SOURCE_CACHE) >= 16:
+                _SOURCE_CACHE.pop(next(iter(_SOURCE_CACHE)))
+            _SOURCE_CACHE[key] = _fit_source_uncached(rows, target, kind_groups)
+        return copy.deepcopy(_SOURCE_CACHE[key])
+    return _fit_source_uncached(rows, target, kind_groups)
+
+
+def _fit_source_uncached(
+    rows: pd.DataFrame, target: str, kind_groups: Mapping[str, str] | None
+) -> dict[str, Any]:
     if len(rows) < 6:
         raise TooFewRowsError(f"the source model needs at least 6 source rows, got {len(rows)}")
     groups, lf, lb = _log_features(rows, kind_groups, "fit (source rows)")
@@ -564,7 +592,18 @@ class MetaTransfer(TransferEstimator):
         models = {
             name: _fit_source(rows, "_task_y", self.kind_groups) for name, rows in tasks.items()
         }
-        prior_mean, prior_scale, learned = self._learn_prior(tasks, models)
+        key = (
+            tuple((name, _digest(rows, "_task_y")) for name, rows in tasks.items()),
+            self.shift_scale,
+            self.min_scale,
+            self.max_task_rows,
+            tuple(sorted((self.kind_groups or {}).items())),
+        )
+        if key not in _PRIOR_CACHE:  # deterministic; an evaluation refits it many times
+            if len(_PRIOR_CACHE) >= 16:
+                _PRIOR_CACHE.pop(next(iter(_PRIOR_CACHE)))
+            _PRIOR_CACHE[key] = self._learn_prior(tasks, models)
+        prior_mean, prior_scale, learned = copy.deepcopy(_PRIOR_CACHE[key])
         groups, lf, lb = _log_features(target, self.kind_groups, "fit (target rows)")
         basis = self._basis(models, groups, lf, lb)
         state = _fit_shrunk(
