@@ -15,6 +15,11 @@ pandas DataFrames of layer descriptions, ``get_params``), saved as portable JSON
   models of the hardware-aware Bayesian optimizer.
 * :class:`Eyeriss` (:mod:`~hwml.predict.eyeriss`): analytical accelerator energy,
   computation plus data movement through the memory hierarchy.
+* :class:`ScratchTransfer`, :class:`RescaleTransfer`, :class:`MetaTransfer`,
+  :class:`RooflineTransfer` (:mod:`~hwml.predict.transfer`): layer runtime on a new
+  device from a measured source device and ``k`` (0..N) measured target layers, with
+  :func:`~hwml.predict.transfer.choose_rows` and
+  :func:`~hwml.predict.transfer.transfer_curve` (error versus ``k``).
 * :mod:`~hwml.predict.metrics`: RMSPE, RMSE, MAPE, Spearman rho, fraction within +-10%.
 * :mod:`~hwml.predict.evaluate`: held-out splits, the noise floor of repeated
   measurements, the survey's Tables 1 and 2 beside ours, network predictions of any
@@ -68,6 +73,13 @@ from hwml.predict.io import FORMAT_VERSION, ModelFormatError
 from hwml.predict.io import load as _load
 from hwml.predict.neuralpower import NeuralPower, NeuralPowerRegressor
 from hwml.predict.paleo import Paleo
+from hwml.predict.transfer import (
+    MetaTransfer,
+    RescaleTransfer,
+    RooflineTransfer,
+    ScratchTransfer,
+    TransferEstimator,
+)
 
 __all__ = [
     "KIND_GROUPS",
@@ -83,6 +95,11 @@ __all__ = [
     "power_model",
     "memory_model",
     "Eyeriss",
+    "TransferEstimator",
+    "ScratchTransfer",
+    "RescaleTransfer",
+    "MetaTransfer",
+    "RooflineTransfer",
     "metrics",
     "load",
     "usable_rows",

@@ -9,6 +9,8 @@ Three sweeps fill a dataset folder (see :mod:`hwml.data`):
 * :func:`sweep_net_layers` → ``net_layers.csv``: every layer of a zoo network timed in
   place, with its real input shape and the network's own weights.
 
+:func:`measure_ceilings` is a seconds-long microbenchmark of FLOP/s, bandwidth and
+per-call overhead (for roofline transfer, :mod:`hwml.predict.transfer`);
 :func:`calibrate` measures the device's ceilings (matrix-product rate per dtype, copy
 bandwidth), the energy counter's update period and the idle power; they go into the
 dataset's ``provenance.json``.
@@ -23,6 +25,7 @@ Modules: :mod:`~hwml.profile.columns` (the tables' columns and row statuses),
 :mod:`~hwml.profile.sweeps` (the resumable sweeps into a folder).
 """
 
+from hwml.profile.ceilings import measure_ceilings
 from hwml.profile.columns import (
     DTYPES,
     LAYER_COLUMNS,
@@ -69,6 +72,7 @@ __all__ = [
     "layer_key",
     "logged_run",
     "measure_callable",
+    "measure_ceilings",
     "measure_layer",
     "measure_network",
     "model_inputs",
