@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: test reproduce unit notebooks book book-quick offline-check measure lint clean help
+.PHONY: test reproduce unit notebooks book book-quick offline-check measure measure-cpu lint clean help
 
 help:
 	@echo "make reproduce   measure on the GPU if there is one, run every notebook, build the book"
@@ -46,12 +46,18 @@ reproduce: $(STAMP)
 	fi
 	$(MAKE) book
 
-# Every GPU dataset anew on this machine's GPUs (one process per GPU): layers and networks
-# into data/<gpu name>/, the HyperPower CNN benchmark (cued digits) into
-# data/hyperpower-<gpu name>-cued-digits/.
+# Every dataset anew on this machine: layers and networks on its GPUs (one process per
+# GPU) into data/<gpu name>/, the HyperPower CNN benchmark (cued digits) into
+# data/hyperpower-<gpu name>-cued-digits/, and its host CPU (measure-cpu).
 measure: $(STAMP)
 	PY=$(abspath $(PY)) scripts/measure.sh
 	PY=$(abspath $(PY)) scripts/benchmark.sh
+	$(MAKE) measure-cpu
+
+# This machine's CPU as a platform of its own (runtime of layers and networks, no energy
+# counter) into data/cpu-<cpu name>-<cores>-cores/; nothing else should run meanwhile.
+measure-cpu: $(STAMP)
+	PY=$(abspath $(PY)) scripts/measure_cpu.sh
 
 # Run every notebook (full mode) into book/_executed/.
 notebooks: $(STAMP)

@@ -71,6 +71,7 @@ from hwml.predict.base import (
 )
 
 __all__ = [
+    "CURVE_COLUMNS",
     "TransferEstimator",
     "ScratchTransfer",
     "RescaleTransfer",
@@ -82,6 +83,21 @@ __all__ = [
     "predict_networks",
     "FEATURE_COLUMNS",
 ]
+
+CURVE_COLUMNS = (
+    "method",
+    "k",
+    "k_used",
+    "capped",
+    "how",
+    "seed",
+    "n_test",
+    "mape_pct",
+    "medape_pct",
+    "spearman",
+    "error",
+)
+"""Columns of :func:`transfer_curve`'s table, in order."""
 
 #: Columns every transfer model reads from a layer table.
 FEATURE_COLUMNS: tuple[str, ...] = ("kind", "flops", "vector_ops", "total_bytes")
@@ -959,22 +975,7 @@ def transfer_curve(
                     except PredictorError as err:
                         rec["error"] = f"{type(err).__name__}: {err}"
                     records.append(rec)
-    return pd.DataFrame.from_records(
-        records,
-        columns=[
-            "method",
-            "k",
-            "k_used",
-            "capped",
-            "how",
-            "seed",
-            "n_test",
-            "mape_pct",
-            "medape_pct",
-            "spearman",
-            "error",
-        ],
-    )
+    return pd.DataFrame.from_records(records, columns=list(CURVE_COLUMNS))
 
 
 def predict_networks(
