@@ -221,6 +221,7 @@ def test_measure_inference_peak_memory_is_this_networks_own(monkeypatch) -> None
         return real(fn, dev, opts)
 
     monkeypatch.setattr(obj, "measure_callable", graph_measurement)
+    monkeypatch.setattr("hwml.profile.measure._counts_peak", lambda device: True)
     opts = SweepOptions(budget_ms=5.0, warmup=1, progress=False)
     row = measure_inference(TINY, device, batch=4, image_size=16, opts=opts)
     assert row["peak_mem_bytes"] == pytest.approx(2e8)

@@ -221,3 +221,30 @@ def test_shards_cover_every_row_once_whenever_they_start(tmp_path):
         profile.sweep_layers(tmp_path, dev, layers, opts)
     df = pd.read_csv(tmp_path / "layers.csv")
     assert len(df) == len(layers) and not df["key"].duplicated().any()
+
+
+def test_layer_peak_memory_comes_from_eager_calls_before_the_graph(monkeypatch) -> None:
+    """A layer's peak memory is read before the power measurement (whose CUDA graph has a
+    pool of its own) and counted from what was allocated before the layer was built."""
+    from hwml.profile import measure as m
+
+    device = open_device("cpu")
+    counters = {"allocated": 3e8, "peak": 4e8}  # 3e8: left over by earlier rows
+    calls = []
+    device.allocated_memory_bytes = lambda: counters["allocated"]
+    device.peak_memory_bytes = lambda: counters["peak"]
+    device.reset_peak_memory = lambda: None
+    real = m._measure_callable
+
+    def with_graph(fn, dev, opts):
+        counters["peak"] += 6e8  # the graph's pool
+        return real(fn, dev, opts)
+
+    monkeypatch.setattr(m, "_measure_callable", with_graph)
+    monkeypatch.setattr(m, "_counts_peak", lambda dev: calls.append(dev) or True)
+    layer = Layer.linear(4, 8, 16)
+    row = m.measure_layer(
+        layer, device, profile.SweepOptions(budget_ms=2.0, warmup=1, power=False, progress=False)
+    )
+    assert calls, "the peak must be read through eager_peak_memory"
+    assert row["peak_mem_bytes"] == pytest.approx(1e8)

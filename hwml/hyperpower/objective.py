@@ -22,14 +22,11 @@ from typing import Any
 import torch
 
 from hwml.hardware import Device, cudnn_autotune, open_device, rng_devices
-from hwml.profile import SweepOptions, measure_callable
+from hwml.profile import SweepOptions, eager_peak_memory, measure_callable
 from hwml.tasks.cnn import build_cnn, train_cnn
 from hwml.tasks.images import ImageData, check_image_size, load_data
 
 __all__ = ["CNNObjective", "measure_inference"]
-
-_PEAK_PASSES = 3
-"""Eager forward passes over which :func:`measure_inference` reads peak memory."""
 
 
 def measure_inference(
@@ -88,12 +85,7 @@ def measure_inference(
             model = build_cnn(config, image_size, in_channels=in_channels).eval()
             x = torch.randn(int(batch), in_channels, image_size, image_size)
     with torch.inference_mode():
-        model(x)  # cuDNN picks its algorithms (and tries their workspaces) here
-        device.reset_peak_memory()  # the weights and the input stay allocated
-        for _ in range(_PEAK_PASSES):  # steady-state eager passes, before any CUDA graph
-            model(x)
-        device.synchronize()
-        peak = device.peak_memory_bytes() - before
+        peak = eager_peak_memory(lambda: model(x), device, before)
         row = measure_callable(lambda: model(x), device, opts)
         device.synchronize()
     row["peak_mem_bytes"] = peak

@@ -39,6 +39,7 @@ from hwml.profile.configs import SAMPLED_KINDS, SweepOptions, layer_key, sample_
 from hwml.profile.measure import (
     GRAPH_TARGET_MS,
     calibrate,
+    eager_peak_memory,
     measure_callable,
     measure_layer,
     measure_network,
@@ -68,6 +69,7 @@ __all__ = [
     "begin_run",
     "calibrate",
     "column_docs",
+    "eager_peak_memory",
     "failed_measurement",
     "layer_key",
     "logged_run",

@@ -90,7 +90,8 @@ _MEASURED: dict[str, tuple[str, str]] = {
     ),
     "peak_mem_bytes": (
         "bytes",
-        "peak memory allocated by PyTorch while measuring (inputs, weights, outputs, workspace)",
+        "peak memory PyTorch allocated for the workload in eager calls (inputs, weights, "
+        "outputs, workspace; see the folder's notes for rows measured before 2026-11-30)",
     ),
     "used_mem_bytes": ("bytes", "device memory in use (NVML) at the end of the measurement"),
     "sm_clock_mhz": ("MHz", "SM clock read right after the measurement"),

@@ -27,6 +27,7 @@ from hwml.profile.configs import SweepOptions
 __all__ = [
     "GRAPH_TARGET_MS",
     "calibrate",
+    "eager_peak_memory",
     "measure_callable",
     "measure_layer",
     "measure_network",
@@ -45,6 +46,36 @@ def model_inputs(
         torch.randn(tuple(s), device=device.torch_device, dtype=dtype, generator=gen)
         for s in shapes
     ]
+
+
+#: Steady-state eager calls over which :func:`eager_peak_memory` reads the peak.
+PEAK_PASSES = 3
+
+
+def _counts_peak(device: Device) -> bool:
+    """Whether ``device`` has a peak-memory counter worth running extra calls for."""
+    return device.is_cuda
+
+
+def eager_peak_memory(fn: Callable[[], Any], device: Device, before: float) -> float:
+    """Peak bytes PyTorch allocates while ``fn`` runs eagerly, counted from ``before``.
+
+    Call it after building the workload and before any CUDA graph of it exists (a graph
+    keeps a memory pool of its own), with ``before`` = ``device.allocated_memory_bytes()``
+    read before the workload was built: memory that earlier work in the process still
+    holds is then not counted, while the workload's weights and inputs are. One warm-up
+    call (where cuDNN's autotuning tries workspaces) comes before the peak is reset, then
+    :data:`PEAK_PASSES` calls. NaN on a device without a peak counter (the CPU), where no
+    extra call is made.
+    """
+    if not _counts_peak(device):
+        return device.peak_memory_bytes() - before
+    fn()
+    device.reset_peak_memory()
+    for _ in range(PEAK_PASSES):
+        fn()
+    device.synchronize()
+    return device.peak_memory_bytes() - before
 
 
 #: Device work captured into one CUDA graph for the power window (ms).
@@ -164,6 +195,9 @@ def measure_layer(
 ) -> dict[str, Any]:
     """Measure one layer alone: runtime, power (optional), energy and peak memory.
 
+    Peak memory is read from eager calls before the runtime and power measurement
+    (:func:`eager_peak_memory`).
+
     Args:
         layer: The layer description (its shapes give the inputs).
         device: An opened :class:`~hwml.hardware.Device`.
@@ -176,12 +210,14 @@ def measure_layer(
     opts = opts or SweepOptions()
     dtype = DTYPES[opts.dtype]
     device.reset_peak_memory()
+    before = device.allocated_memory_bytes()
     mod = (module if module is not None else layer.to_module()).to(device.torch_device, dtype)
     xs = model_inputs(layer.in_shapes, device, dtype)
     with torch.inference_mode():
+        peak = eager_peak_memory(lambda: mod(*xs), device, before)
         row = _measure_callable(lambda: mod(*xs), device, opts)
         device.synchronize()
-    row["peak_mem_bytes"] = device.peak_memory_bytes()
+    row["peak_mem_bytes"] = peak
     row["used_mem_bytes"] = device.used_memory_bytes()
     row["sm_clock_mhz"] = device.sm_clock_mhz()
     return row
@@ -202,12 +238,14 @@ def measure_network(
     opts = opts or SweepOptions()
     dtype = DTYPES[opts.dtype]
     device.reset_peak_memory()
+    before = device.allocated_memory_bytes()
     module = _built(name, sample_shape).to(device.torch_device, dtype)
     x = model_inputs([zoo.input_shape(name, batch, sample_shape)], device, dtype)[0]
     with torch.inference_mode():
+        peak = eager_peak_memory(lambda: module(x), device, before)
         row = _measure_callable(lambda: module(x), device, opts)
         device.synchronize()
-    row["peak_mem_bytes"] = device.peak_memory_bytes()
+    row["peak_mem_bytes"] = peak
     row["used_mem_bytes"] = device.used_memory_bytes()
     row["sm_clock_mhz"] = device.sm_clock_mhz()
     for col in ("energy_mj", "eager_energy_mj"):

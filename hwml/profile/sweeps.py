@@ -348,7 +348,7 @@ Measurements of layers and networks on **{device}**, made with `hwml profile` (h
 {prov.get("runs", [{}])[-1].get("hwml", __version__) if prov.get("runs") else __version__}).
 The run log below lists every command that wrote rows here.
 
-{method} Memory is PyTorch's peak allocation while the row was measured. Rows are
+{method} Memory is PyTorch's peak allocation for the workload in eager calls. Rows are
 appended as they are measured and never edited; a configuration that ran out of memory
 keeps `status = oom`.
 """
