@@ -365,3 +365,20 @@ def test_measure_deployment_on_cpu(model, x):
     assert row["batch"] == 12
     assert row["runtime_ms"] > 0 and row["runtime_per_image_ms"] == row["runtime_ms"] / 12
     assert row["status"] == "ok" and row["energy_per_image_mj"] != row["energy_per_image_mj"]
+
+
+def test_fp8_conversion_with_a_faked_fp8_device(monkeypatch, model, x):
+    # the conversion logic, run on the CPU reference torch._scaled_mm; the real FP8 path
+    # needs a GPU of compute capability >= 8.9
+    native = dict.fromkeys(("fp32", "fp8"), "native")
+    monkeypatch.setattr(precision_mod, "supported_precisions", lambda dev: native)
+    try:
+        m, info = apply_precision(model, x, "fp8", "cpu")
+    except RuntimeError as err:  # pragma: no cover - depends on the CPU reference kernel
+        pytest.skip(f"torch._scaled_mm has no CPU reference here: {err}")
+    assert info["quantized_layers"] == ["classifier.1"]  # 32 -> 16
+    assert info["bf16_layers"] == ["classifier.3"]  # 16 -> 10: not a multiple of 16
+    assert info["dense_weight_dtype"] == "torch.float8_e4m3fn"
+    out, ref = _out(m, x), _out(model, x)
+    assert out.shape == ref.shape
+    assert (out.float() - ref).abs().max() < 0.15 * ref.abs().max()

@@ -20,10 +20,12 @@ How each precision is applied:
   batch, fbgemm/x86 kernels): CPU only. Convolutions stay float32 (``int8_layers`` says
   which layers were quantized). On CUDA there is no simple real int8 path in PyTorch
   for these layers, so int8 raises :class:`UnsupportedPrecisionError` there.
-* ``fp8`` — dense layers replaced by :class:`Fp8Linear` (float8 e4m3 weights and inputs
-  with per-tensor scales, product by ``torch._scaled_mm`` into bfloat16); convolutions run
-  in bfloat16. Needs CUDA compute capability >= 8.9 (Ada, Hopper) and layer sizes that
-  are multiples of 16; elsewhere :class:`UnsupportedPrecisionError`. PyTorch has a CPU
+* ``fp8`` — dense layers whose sizes are multiples of 16 replaced by :class:`Fp8Linear`
+  (float8 e4m3 weights and inputs with per-tensor scales, product by ``torch._scaled_mm``
+  into bfloat16); convolutions and the other dense layers (the 10-way output layer, say)
+  run in bfloat16 (``quantized_layers`` and ``bf16_layers`` list them). Needs CUDA
+  compute capability >= 8.9 (Ada, Hopper) and at least one eligible layer; elsewhere
+  :class:`UnsupportedPrecisionError`. PyTorch has a CPU
   reference ``_scaled_mm``, but it is not a native FP8 unit, so fp8 is refused on a CPU.
 """
 
@@ -158,7 +160,8 @@ class Fp8Linear(nn.Module):
 
     Args:
         linear: the float layer; ``in_features`` and ``out_features`` must be multiples
-            of 16 (what the FP8 GEMM kernels accept).
+            of 16 (what the FP8 GEMM kernels accept); the batch rows are zero-padded to a
+            multiple of 16 and the padding's outputs dropped.
         out_dtype: dtype of the output (bfloat16 by default).
     """
 
@@ -178,6 +181,10 @@ class Fp8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features).float()
+        rows = x2.shape[0]
+        pad = -rows % _FP8_ALIGN  # the FP8 GEMM wants every dimension a multiple of 16
+        if pad:
+            x2 = torch.cat([x2, x2.new_zeros(pad, self.in_features)])
         x_scale = x2.abs().max().clamp(min=1e-12) / self.fp8_max
         x8 = (x2 / x_scale).to(torch.float8_e4m3fn)
         out = torch._scaled_mm(
@@ -187,6 +194,7 @@ class Fp8Linear(nn.Module):
             scale_b=self.weight_scale,
             out_dtype=self.out_dtype,
         )
+        out = out[:rows]
         if self.bias is not None:
             out = out + self.bias
         return out.reshape(*lead, self.out_features)
@@ -208,11 +216,15 @@ def _dense_weight_dtype(module: nn.Module) -> str | None:
     return None
 
 
-def _replace_linears(model: nn.Module, make) -> list[str]:
+def _fp8_ok(linear: nn.Linear) -> bool:
+    return not (linear.in_features % _FP8_ALIGN or linear.out_features % _FP8_ALIGN)
+
+
+def _replace_linears(model: nn.Module, make, eligible=lambda m: True) -> list[str]:
     names = []
     for name, child in list(model.named_modules()):
         for attr, sub in list(child.named_children()):
-            if isinstance(sub, nn.Linear):
+            if isinstance(sub, nn.Linear) and eligible(sub):
                 setattr(child, attr, make(sub))
                 names.append(f"{name}.{attr}" if name else attr)
     return names
@@ -291,23 +303,21 @@ def apply_precision(
             n for n, m in module.named_modules() if m._get_name() == "DynamicQuantizedLinear"
         ]
     elif precision == "fp8":
-        bad = [
-            (m.in_features, m.out_features)
-            for m in module.modules()
-            if isinstance(m, nn.Linear)
-            and (m.in_features % _FP8_ALIGN or m.out_features % _FP8_ALIGN)
-        ]
-        if bad:
+        module = module.to(torch.bfloat16)
+        info["quantized_layers"] = _replace_linears(module, Fp8Linear, _fp8_ok)
+        info["bf16_layers"] = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+        if not info["quantized_layers"]:
             raise UnsupportedPrecisionError(
                 "fp8",
                 dev,
-                f"dense layer sizes {bad} are not multiples of {_FP8_ALIGN} (FP8 GEMM kernels)",
+                f"no dense layer has sizes that are multiples of {_FP8_ALIGN} (FP8 GEMM kernels)",
                 [p for p, s in support.items() if s != "unsupported"],
             )
-        module = module.to(torch.bfloat16)
-        info["quantized_layers"] = _replace_linears(module, Fp8Linear)
         input_dtype = torch.bfloat16
-        info["method"] = "dense layers FP8 (e4m3, torch._scaled_mm); convolutions bfloat16"
+        info["method"] = (
+            "dense layers FP8 (e4m3, torch._scaled_mm) where their sizes allow; "
+            "convolutions and the other dense layers bfloat16"
+        )
     wrapped = PrecisionModel(module, precision, input_dtype).eval()
     ref = _first(module, nn.Conv2d) or _first(module, nn.Linear)
     info["weight_dtype"] = str(ref.weight.dtype) if ref is not None else None
