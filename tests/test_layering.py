@@ -6,6 +6,7 @@
 2  predict/, profile, measurements          (use the ground floor)
 3  tasks, validation                        (data and CNN families to train; meter checks)
 4  hyperpower                               (HyperPower: constraints, objective, benchmark)
+4  deploy/                                  (deployment levels of a trained CNN; beside hyperpower)
 5  cli_args, notebook                       (argument types of the faces; notebook helpers)
 6  cli_predict, cli_optimize                (the faces' sub-commands)
 7  cli                                      (the `hwml` command: describe, profile, and the above)
@@ -35,6 +36,7 @@ FLOORS = {
     "tasks": 3,
     "validation": 3,
     "hyperpower": 4,
+    "deploy": 4,
     "cli_args": 5,
     "notebook": 5,
     "cli_predict": 6,

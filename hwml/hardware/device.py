@@ -31,6 +31,9 @@ __all__ = [
     "DATASET_FACTS",
     "Device",
     "DeviceUnavailableError",
+    "cpu_flags",
+    "cuda_bf16_supported",
+    "cuda_capability",
     "cuda_device_names",
     "cudnn_autotune",
     "is_oom",
@@ -38,6 +41,7 @@ __all__ = [
     "open_device",
     "release_memory",
     "rng_devices",
+    "tf32_math",
     "tf32_matmul",
     "use_device",
     "wait_for",
@@ -72,6 +76,49 @@ def tf32_matmul(allowed: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+@contextlib.contextmanager
+def tf32_math(allowed: bool) -> Iterator[None]:
+    """Allow or forbid TF32 in float32 matrix products *and* cuDNN convolutions for a block.
+
+    Both flags are put back as they were when the block exits, also on an exception.
+    """
+    previous = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+    torch.backends.cudnn.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = previous
+
+
+def cuda_capability(device: torch.device | str) -> tuple[int, int] | None:
+    """Compute capability ``(major, minor)`` of a CUDA device; None for any other device."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    return int(major), int(minor)
+
+
+def cuda_bf16_supported(*, including_emulation: bool = False) -> bool:
+    """Whether the current CUDA device runs bfloat16 (natively, or also by emulation)."""
+    if not torch.cuda.is_available():
+        return False
+    return bool(torch.cuda.is_bf16_supported(including_emulation=including_emulation))
+
+
+def cpu_flags() -> frozenset[str]:
+    """The host CPU's feature flags from ``/proc/cpuinfo`` (empty where it is not readable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def math_settings() -> dict[str, bool]:

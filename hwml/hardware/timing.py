@@ -23,6 +23,7 @@ __all__ = [
     "CpuTimer",
     "CudaTimer",
     "GraphCaptureError",
+    "GraphedCallable",
     "Marker",
     "Timer",
     "Timing",
@@ -237,6 +238,61 @@ class CapturedGraph:
 
     def replay(self) -> None:
         self.graph.replay()
+
+
+class GraphedCallable:
+    """A one-input callable captured into a CUDA graph; calling it replays the graph.
+
+    The input's shape and dtype are fixed at capture: a call copies its argument into the
+    graph's static input, replays the graph and returns the graph's static output, which
+    the next call overwrites (clone it to keep it). The callable is warmed up on a side
+    stream before capture, so cuDNN's autotuning and lazy initialization stay outside the
+    graph.
+
+    Args:
+        fn: ``x -> tensor``, run once per replay.
+        example: an input of the shape and dtype every later call will pass (on the CUDA
+            device the graph runs on).
+        warmup: calls before capture.
+
+    Raises:
+        GraphCaptureError: ``example`` is not on a CUDA device, or capture failed (the
+            message says why).
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor], Any], example: torch.Tensor, warmup: int = 3):
+        if example.device.type != "cuda":
+            raise GraphCaptureError(
+                f"a CUDA graph needs a CUDA device; the input is on {example.device}"
+            )
+        device = example.device
+        self.static_input = example.detach().clone()
+        try:
+            stream = torch.cuda.Stream(device)
+            stream.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(stream):
+                for _ in range(max(1, int(warmup))):
+                    fn(self.static_input)
+            torch.cuda.current_stream(device).wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.static_output = fn(self.static_input)
+            torch.cuda.synchronize(device)
+        except Exception as err:  # noqa: BLE001 - re-raised with the reason
+            torch.cuda.synchronize(device)
+            first = str(err).splitlines()[0][:160] if str(err) else ""
+            raise GraphCaptureError(f"{type(err).__name__}: {first}") from err
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        if x.shape != self.static_input.shape or x.dtype != self.static_input.dtype:
+            raise ValueError(
+                f"this CUDA graph was captured for input {tuple(self.static_input.shape)} "
+                f"{self.static_input.dtype}, got {tuple(x.shape)} {x.dtype}; re-batch the "
+                "input (hwml.deploy.rebatch) or capture again"
+            )
+        self.static_input.copy_(x)
+        self.graph.replay()
+        return self.static_output
 
 
 class Marker(Protocol):
