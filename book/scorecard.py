@@ -65,6 +65,13 @@ def _number(value: Any, where: str) -> float:
     return float(match.group())
 
 
+def _has_number(value: Any) -> bool:
+    """Whether :func:`_number` can read a number from ``value``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return True
+    return re.search(r"-?\d+(\.\d+)?", str(value)) is not None
+
+
 def _fill(template: str, values: Mapping[str, Any], where: str) -> str:
     keys = [name for _, name, _, _ in string.Formatter().parse(template) if name]
     missing = [k for k in keys if k not in values]
@@ -81,6 +88,11 @@ def verdict(rule: Mapping[str, Any], values: Mapping[str, Any], where: str) -> s
             raise ScorecardError(f"{where}: no glued value {key}")
         return values[key]
 
+    if ("compare" in rule or "target" in rule) and not _has_number(
+        value(rule.get("compare", rule.get("target")))
+    ):
+        # e.g. a speed-up glued as "undefined" when no run reached the region (quick mode)
+        return "not measurable in this run"
     if "compare" in rule:
         ours = _number(value(rule["compare"]), where)
         survey = (

@@ -116,3 +116,15 @@ def test_the_book_claims_name_listed_chapters_and_existing_pages() -> None:
         else:
             assert claim["chapter"] in stems, claim["chapter"]
             assert set(claim["verdict"]) & {"compare", "target", "below", "glued"}
+
+
+def test_a_value_without_a_number_is_not_measurable_not_a_crash() -> None:
+    """A speed-up glued as "undefined" (no run reached the region) gives a verdict that says
+    so; a lower bound such as "more than 2.1x" is still read as its number."""
+    rule = {"compare": "x", "survey": 3.5, "better": "higher"}
+    assert scorecard.verdict(rule, {"x": "undefined"}, "here") == "not measurable in this run"
+    assert scorecard.verdict(rule, {"x": "more than 4.2x"}, "here") == "better than the survey"
+    target = {"target": "x", "at_most": 10}
+    assert scorecard.verdict(target, {"x": "undefined"}, "here") == "not measurable in this run"
+    with pytest.raises(scorecard.ScorecardError, match="no glued value y"):
+        scorecard.verdict({"compare": "y", "survey": 1.0}, {"x": 1.0}, "here")
