@@ -18,17 +18,11 @@ import torch
 from torch import nn
 
 from hwml.deploy.execution import rebatch
-from hwml.hardware import Device
+from hwml.hardware import Device, as_torch_device
 from hwml.profile import SweepOptions, measure_callable
 from hwml.tasks.images import ImageData
 
 __all__ = ["count_parameters", "evaluate_accuracy", "measure_deployment"]
-
-
-def _torch_device(device: str | torch.device | Device) -> torch.device:
-    if isinstance(device, Device):
-        return device.torch_device
-    return torch.device(device)
 
 
 def evaluate_accuracy(
@@ -55,7 +49,7 @@ def evaluate_accuracy(
     Returns:
         ``test_error`` (fraction misclassified), ``errors``, ``n_test``, ``batch``.
     """
-    dev = _torch_device(device)
+    dev = as_torch_device(device)
     if isinstance(model, nn.Module):
         model.eval()
     n = len(data.y_test)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwml.hardware import Device, GraphCaptureError, GraphedCallable
+from hwml.hardware import Device, GraphCaptureError, GraphedCallable, as_torch_device
 
 __all__ = ["EXECUTION_MODES", "ExecutionModeError", "prepare_execution", "rebatch"]
 
@@ -50,12 +50,6 @@ def rebatch(x: torch.Tensor, batch: int) -> torch.Tensor:
     if reps > 1:
         x = x.repeat(reps, *([1] * (x.dim() - 1)))
     return x[:batch].contiguous()
-
-
-def _torch_device(device: str | torch.device | Device) -> torch.device:
-    if isinstance(device, Device):
-        return device.torch_device
-    return torch.device(device)
 
 
 def prepare_execution(
@@ -97,7 +91,7 @@ def prepare_execution(
         raise ValueError(f"unknown execution mode {mode!r}; known: {', '.join(EXECUTION_MODES)}")
     if fallback not in ("error", "eager"):
         raise ValueError(f"fallback must be 'error' or 'eager', got {fallback!r}")
-    dev = _torch_device(device)
+    dev = as_torch_device(device)
     if isinstance(model, nn.Module):
         model.eval()
     x = example_input.to(dev)

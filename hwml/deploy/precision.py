@@ -42,6 +42,7 @@ from torch import nn
 
 from hwml.hardware import (
     Device,
+    as_torch_device,
     cpu_flags,
     cuda_bf16_supported,
     cuda_capability,
@@ -79,12 +80,6 @@ class UnsupportedPrecisionError(ValueError):
         )
 
 
-def _torch_device(device: str | torch.device | Device) -> torch.device:
-    if isinstance(device, Device):
-        return device.torch_device
-    return torch.device(device)
-
-
 def supported_precisions(device: str | torch.device | Device) -> dict[str, str]:
     """How the device runs each precision: ``native``, ``emulated`` or ``unsupported``.
 
@@ -95,7 +90,7 @@ def supported_precisions(device: str | torch.device | Device) -> dict[str, str]:
     Args:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`~hwml.hardware.Device`.
     """
-    dev = _torch_device(device)
+    dev = as_torch_device(device)
     out = dict.fromkeys(PRECISIONS, "unsupported")
     out["fp32"] = "native"
     if dev.type == "cpu":
@@ -277,7 +272,7 @@ def apply_precision(
         UnsupportedPrecisionError: the device cannot run ``precision`` for real.
         ValueError: an unknown precision.
     """
-    dev = _torch_device(device)
+    dev = as_torch_device(device)
     support = _check(precision, dev)
     module = copy.deepcopy(model).to(dev).eval()
     info: dict[str, Any] = {

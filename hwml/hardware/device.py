@@ -372,6 +372,13 @@ def _load_nvml() -> tuple[Any, str | None]:
     return pynvml, None
 
 
+def as_torch_device(device: str | torch.device | Device) -> torch.device:
+    """The ``torch.device`` of a device name, a ``torch.device`` or an opened :class:`Device`."""
+    if isinstance(device, Device):
+        return device.torch_device
+    return torch.device(device)
+
+
 def open_device(device: str = "cuda", *, power: bool = True, nvml: Any = None) -> Device:
     """Open a device for measurement.
 

@@ -399,15 +399,15 @@ def mobo_live(
         settings: search settings.
         features: feature set of the linear hardware models.
         objective: the objective to use instead of training for real (tests).
-        git_commit: recorded in the sidecar (default: ``git rev-parse HEAD`` if any).
+        git_commit: recorded in the sidecar (default: the repository's HEAD, ``unknown`` without git).
 
     Returns:
         The history files of the runs made by this call (skipped runs not included).
     """
     import json
-    import subprocess
     from datetime import datetime
 
+    from hwml.data import git_commit as current_commit
     from hwml.data import read_provenance
     from hwml.hyperpower.table import benchmark_space
 
@@ -429,12 +429,7 @@ def mobo_live(
             inference_batch=int(structures["batch"].iloc[0]),
         )
     if git_commit is None:
-        try:
-            git_commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            git_commit = "unknown"
+        git_commit = current_commit() or "unknown"
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hwml.hardware import Device, is_oom, release_memory, rng_devices, wait_for
+from hwml.hardware import Device, as_torch_device, is_oom, release_memory, rng_devices, wait_for
 from hwml.optimize import Categorical, Integer, LogReal, Real, Space
 from hwml.tasks.images import ImageData, check_image_size, load_data
 
@@ -216,12 +216,6 @@ def build_cnn(
     )
 
 
-def _torch_device(device: str | torch.device | Device) -> torch.device:
-    if isinstance(device, Device):
-        return device.torch_device
-    return torch.device(device)
-
-
 def _training_value(config: Mapping[str, Any], name: str) -> float:
     if name not in config:
         raise KeyError(f"configuration lacks training field {name!r}")
@@ -343,7 +337,7 @@ def train_cnn(
     _structure(config)
     if data is None:
         data = load_data(dataset, image_size=image_size, data_root=data_root)
-    dev = _torch_device(device)
+    dev = as_torch_device(device)
     n_train = len(data.y_train)
     batch_size = min(int(batch_size), n_train)
 
