@@ -162,7 +162,7 @@ def test_read_mobo_live_scores_the_written_runs_on_the_table_scale(small_cued, t
         git_commit="abc",
     )
     live = read_mobo_live(small_cued, "live")
-    assert sorted(zip(live.final["method"], live.final["seed"])) == [
+    assert sorted(zip(live.final["method"], live.final["seed"], strict=True)) == [
         ("hw-ehvi", 0),
         ("hw-ehvi", 1),
         ("random", 0),
