@@ -383,7 +383,7 @@ def pick_networks(
     ]
 
     def as_config(r: pd.Series) -> dict[str, Any]:
-        return {f: (r[f] if f == "structure_key" else r[f].item()) for f in fields}
+        return {f: (r[f].item() if hasattr(r[f], "item") else r[f]) for f in fields}
 
     return as_config(base), [as_config(r) for _, r in near.head(n_candidates).iterrows()]
 
