@@ -65,6 +65,7 @@ __all__ = [
     "COST_COLUMNS",
     "ERROR_COLUMNS",
     "STAGES",
+    "STAGE_COST_COLUMNS",
     "Deployment",
     "Evaluator",
     "GpuEvaluator",
@@ -114,8 +115,13 @@ COST_COLUMNS = [
     "gpu_uuid",
     "date",
 ]
-"""``costs.csv`` (and ``cost_table.csv``): one measured row per (network, deployment);
-``weights`` says whose weights ran (``seed0`` trained, or ``random``)."""
+"""``cost_table.csv``: one measured row per (network, deployment); ``weights`` says whose
+weights ran (``seed0`` trained, or ``random``)."""
+
+STAGE_COST_COLUMNS = [*COST_COLUMNS, "info"]
+"""``costs.csv``: :data:`COST_COLUMNS` and ``info``, what each step of :func:`deploy`
+reported (JSON: dtypes that ran, layers stored sparse or left dense and why, the execution
+mode that ran)."""
 
 
 class TimeUp(RuntimeError):
@@ -508,7 +514,7 @@ class GpuEvaluator:
         self.deadline = deadline
         self.log = log
         self.error_table = AppendTable(self.out / "errors.csv", ERROR_COLUMNS)
-        self.cost_table = AppendTable(self.out / "costs.csv", COST_COLUMNS)
+        self.cost_table = AppendTable(self.out / "costs.csv", STAGE_COST_COLUMNS)
         self.training_table = AppendTable(
             self.out / "trainings.csv",
             [
@@ -534,6 +540,7 @@ class GpuEvaluator:
         self._costs = _read_rows(self.out / "costs.csv")
         self._models: dict[tuple[str, int], nn.Module] = {}
         self._pruned: dict[tuple[str, int, str], nn.Module] = {}
+        self._prune_info: dict[tuple[str, int, str], dict[str, Any]] = {}
 
     def _check_time(self) -> None:
         if time.perf_counter() > self.deadline:
@@ -614,8 +621,10 @@ class GpuEvaluator:
             fine_tune=fine,
             pruned=self._pruned.get(cache),
         )
+        if cache not in self._pruned:
+            self._prune_info[cache] = {k: v for k, v in info.items() if k.startswith("prune_")}
         self._pruned[cache] = pruned
-        return fn, x, info
+        return fn, x, {**self._prune_info.get(cache, {}), **info}
 
     def errors(self, structure_key: str, deployment: Deployment) -> list[float]:
         """Per-seed test errors (measured now if missing)."""
@@ -665,7 +674,8 @@ class GpuEvaluator:
                 "date": now_iso(),
             }
             try:
-                fn, x, _ = self._deployed(structure_key, self.seeds[0], deployment)
+                fn, x, info = self._deployed(structure_key, self.seeds[0], deployment)
+                row["info"] = _info_json(info)
                 row.update(_measured(fn, x, self.device))
             except TimeUp:
                 raise
@@ -692,6 +702,18 @@ def _measured(fn: Callable, x: torch.Tensor, device: Any) -> dict[str, Any]:
         "status",
     )
     return {k: r.get(k) for k in keep} | {"reason": r.get("reason", "")}
+
+
+def _info_json(info: dict[str, Any]) -> str:
+    """What :func:`deploy` reported, as compact JSON (long lists cut)."""
+    import json
+
+    def short(v: Any) -> Any:
+        if isinstance(v, list | tuple) and len(v) > 8:
+            return [*v[:8], f"... {len(v) - 8} more"]
+        return v
+
+    return json.dumps({k: short(v) for k, v in info.items()}, default=str)[:2000]
 
 
 def _float(value: Any) -> float:
