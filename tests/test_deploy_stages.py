@@ -320,3 +320,28 @@ def test_the_committed_run_replays_without_a_gpu() -> None:
     )
     spread = errors.groupby(["structure_key", "mode_free", "seed"])["test_error"].agg(np.ptp)
     assert spread.max() <= 0.002  # at most 4 of 2,000 images differ
+
+
+@pytest.mark.skipif(
+    not (dataset_path("hyperpower-nvidia-h200-cued-digits") / "structures.csv").exists(),
+    reason="no committed benchmark",
+)
+def test_command_line_table_phase_writes_into_out_table(tmp_path) -> None:
+    from hwml.deploy.stages import main
+
+    argv = ["--out", str(tmp_path), "--device", "cpu", "--phases", "table"]
+    argv += ["--table-structures", "1", "--table-batch", "2", "--git-commit", "abc"]
+    assert main(argv) == 0
+    rows = pd.read_csv(tmp_path / "table" / "cost_table.csv")
+    assert sorted(rows["deployment"].str.split("/").str[1:3].str.join("/")) == [
+        "fp16/cuda-graph",
+        "fp16/eager",
+        "fp32/cuda-graph",
+        "fp32/eager",
+    ]
+    # a CUDA graph cannot run on the CPU: recorded with the reason, the others measured
+    graph = rows[rows["execution"] == "cuda-graph"]
+    assert (graph["status"] == "error").all() and graph["reason"].str.contains("CUDA").all()
+    runs = json.loads((tmp_path / "table" / "runs.json").read_text())
+    assert runs[-1]["git_commit"] == "abc" and runs[-1]["phases"] == ["table"]
+    assert not (tmp_path / "costs.csv").exists()

@@ -861,14 +861,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m hwml.deploy.stages", description=__doc__)
     p.add_argument("--folder", default="hyperpower-nvidia-h200-cued-digits")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--out", required=True, help="output folder (the table phase writes into OUT/table)"
+    )
     p.add_argument("--device", default="cuda")
     p.add_argument("--phases", nargs="+", default=["stages", "table"], choices=["stages", "table"])
     p.add_argument("--seeds", type=int, default=5, help="training seeds 0..N-1")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--candidates", type=int, default=4)
     p.add_argument("--margin", type=float, default=0.03)
-    p.add_argument("--table-structures", type=int, default=100)
+    p.add_argument("--table-structures", type=int, default=200)
     p.add_argument("--table-batch", type=int, default=256)
     p.add_argument("--time-limit", type=float, default=math.inf, help="seconds")
     p.add_argument("--git-commit", default=None)
@@ -893,19 +895,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": asdict(StageSettings()),
         **{k: v for k, v in device.info.items() if isinstance(v, str | int | float)},
     }
-    runs = json.loads((out / "runs.json").read_text()) if (out / "runs.json").exists() else []
-    runs.append(
-        {
-            "command": " ".join(sys.argv),
-            "date": now_iso(),
-            "git_commit": args.git_commit or git_commit() or "unknown",
-            "phases": args.phases,
-        }
-    )
-    (out / "runs.json").write_text(json.dumps(runs, indent=1))
-    (out / "provenance.json").write_text(json.dumps(facts, indent=1, default=str))
+    commit = args.git_commit or git_commit() or "unknown"
+
+    def record(where: Path) -> None:
+        """Append this run to ``where/runs.json`` and write the machine's facts."""
+        where.mkdir(parents=True, exist_ok=True)
+        log = where / "runs.json"
+        runs = json.loads(log.read_text()) if log.exists() else []
+        run = {"command": " ".join(sys.argv), "date": now_iso(), "git_commit": commit}
+        runs.append({**run, "phases": args.phases})
+        log.write_text(json.dumps(runs, indent=1))
+        (where / "provenance.json").write_text(json.dumps(facts, indent=1, default=str))
+
     try:
         if "stages" in args.phases:
+            record(out)
             base, candidates = pick_networks(table, args.candidates, args.margin)
             configs = {c["structure_key"]: c for c in [base, *candidates]}
             (out / "networks.json").write_text(
@@ -928,6 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(stage_savings(walk).to_string(), flush=True)
         if "table" in args.phases:
+            record(out / "table")
             structures = pd.read_csv(folder / "structures.csv").head(args.table_structures)
             b = args.table_batch
             deployments = [
@@ -938,7 +943,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = measure_cost_table(
                 structures,
                 deployments,
-                out,
+                out / "table",
                 device,
                 image_size=data.image_size,
                 in_channels=data.in_channels,
