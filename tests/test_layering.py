@@ -6,11 +6,12 @@
 2  predict/, profile, measurements          (use the ground floor)
 3  tasks, validation                        (data and CNN families to train; meter checks)
 4  hyperpower                               (HyperPower: constraints, objective, benchmark)
-4  deploy/                                  (deployment levels of a trained CNN; beside hyperpower)
-5  cli_args, notebook                       (argument types of the faces; notebook helpers)
-6  cli_predict, cli_optimize                (the faces' sub-commands)
-7  cli                                      (the `hwml` command: describe, profile, and the above)
-8  __main__
+5  deploy/                                  (deployment levels of a trained CNN, walked over
+                                             networks of the HyperPower benchmark)
+6  cli_args, notebook                       (argument types of the faces; notebook helpers)
+7  cli_predict, cli_optimize                (the faces' sub-commands)
+8  cli                                      (the `hwml` command: describe, profile, and the above)
+9  __main__
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ FLOORS = {
     "tasks": 3,
     "validation": 3,
     "hyperpower": 4,
-    "deploy": 4,
-    "cli_args": 5,
-    "notebook": 5,
-    "cli_predict": 6,
-    "cli_optimize": 6,
-    "cli": 7,
-    "__main__": 8,
+    "deploy": 5,
+    "cli_args": 6,
+    "notebook": 6,
+    "cli_predict": 7,
+    "cli_optimize": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 
 
