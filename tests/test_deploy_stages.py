@@ -345,3 +345,5 @@ def test_command_line_table_phase_writes_into_out_table(tmp_path) -> None:
     runs = json.loads((tmp_path / "table" / "runs.json").read_text())
     assert runs[-1]["git_commit"] == "abc" and runs[-1]["phases"] == ["table"]
     assert not (tmp_path / "costs.csv").exists()
+    readme = (tmp_path / "table" / "README.md").read_text()
+    assert "## `cost_table.csv`" in readme and "not documented" not in readme

@@ -78,6 +78,7 @@ __all__ = [
     "pick_networks",
     "run_stages",
     "stage_savings",
+    "write_readmes",
 ]
 
 STAGES = ("network", "precision", "pruning", "execution", "batch")
@@ -847,6 +848,97 @@ def measure_cost_table(
     return n
 
 
+# ======================================================================== documentation
+
+_COST_DOCS: dict[str, tuple[str, str]] = {
+    "key": ("", "`<structure_key>|<deployment>`: the row's identity (resuming skips it)"),
+    "structure_key": ("", "the network: conv1 filters-conv2 filters-kernel-dense units"),
+    "deployment": ("", "`prune/precision/execution/b<batch>` (`Deployment.label`)"),
+    "prune": ("", "`none`, `2:4`, `channels:<kept fraction>` or `unstructured:<amount>`"),
+    "precision": ("", "fp32, tf32, bf16, fp16 or fp8 (what ran is in `info`)"),
+    "execution": ("", "eager, cuda-graph or compile"),
+    "batch": ("images", "images per inference call"),
+    "weights": ("", "`seed0`: the trained seed-0 network; `random`: untrained weights"),
+    "runtime_ms": ("ms", "median wall time of one call, eager timing of the deployed callable"),
+    "runtime_per_image_ms": ("ms", "runtime_ms / batch"),
+    "power_w": ("W", "average board power over the window of back-to-back calls"),
+    "energy_per_image_mj": ("mJ", "energy of the window / calls / batch"),
+    "busy_fraction": ("", "share of the window the GPU was busy (NVML utilization)"),
+    "power_mode": ("", "how the window ran the work (`eager`: the callable as deployed)"),
+    "status": ("", "`ok`, `error` (did not run: see reason), `no_power`, `over_limit`"),
+    "reason": ("", "why a row is not ok"),
+    "gpu_uuid": ("", "the GPU that measured the row"),
+    "date": ("", "when the row was measured (UTC)"),
+    "info": ("", "JSON: what each step of `deploy` reported (dtypes, sparse layers, mode)"),
+}
+_ERROR_DOCS: dict[str, tuple[str, str]] = {
+    "key": ("", "`<structure_key>|<deployment>|s<seed>`"),
+    "structure_key": _COST_DOCS["structure_key"],
+    "deployment": _COST_DOCS["deployment"],
+    "seed": ("", "training seed of the network (pruning fine-tunes with the same seed)"),
+    "test_error": ("fraction", "test images misclassified by the deployed network"),
+    "status": ("", "`ok` or `error`"),
+    "reason": ("", "why a row is not ok"),
+    "date": _COST_DOCS["date"],
+}
+_TRAINING_DOCS: dict[str, tuple[str, str]] = {
+    "key": ("", "`<structure_key>|s<seed>`"),
+    "structure_key": _COST_DOCS["structure_key"],
+    "seed": ("", "training seed (initial weights and batch order)"),
+    "conv1_filters": ("", "filters of the first convolution"),
+    "conv2_filters": ("", "filters of the second convolution"),
+    "kernel_size": ("", "kernel side of both convolutions"),
+    "dense_units": ("", "hidden units of the dense layer"),
+    "learning_rate": ("", "SGD learning rate (cosine decay to zero)"),
+    "momentum": ("", "SGD momentum"),
+    "weight_decay": ("", "SGD weight decay"),
+    "epochs": ("", "training epochs"),
+    "test_error": ("fraction", "test error of the float32 network after training"),
+    "train_time_s": ("s", "time to build, train and test the network"),
+    "status": ("", "`ok`, `failed` (diverged) or `oom`"),
+    "reason": ("", "why a training is not ok"),
+    "date": _COST_DOCS["date"],
+}
+
+
+def write_readmes(out: str | os.PathLike[str]) -> list[Path]:
+    """Write the README (description, provenance, column tables, NOTES.md) of a stage run's
+    folder and of its ``table/`` sub-folder, where they hold data."""
+    from hwml.data import write_readme
+
+    out = Path(out)
+    written = []
+    if (out / "provenance.json").exists():
+        written.append(
+            write_readme(
+                out,
+                "Savings across the stack: stage by stage",
+                "Written by `python -m hwml.deploy.stages` (the module's docstring gives the "
+                "method): a baseline network of a HyperPower benchmark and smaller candidates, "
+                "trained over several seeds, then priced under deployments level by level "
+                "(network, precision, pruning, execution, batch): each deployment's test error "
+                "per seed (`errors.csv`) and its measured runtime, power and energy per image "
+                "(`costs.csv`, on the seed-0 network). `networks.json` names the networks; "
+                "`runs.json` lists the commands. Rows are appended as measured, never edited.",
+                {"errors": _ERROR_DOCS, "costs": _COST_DOCS, "trainings": _TRAINING_DOCS},
+            )
+        )
+    if (out / "table" / "provenance.json").exists():
+        written.append(
+            write_readme(
+                out / "table",
+                "Deployment cost table",
+                "Written by `python -m hwml.deploy.stages --phases table`: every structure of "
+                "a HyperPower benchmark measured under a few deployments (precision x "
+                "execution at one batch) with random weights, the table a search over the "
+                "model and its deployment together prices candidates from. `runs.json` lists "
+                "the commands.",
+                {"cost_table": _COST_DOCS},
+            )
+        )
+    return written
+
+
 # ======================================================================== command line
 
 
@@ -952,7 +1044,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cost table: {n} rows measured", flush=True)
     except TimeUp as err:
         print(f"stopped: {err}", file=sys.stderr)
+        write_readmes(out)
         return 3
+    write_readmes(out)
     return 0
 
 
