@@ -8,6 +8,8 @@
                        (--mem-budget-bytes B | --mem-quantile Q) --out runs/history.csv
     hwml optimize live --device cuda --structures DIR --n-evals 30
                        (--power-budget-w W | --power-quantile Q) ... --out history.csv
+                       [--cluster local|local:N|tcp://HOST:PORT] [--batch Q]
+    hwml optimize parallel --benchmark DIR --qs 1,2,4,8 --seeds 0-29
 
 ``run`` searches a pre-measured benchmark (no training; any machine); ``live`` trains every
 chosen network for real. Both take HyperPower's linear power and memory models fitted on
@@ -440,6 +442,57 @@ def _cmd_live(args: argparse.Namespace) -> int:
     return _search(args, objective, space, structures, info)
 
 
+def _cmd_parallel(args: argparse.Namespace) -> int:
+    """``hwml optimize parallel``: HW-IECI with q trainings at once on the tabular
+    benchmark's measured training times; histories kept under the folder, a summary printed."""
+    import pandas as pd
+
+    from hwml.hyperpower import hyperpower_problem
+    from hwml.hyperpower.parallel import (
+        PARALLEL_FILE,
+        parallel_comparison,
+        save_parallel_comparison,
+    )
+    from hwml.optimize import BOSettings, SearchSettings, batch_summary
+
+    problem = hyperpower_problem(
+        args.benchmark,
+        power_quantile=args.power_quantile,
+        mem_quantile=args.mem_quantile,
+        features=args.features,
+    )
+    settings = SearchSettings(bo=BOSettings(n_restarts=args.gp_restarts, log_objective=True))
+    histories = parallel_comparison(
+        problem,
+        qs=args.qs,
+        modes=args.modes,
+        seeds=args.seeds,
+        n_evals=args.n_evals,
+        n_init=args.n_init,
+        settings=settings,
+        n_jobs=args.jobs,
+    )
+    out = Path(args.out) if args.out else problem.folder / PARALLEL_FILE
+    save_parallel_comparison(histories, out, command=_command(), commit=args.git_commit)
+    summary = batch_summary(
+        histories, problem.best_feasible_error() + args.near_optimal_tol + 1e-12, seed=0
+    )
+    cols = [
+        "label",
+        "reached",
+        "median_evals",
+        "median_time_s",
+        "time_at_evals_s",
+        "speedup_equal_evals",
+        "speedup_reach",
+        "efficiency",
+    ]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary[cols].round(3).to_string(index=False))
+    print(f"histories: {out}", file=sys.stderr)
+    return 0
+
+
 def _guarded(handler: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         from hwml.optimize import HistoryError, InfeasibleBudgetError
@@ -532,6 +585,7 @@ def register(subparsers: Any) -> None:
     _register_benchmark(sub)
     _register_run(sub)
     _register_live(sub)
+    _register_parallel(sub)
 
 
 def _register_benchmark(sub: Any) -> None:
@@ -695,6 +749,60 @@ def _register_live(sub: Any) -> None:
     )
     _add_search_args(lv, default_evals=30, default_init=5)
     lv.set_defaults(func=_guarded(_cmd_live))
+
+
+def _ints_list(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 1,2,4,8, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def _modes(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names or any(n not in ("async", "sync") for n in names):
+        raise argparse.ArgumentTypeError(f"expected async and/or sync, got {text!r}")
+    return names
+
+
+def _register_parallel(sub: Any) -> None:
+    """``hwml optimize parallel``: q trainings at once, simulated on the tabular benchmark."""
+    pa = sub.add_parser(
+        "parallel",
+        help="HW-IECI with q trainings at once on a pre-measured benchmark (simulated "
+        "wall-clock from its training times)",
+    )
+    pa.add_argument("--benchmark", required=True, help="benchmark folder (or its name under data/)")
+    pa.add_argument(
+        "--qs", type=_ints_list, default=[1, 2, 4, 8], help="q values (default 1,2,4,8)"
+    )
+    pa.add_argument(
+        "--modes", type=_modes, default=["async", "sync"], help="async and/or sync (default both)"
+    )
+    pa.add_argument(
+        "--seeds", type=parse_seeds, default=list(range(30)), help="seeds (default 0-29)"
+    )
+    pa.add_argument("--n-evals", type=_positive_int, default=50, help="evaluations per search (50)")
+    pa.add_argument("--n-init", type=_positive_int, default=5, help="initial evaluations (5)")
+    pa.add_argument("--power-quantile", type=_quantile, default=0.6, help="power budget quantile")
+    pa.add_argument("--mem-quantile", type=_quantile, default=0.6, help="memory budget quantile")
+    pa.add_argument("--features", type=_features, default="derived", help="model features")
+    pa.add_argument("--gp-restarts", type=_positive_int, default=2, help="GP restarts (2)")
+    pa.add_argument(
+        "--near-optimal-tol",
+        type=float,
+        default=0.02,
+        help="near-optimal region: this far above the best feasible error (default 0.02)",
+    )
+    pa.add_argument("--jobs", type=_positive_int, default=1, help="worker processes (default 1)")
+    pa.add_argument(
+        "--out", default=None, help="histories CSV (default <benchmark>/parallel/hw-ieci-q.csv)"
+    )
+    pa.add_argument("--git-commit", default=None, help="commit to record (default: git rev-parse)")
+    pa.set_defaults(func=_guarded(_cmd_parallel))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
