@@ -219,7 +219,7 @@ def _search(
     info: dict[str, Any],
     candidates: Any = None,
 ) -> int:
-    from hwml.optimize import check_budgets, minimize
+    from hwml.optimize import BATCH_METHODS, check_budgets, minimize, minimize_batch
 
     hardware = _hardware(args, structures)
     budgets = hardware.budgets
@@ -230,8 +230,11 @@ def _search(
         f"{len(runs)} run(s) of {args.n_evals} evaluations",
         file=sys.stderr,
     )
-    rows = []
-    for method, seed in runs:
+    cluster = getattr(args, "cluster_obj", None)
+    q = int(getattr(args, "batch", 1) or 1)
+    parallel = cluster is not None and (not cluster.in_process or q > 1)
+
+    def one(method: str, seed: int) -> tuple:
         constraints = hardware.constraints(method)
         fraction = None
         if constraints:
@@ -239,18 +242,37 @@ def _search(
             fraction = check_budgets(space, constraints, seed=seed, pool=pool)
         path = _history_path(args.out, method, seed, many)
         path.parent.mkdir(parents=True, exist_ok=True)
-        history = minimize(
-            objective,
-            space,
-            constraints,
+        common = dict(
             method=method,
             n_evals=args.n_evals,
             n_init=args.n_init,
             seed=seed,
             history_path=path,
-            progress=None if not args.no_progress else False,
+            progress=None if not args.no_progress and not parallel else False,
         )
+        if parallel and method in BATCH_METHODS:
+            history = minimize_batch(
+                objective,
+                space,
+                constraints,
+                q=q,
+                mode=args.mode,
+                executor=cluster.executor(),
+                **common,
+            )
+        else:
+            history = minimize(objective, space, constraints, **common)
         incumbent = _incumbent(history, space, seed)
+        extra = (
+            {
+                "batch": q,
+                "mode": args.mode,
+                "cluster": str(cluster.spec),
+                "workers": cluster.n_workers,
+            }
+            if parallel and method in BATCH_METHODS
+            else {}
+        )
         _write_sidecar(
             path,
             {
@@ -259,6 +281,7 @@ def _search(
                 "seed": seed,
                 "n_evals": args.n_evals,
                 "n_init": args.n_init,
+                **extra,
                 "budgets": budgets,
                 "power_quantile": getattr(args, "power_quantile", None),
                 "mem_quantile": getattr(args, "mem_quantile", None),
@@ -270,17 +293,30 @@ def _search(
             },
             args.git_commit,
         )
-        rows.append(
-            (
-                method,
-                seed,
-                len(history),
-                incumbent["value"] if incumbent else math.nan,
-                _best(history),
-                float(history["cumulative_time_s"].iloc[-1]) if len(history) else 0.0,
-                path,
-            )
+        return (
+            method,
+            seed,
+            len(history),
+            incumbent["value"] if incumbent else math.nan,
+            _best(history),
+            float(history["cumulative_time_s"].iloc[-1]) if len(history) else 0.0,
+            path,
         )
+
+    if parallel:
+        # searches side by side, each with q evaluations in flight, sharing the workers
+        from concurrent.futures import ThreadPoolExecutor
+
+        side_by_side = max(1, min(len(runs), cluster.n_workers // q))
+        print(
+            f"{side_by_side} search(es) at a time, {q} evaluation(s) in flight each, on "
+            f"{cluster.describe()}",
+            file=sys.stderr,
+        )
+        with ThreadPoolExecutor(side_by_side) as pool_:
+            rows = list(pool_.map(lambda run: one(*run), runs))
+    else:
+        rows = [one(method, seed) for method, seed in runs]
     print(
         f"{'method':14s} {'seed':>4s} {'evals':>5s} {'incumbent':>10s} {'best observed':>13s} "
         f"{'time_s':>9s}  history"
@@ -340,6 +376,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             command=_command(),
             git_commit=args.git_commit,
+            cluster=args.cluster,
         )
         print(f"{n} structures measured into {args.out}", file=sys.stderr)
         return 0
@@ -357,6 +394,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command=_command(),
         git_commit=args.git_commit,
+        cluster=args.cluster,
     )
     print(f"{n} configurations trained into {args.out}", file=sys.stderr)
     return 0
@@ -426,6 +464,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         inference_batch=inference_batch,
     )
     objective.data  # noqa: B018 - load (or fail on) the data before the search starts
+    objective._data = None  # loaded again where it trains (not sent to every worker)
     info = {
         "mode": "live",
         "device": args.device,
@@ -439,7 +478,13 @@ def _cmd_live(args: argparse.Namespace) -> int:
         "gpu_name": objective.device.info.get("gpu_name")
         or objective.device.info.get("device_name"),
     }
-    return _search(args, objective, space, structures, info)
+    from hwml.cluster import open_cluster
+
+    with open_cluster(args.cluster, device=args.device) as cluster:
+        if not cluster.in_process:
+            objective._device = None  # this process only proposes; workers train
+        args.cluster_obj = cluster
+        return _search(args, objective, space, structures, info)
 
 
 def _cmd_parallel(args: argparse.Namespace) -> int:
@@ -607,6 +652,12 @@ def _register_benchmark(sub: Any) -> None:
         help="seed of the structure list (structures) or the configuration list (train)",
     )
     b.add_argument("--shard", type=cli_args.shard, default=(0, 1), help="I/N: this process's share")
+    b.add_argument(
+        "--cluster",
+        type=cli_args.cluster,
+        default="local",
+        help=cli_args.CLUSTER_HELP + "; train starts --workers per GPU",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.add_argument(
         "--git-commit",
@@ -678,7 +729,7 @@ def _add_train_args(t: Any) -> None:
         "--workers",
         type=_positive_int,
         default=1,
-        help="trainings sharing the device at once (processes; default 1)",
+        help="trainings sharing each GPU at once (worker processes; default 1)",
     )
     t.add_argument("--data-root", default=None, help="local folder of MNIST / CIFAR-10")
     t.add_argument(
@@ -746,6 +797,26 @@ def _register_live(sub: Any) -> None:
         "--no-measure",
         action="store_true",
         help="do not measure each trained network's inference power and memory",
+    )
+    lv.add_argument(
+        "--cluster",
+        type=cli_args.cluster,
+        default="local",
+        help=cli_args.CLUSTER_HELP + "; several searches (methods x seeds) share the workers",
+    )
+    lv.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=1,
+        help="q: trainings in flight at once per search (batch-parallel HW-IECI with the "
+        "kriging believer; default 1, the sequential search)",
+    )
+    lv.add_argument(
+        "--mode",
+        choices=("async", "sync"),
+        default="async",
+        help="with --batch > 1: a new proposal as each training ends (async, default) or "
+        "batches of q (sync)",
     )
     _add_search_args(lv, default_evals=30, default_init=5)
     lv.set_defaults(func=_guarded(_cmd_live))
