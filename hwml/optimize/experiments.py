@@ -375,7 +375,9 @@ def batch_summary(
         with ``speedup_equal_lower`` / ``speedup_equal_upper``), ``speedup_reach``
         (:func:`speedup_interval` of the time to reach the level against ``q = 1`` of
         the same mode) with ``speedup_reach_lower`` / ``speedup_reach_upper`` /
-        ``speedup_reach_kind``, and ``efficiency`` (``speedup_equal_evals / q``).
+        ``speedup_reach_kind``, ``efficiency`` (``speedup_equal_evals / q``), and for
+        prose ``evals_text`` (``"12"`` or ``"more than 50"``), ``speedup_equal_text`` and
+        ``speedup_reach_text`` (``"3.8x (95% CI 3.5x to 4.1x)"``).
     """
     from hwml.optimize.analysis import best_so_far
 
@@ -464,6 +466,25 @@ def batch_summary(
                 row[col] = math.nan
             row["speedup_reach_kind"] = "undefined"
         row["efficiency"] = row["speedup_equal_evals"] / int(q)
+        row["evals_text"] = f"{e_med:.0f}" if math.isfinite(e_med) else f"more than {e_bound:.0f}"
+        row["speedup_equal_text"] = SpeedupInterval(
+            row["speedup_equal_evals"],
+            "exact" if math.isfinite(row["speedup_equal_evals"]) else "undefined",
+            row["speedup_equal_lower"],
+            row["speedup_equal_upper"],
+            confidence,
+            int(n_boot),
+            len(seeds),
+        ).text()
+        row["speedup_reach_text"] = SpeedupInterval(
+            row["speedup_reach"],
+            row["speedup_reach_kind"],
+            row["speedup_reach_lower"],
+            row["speedup_reach_upper"],
+            confidence,
+            int(n_boot),
+            len(seeds),
+        ).text()
         rows.append(row)
     return pd.DataFrame(rows)
 
