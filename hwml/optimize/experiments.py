@@ -466,7 +466,7 @@ def batch_summary(
                 row[col] = math.nan
             row["speedup_reach_kind"] = "undefined"
         row["efficiency"] = row["speedup_equal_evals"] / int(q)
-        row["evals_text"] = f"{e_med:.0f}" if math.isfinite(e_med) else f"more than {e_bound:.0f}"
+        row["evals_text"] = f"{e_med:g}" if math.isfinite(e_med) else f"more than {e_bound:g}"
         row["speedup_equal_text"] = SpeedupInterval(
             row["speedup_equal_evals"],
             "exact" if math.isfinite(row["speedup_equal_evals"]) else "undefined",
