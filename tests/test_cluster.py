@@ -246,3 +246,26 @@ def test_killed_worker_task_recorded_failed_with_reason_then_resumed(tmp_path):
             cluster.map_unordered(nap_and_report, [(k, (1, 0.1, str(tmp_path))) for k in todo])
         )
     assert again[0].ok and again[0].value["x"] == 1
+
+
+def test_connects_to_a_scheduler_address_and_needs_gpu_workers():
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1,
+        processes=False,
+        threads_per_worker=1,
+        resources={"GPU": 1},
+        dashboard_address=":0",
+        protocol="tcp://",
+        host="127.0.0.1",
+    ) as running:
+        with open_cluster(running.scheduler_address) as cluster:
+            assert cluster.kind == "remote" and cluster.n_workers == 1
+            out = list(cluster.map_unordered(square, [(i, (i,)) for i in range(3)]))
+            assert sorted(r.value for r in out) == [0, 1, 4]
+    with LocalCluster(
+        n_workers=1, processes=False, dashboard_address=":0", protocol="tcp://", host="127.0.0.1"
+    ) as plain:
+        with pytest.raises(RuntimeError, match="--resources GPU=1"):
+            open_cluster(plain.scheduler_address, timeout_s=2)
