@@ -186,8 +186,8 @@ def load_parallel_comparison(
     info = json.loads(sidecar.read_text())
     if info.get("settings") != json_safe(dict(expect)):
         return None
-    histories = pd.read_csv(path, keep_default_na=True)
-    histories["reason"] = histories["reason"].fillna("")
+    histories = pd.read_csv(path)
+    histories["reason"] = [v if isinstance(v, str) else "" for v in histories["reason"]]
     histories.attrs["settings"] = info["settings"]
     histories.attrs["info"] = info
     return histories
