@@ -2,7 +2,7 @@
 
 -1 tables                                   (the one append-only file writer)
 0  describe, hardware, data, optimize/, cells (the ground floor; cells: the CNN cell space)
-1  zoo                                       (networks, described)
+1  zoo, cluster                              (networks, described; where tasks run)
 2  predict/, profile, measurements          (use the ground floor)
 3  tasks, validation                        (data and CNN families to train; meter checks)
 4  hyperpower                               (HyperPower: constraints, objective, benchmark)
@@ -30,6 +30,7 @@ FLOORS = {
     "data": 0,
     "optimize": 0,
     "zoo": 1,
+    "cluster": 1,
     "cells": 0,
     "predict": 2,
     "profile": 2,

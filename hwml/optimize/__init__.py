@@ -39,7 +39,9 @@ Modules: :mod:`~hwml.optimize.space` (dimensions, unit cube), :mod:`~hwml.optimi
 (GP, EI, HW-IECI, warm start), :mod:`~hwml.optimize.candidates` (observations, candidate
 sets), :mod:`~hwml.optimize.feasible` (searching the constraint models),
 :mod:`~hwml.optimize.baselines` (random search, GA), :mod:`~hwml.optimize.search` (the
-loop), :mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
+loop), :mod:`~hwml.optimize.batch` (``q`` evaluations in flight: kriging believer,
+asynchronous or synchronous, on an executor or a simulated clock),
+:mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
 :mod:`~hwml.optimize.multiobjective` (ParEGO, HW-EHVI, random, NSGA-II for Pareto
 fronts),
 :mod:`~hwml.optimize.history` (the table and its file), :mod:`~hwml.optimize.tabular`
@@ -62,6 +64,7 @@ from hwml.optimize.analysis import (
     pareto_rows,
 )
 from hwml.optimize.baselines import GASettings, propose_ga, propose_random
+from hwml.optimize.batch import BATCH_METHODS, BATCH_MODES, minimize_batch
 from hwml.optimize.bo import (
     BO_KINDS,
     BOSettings,
@@ -93,10 +96,13 @@ from hwml.optimize.constraints import (
 from hwml.optimize.experiments import (
     Speedup,
     SpeedupInterval,
+    batch_label,
+    batch_summary,
     compare_final,
     history_file,
     reach_summary,
     reach_times,
+    run_batch_searches,
     run_pareto_searches,
     run_searches,
     speedup,
@@ -142,6 +148,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BATCH_METHODS",
+    "BATCH_MODES",
     "BOSettings",
     "BO_KINDS",
     "Categorical",
@@ -175,6 +183,8 @@ __all__ = [
     "Speedup",
     "SpeedupInterval",
     "TabularObjective",
+    "batch_label",
+    "batch_summary",
     "best_so_far",
     "chebyshev",
     "check_budgets",
@@ -198,6 +208,7 @@ __all__ = [
     "local_candidates",
     "mean_band",
     "minimize",
+    "minimize_batch",
     "minimize_pareto",
     "nondominated_ranks",
     "nsga_fitness",
@@ -213,6 +224,7 @@ __all__ = [
     "reach_summary",
     "reach_times",
     "read_history",
+    "run_batch_searches",
     "region_candidates",
     "run_pareto_searches",
     "run_searches",
