@@ -136,7 +136,17 @@ def test_roofline_envelope_from_rows(target):
 
 
 def test_rescale_recovers_an_exact_per_kind_rescaling(source, target):
-    train, test = target.iloc[:800], target.iloc[800:]
+    # layers inside the range of the source's rows of their kind, where the source model
+    # is not clipped (see test_source_model_is_not_extrapolated)
+    inside = np.ones(len(target), dtype=bool)
+    for kind, part in source.groupby("kind"):
+        mine = target["kind"].to_numpy() == kind
+        for col in ("flops", "total_bytes"):
+            values = target[col].to_numpy()
+            inside &= ~mine | ((values >= part[col].min()) & (values <= part[col].max()))
+    assert inside.mean() > 0.9
+    rows = target[inside]
+    train, test = rows.iloc[:700], rows.iloc[700:]
     model = RescaleTransfer().fit(source, train)
     assert _mape(model, test) < 1e-5
     assert _mape(model, train) < 1e-5
@@ -503,3 +513,20 @@ def test_network_layers_from_a_builder_and_the_zoo():
     )
     assert (real["batch"] == 2).all() and (real["dtype"] == "float16").all()
     assert (real["dtype_bytes"] == 2).all() and (real["kind"] == "conv2d").any()
+
+
+def test_source_model_is_not_extrapolated(source):
+    """Layers outside the range of their group's source rows get the edge's prediction."""
+    model = RescaleTransfer().fit(source, None)
+    conv = source[source.kind == "conv2d"]
+    smallest = conv.loc[[conv["flops"].idxmin()]]
+    tiny = smallest.assign(flops=smallest["flops"] / 1e6)  # far below any conv2d row
+    np.testing.assert_allclose(model.predict_source(tiny), model.predict_source(smallest))
+    # a group the source lacks ("pooled") is clipped to the range of all source rows
+    no_pool = source[source.kind != "maxpool2d"]
+    pooled = RescaleTransfer(unknown_groups="pooled").fit(no_pool, None)
+    pool = source[source.kind == "maxpool2d"].iloc[:1]
+    lowest = np.log(np.maximum(no_pool["flops"] + no_pool["vector_ops"], 1)).min()
+    below = pool.assign(flops=0.0)  # lf = 0, under every source row
+    at_edge = pool.assign(flops=np.exp(lowest))
+    np.testing.assert_allclose(pooled.predict_source(below), pooled.predict_source(at_edge))

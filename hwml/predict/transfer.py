@@ -143,7 +143,8 @@ _BIG = 1e3  # prior scale that means "no prior" (on log-runtime coefficients)
 def _groups_of(kinds: Iterable[str], kind_groups: Mapping[str, str] | None) -> np.ndarray:
     table = dict(KIND_GROUPS)
     table.update(kind_groups or {})
-    return np.array([table.get(str(k), "") for k in kinds], dtype=object)
+    kinds = pd.Series(kinds if isinstance(kinds, pd.Series) else list(kinds), dtype=object)
+    return kinds.astype(str).map(table).fillna("").to_numpy(dtype=object)
 
 
 def _log_features(
@@ -266,9 +267,10 @@ _SOURCE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
 _PRIOR_CACHE: dict[tuple[Any, ...], Any] = {}
 
 
-def _digest(rows: pd.DataFrame, target: str) -> str:
-    """A hash of the feature and target values of a table (order matters, index not)."""
-    values = pd.util.hash_pandas_object(rows[[*FEATURE_COLUMNS, target]], index=False)
+def _digest(rows: pd.DataFrame, target: str | None) -> str:
+    """A hash of the feature (and target) values of a table (order matters, index not)."""
+    cols = [*FEATURE_COLUMNS, target] if target else list(FEATURE_COLUMNS)
+    values = pd.util.hash_pandas_object(rows[cols], index=False)
     return hashlib.sha1(values.to_numpy().tobytes()).hexdigest()
 
 
@@ -318,6 +320,12 @@ def _fit_source_uncached(
         noise_dof=1.0,
     )
     state["center"] = center
+    state["range"] = [float(lf.min()), float(lf.max()), float(lb.min()), float(lb.max())]
+    state["group_ranges"] = {
+        g: [float(lf[m].min()), float(lf[m].max()), float(lb[m].min()), float(lb[m].max())]
+        for g in state["groups"]
+        for m in [groups == g]
+    }
     return state
 
 
@@ -326,8 +334,12 @@ def _predict_source(
 ) -> np.ndarray:
     """Log-runtime of the source model.
 
-    A group without source rows raises (``unknown_groups="raise"``) or is priced by the
-    pooled (all-groups) coefficients (``"pooled"``).
+    The quadratic is never extrapolated: each layer's ``lf`` and ``lb`` are clipped to the
+    range of its group's source rows (a quadratic fitted on activations of thousands of
+    elements, asked for one of eight, would otherwise predict seconds). A group without
+    source rows raises (``unknown_groups="raise"``) or is priced by the pooled
+    (all-groups) coefficients, clipped to the range of all source rows (``"pooled"``; a
+    concatenation has no FLOPs at all).
     """
     known = set(state["groups"])
     unknown = sorted(set(groups.tolist()) - known)
@@ -337,6 +349,14 @@ def _predict_source(
             kinds={g: int((groups == g).sum()) for g in unknown},
             supported=sorted(known),
         )
+    if "range" in state:  # models saved before ranges were kept are not clipped
+        lf, lb = np.array(lf, dtype=float), np.array(lb, dtype=float)
+        ranges = state.get("group_ranges", {})
+        for g in set(groups.tolist()):
+            lo_f, hi_f, lo_b, hi_b = ranges.get(g, state["range"])
+            mask = groups == g
+            lf[mask] = np.clip(lf[mask], lo_f, hi_f)
+            lb[mask] = np.clip(lb[mask], lo_b, hi_b)
     return _predict_shrunk(state, _quadratic(lf, lb, state["center"]), groups)
 
 
@@ -969,6 +989,19 @@ def choose_rows(
     if how == "random" or k == len(candidates):
         pick = np.sort(rng.choice(len(candidates), size=k, replace=False))
         return candidates.iloc[pick]
+    key = (_digest(candidates, None), tuple(candidates.index), k, int(seed))
+    if key not in _CHOICE_CACHE:  # k-means is slow and deterministic; curves repeat choices
+        if len(_CHOICE_CACHE) >= 1024:
+            _CHOICE_CACHE.pop(next(iter(_CHOICE_CACHE)))
+        _CHOICE_CACHE[key] = _choose_spread(candidates, k, seed)
+    return candidates.iloc[_CHOICE_CACHE[key]]
+
+
+_CHOICE_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _choose_spread(candidates: pd.DataFrame, k: int, seed: int) -> np.ndarray:
+    """Positions of the ``"chosen"`` rows of :func:`choose_rows`, sorted."""
     groups, lf, lb = _log_features(candidates, None, "choose_rows")
     names, sizes = np.unique(groups.astype(str), return_counts=True)
     share = _allocate(sizes, k)
@@ -991,7 +1024,7 @@ def choose_rows(
                     taken.add(int(j))
                     break
         picked.extend(idx[sorted(taken)].tolist())
-    return candidates.iloc[np.sort(picked)]
+    return np.sort(picked)
 
 
 def _allocate(sizes: np.ndarray, k: int) -> np.ndarray:
