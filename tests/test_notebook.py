@@ -9,6 +9,7 @@ import sys
 from typing import Literal
 
 import nbformat
+import pandas as pd
 import pytest
 
 import hwml
@@ -191,6 +192,8 @@ def test_show_provenance_displays_markdown(monkeypatch: pytest.MonkeyPatch) -> N
         (0.00012345, 2, "0.00012"),
         (7, 3, "7"),
         (float("nan"), 3, "–"),
+        (None, 3, "–"),
+        (pd.NA, 3, "–"),
         (2.5e-7, 3, "2.50e-07"),
         ("resnet50", 3, "resnet50"),
     ],
@@ -320,7 +323,6 @@ def test_plot_curves_draws_medians_and_one_band_per_method() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     curve = pd.DataFrame(
         {
@@ -339,4 +341,8 @@ def test_plot_curves_draws_medians_and_one_band_per_method() -> None:
     assert list(chosen.get_xdata()) == [0, 5] and list(chosen.get_ydata()) == [20.0, 2.0]
     assert list(ax.lines[2].get_ydata()) == [7.0, 6.0]  # the NaN seed is left out
     assert [t.get_text() for t in ax.legend().get_texts()] == ["a", "b"]
+    assert ax.get_yscale() == "linear"
+    plot_curves(ax, curve, "mape_pct", {"a": "red"}, log=True)
+    assert ax.get_yscale() == "log"
+    assert ax.yaxis.get_major_formatter()(100.0) == "100"  # not 10^2
     plt.close(fig)
