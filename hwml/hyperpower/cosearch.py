@@ -36,7 +36,7 @@ cache: an append-only ``histories.csv`` (one block of rows per finished run; run
 there are read, not rerun) with the settings they were made with (``settings.json``) and
 a log of the commands that wrote it (``runs.json``). From the command line::
 
-    python -m hwml.hyperpower.cosearch --out data/deploy-nvidia-h200-cued-digits/cosearch \\
+    python -m hwml.hyperpower.cosearch --out deploy-nvidia-h200-cued-digits/cosearch \\
         --quantiles 0.1,0.2,0.3,0.5 --seeds 0-19 --trainings 40
 
 (``--quick`` for a small check, ``--help`` for options).
@@ -63,7 +63,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from hwml.data import DatasetError, dataset_path, now_iso, read_provenance, run_header
+from hwml.data import (
+    DatasetError,
+    dataset_path,
+    now_iso,
+    read_provenance,
+    run_header,
+    write_readme,
+)
 from hwml.hyperpower.table import benchmark_objective
 from hwml.optimize import (
     BOSettings,
@@ -99,6 +106,7 @@ __all__ = [
     "DeploymentCostModel",
     "FixedDeployment",
     "budget_levels",
+    "cache_provenance",
     "cheapest_deployments",
     "cosearch_problem",
     "deployment_error_changes",
@@ -112,6 +120,7 @@ __all__ = [
     "strategy_curves",
     "summarize_final",
     "training_noise",
+    "write_cache_readme",
 ]
 
 DEFAULT_BENCHMARK = "hyperpower-nvidia-h200-cued-digits"
@@ -219,7 +228,9 @@ def _split_label(label: str) -> dict[str, Any]:
     }
 
 
-def deployment_error_changes(deploy: str | os.PathLike[str] = DEFAULT_DEPLOY) -> pd.DataFrame:
+def deployment_error_changes(
+    deploy: str | os.PathLike[str] = DEFAULT_DEPLOY, *, per_pair: bool = False
+) -> pd.DataFrame:
     """How much a deployment knob changes the test error of the same trained network.
 
     From ``errors.csv`` (each trained network, one per structure and seed, evaluated under
@@ -230,6 +241,9 @@ def deployment_error_changes(deploy: str | os.PathLike[str] = DEFAULT_DEPLOY) ->
 
     Args:
         deploy: the deployment folder, or its name under ``data/``.
+        per_pair: return the compared pairs themselves: ``knob``, ``value``,
+            ``reference``, ``structure_key``, ``seed`` and ``change`` (test error, a
+            fraction), one row per pair.
 
     Returns:
         One row per (knob, value): ``knob``, ``value``, ``reference``, ``pairs`` (compared
@@ -264,10 +278,15 @@ def deployment_error_changes(deploy: str | os.PathLike[str] = DEFAULT_DEPLOY) ->
                         "value": str(row[knob]),
                         "reference": str(ref_value),
                         "structure_key": row["structure_key"],
+                        "seed": int(row["seed"]),
                         "change": float(row["test_error"]) - base,
                     }
                 )
-    pairs = pd.DataFrame(rows, columns=["knob", "value", "reference", "structure_key", "change"])
+    pairs = pd.DataFrame(
+        rows, columns=["knob", "value", "reference", "structure_key", "seed", "change"]
+    )
+    if per_pair:
+        return pairs
     out = []
     for (knob, value, reference), g in pairs.groupby(["knob", "value", "reference"], sort=False):
         change = g["change"].to_numpy(dtype=float)
@@ -1144,6 +1163,68 @@ def _one_run(job: tuple[float, str, int]) -> pd.DataFrame:
     )
 
 
+def _cache_folder(out: str | os.PathLike[str]) -> Path:
+    """A cache folder: a path as given when it or its parent exists (e.g.
+    ``data/<folder>/cosearch`` from the repository root), else a name under ``data/``."""
+    path = Path(out)
+    if path.is_absolute() or path.exists() or path.parent.exists():
+        return path
+    return dataset_path(path)
+
+
+def cache_provenance(folder: str | os.PathLike[str] = DEFAULT_CACHE) -> dict[str, Any]:
+    """What a cache folder records of how its histories were made.
+
+    Args:
+        folder: the cache folder (a path, or a name under ``data/``).
+
+    Returns:
+        ``settings`` (:class:`CoSearchSettings` as a mapping) and ``runs`` (one entry per
+        command that added runs: command, date, commit, hwml version, runs added, wall
+        time), as :func:`hwml.notebook.show_provenance` shows a dataset's provenance.
+    """
+    path = _cache_folder(folder)
+    out: dict[str, Any] = {}
+    for name, key in (("settings.json", "settings"), ("runs.json", "runs")):
+        if (path / name).exists():
+            out[key] = json.loads((path / name).read_text())
+    return out
+
+
+def write_cache_readme(folder: str | os.PathLike[str]) -> Path:
+    """Write a cache folder's ``README.md``: what it holds, how it was made, its columns."""
+    path = _cache_folder(folder)
+    prov = cache_provenance(path)
+    settings = prov.get("settings", {})
+    facts = {f"setting: {k}": v for k, v in settings.items()}
+    facts["runs"] = prov.get("runs", [])
+    for run in facts["runs"]:
+        run.setdefault("rows_written", run.get("runs_added"))
+        run.setdefault("outcome", "complete")
+    description = (
+        "Histories of the co-search comparison (survey 5.2.2): HW-IECI searching the "
+        "tabular HyperPower benchmark for the model alone at the baseline deployment "
+        "(`sequential`, its trained configurations then deployed at their cheapest measured "
+        "precision and execution mode) and for the model and its deployment knobs together "
+        "(`joint`), at equal numbers of trainings, under energy budgets at quantiles of the "
+        "structures' measured fp32-eager energy per image. Written by "
+        "`python -m hwml.hyperpower.cosearch` (`hwml.hyperpower.cosearch.run_cosearches`), "
+        "which reads the runs already here instead of rerunning them; nothing was measured "
+        "for this folder: the test errors are those of the benchmark's `configs.csv`, the "
+        "energies those of `../table/cost_table.csv`. The runs are deterministic given the "
+        "settings and seeds (up to the last bits of a GP fit on another BLAS), except "
+        "`overhead_s`. `settings.json` holds the settings every run shares, `runs.json` "
+        "the commands that added runs (the runs table below counts runs, not rows)."
+    )
+    return write_readme(
+        path,
+        "Co-search histories: the model and its deployment, searched together or in turn",
+        description,
+        {"histories": _HISTORY_DOCS},
+        provenance=facts,
+    )
+
+
 def _quantile_key(q: float) -> float:
     return round(float(q), 6)
 
@@ -1282,7 +1363,7 @@ def run_cosearches(
         _check_strategy(s)
     if not levels or not seeds or not strategies:
         raise ValueError("run_cosearches needs at least one quantile, seed and strategy")
-    folder = None if out is None else dataset_path(out)
+    folder = None if out is None else _cache_folder(out)
     cached = pd.DataFrame(columns=HISTORY_COLUMNS)
     if folder is not None:
         _check_settings(folder, settings)
@@ -1342,6 +1423,7 @@ def run_cosearches(
                         "ended": now_iso(),
                     },
                 )
+                write_cache_readme(folder)
     frames = [f for f in (cached, *parts) if len(f)]
     if not frames:
         return pd.DataFrame(columns=HISTORY_COLUMNS)
@@ -1551,6 +1633,10 @@ def _seeds(text: str) -> list[int]:
     return out
 
 
+_FULL: dict[str, Any] = {"quantiles": "0.2", "seeds": "0-19", "trainings": 40, "gp_restarts": 2}
+_QUICK: dict[str, Any] = {"quantiles": "0.2", "seeds": "0-2", "trainings": 12, "gp_restarts": 1}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run (or read back) the co-search comparison and print the summary."""
     parser = argparse.ArgumentParser(
@@ -1559,19 +1645,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--benchmark", default=DEFAULT_BENCHMARK, help="benchmark folder or name")
     parser.add_argument("--deploy", default=DEFAULT_DEPLOY, help="deployment folder or name")
     parser.add_argument("--out", help="cache folder (resumable); default: compute in memory")
-    parser.add_argument("--quantiles", default="0.2", help="budget quantiles, comma-separated")
-    parser.add_argument("--seeds", default="0-19", help="seeds, e.g. 0-19 or 0,3,5")
-    parser.add_argument("--trainings", type=int, default=40, help="trainings per run")
+    parser.add_argument("--quantiles", help="budget quantiles, comma-separated (0.2)")
+    parser.add_argument("--seeds", help="seeds, e.g. 0-19 or 0,3,5 (0-19)")
+    parser.add_argument("--trainings", type=int, help="trainings per run (40)")
     parser.add_argument("--init", type=int, default=5, help="random trainings that start a run")
     parser.add_argument("--method", default="hw-ieci", choices=COSEARCH_METHODS)
-    parser.add_argument("--gp-restarts", type=int, default=2, help="GP fits of a full fit")
+    parser.add_argument("--gp-restarts", type=int, help="GP fits of a full fit (2)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument(
-        "--quick", action="store_true", help="3 seeds, 12 trainings, quantile 0.2, 1 GP restart"
+        "--quick",
+        action="store_true",
+        help="defaults of a small check: 3 seeds, 12 trainings, quantile 0.2, 1 GP restart",
     )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds, args.trainings, args.quantiles, args.gp_restarts = "0-2", 12, "0.2", 1
+    defaults = _QUICK if args.quick else _FULL
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     settings = CoSearchSettings(
         n_trainings=args.trainings,
         n_init=args.init,
