@@ -817,7 +817,7 @@ def cosearch_problem(
     """
     bench_path, deploy_path = dataset_path(benchmark), dataset_path(deploy)
     full = benchmark_objective(bench_path)
-    costs = load_cost_table(deploy_path, batch=_inference_batch(bench_path, deploy_path))
+    costs = load_cost_table(deploy_path, batch=_inference_batch(bench_path))
     present = set(costs["structure_key"])
     table = full.table
     table = table[table["structure_key"].isin(present)].reset_index(drop=True)
@@ -863,7 +863,7 @@ def cosearch_problem(
     )
 
 
-def _inference_batch(benchmark: Path, deploy: Path) -> int:
+def _inference_batch(benchmark: Path) -> int:
     """The benchmark's inference batch (the cost table rows kept are of this batch)."""
     return int(read_provenance(benchmark).get("inference_batch", 256))
 
