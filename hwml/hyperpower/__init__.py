@@ -14,7 +14,10 @@
 * :mod:`~hwml.hyperpower.live` — live searches read back;
 * :mod:`~hwml.hyperpower.mobo_bench` — multi-objective search of a benchmark table (error,
   energy, runtime): HW-EHVI with the linear models against ParEGO, NSGA-II and random
-  search, scored by hypervolume (``python -m hwml.hyperpower.mobo_bench``).
+  search, scored by hypervolume (``python -m hwml.hyperpower.mobo_bench``);
+* :mod:`~hwml.hyperpower.cosearch` — searching the model and its deployment (precision,
+  execution mode) together against one after the other, at equal numbers of trainings,
+  under an energy budget (``python -m hwml.hyperpower.cosearch``).
 
 The linear estimator itself is :class:`hwml.predict.LinearHardwareModel` (the predictors
 room holds every cost model); the search is :func:`hwml.optimize.minimize`.
