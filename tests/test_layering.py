@@ -7,8 +7,9 @@
 3  tasks, validation                        (data and CNN families to train; meter checks)
 4  hyperpower                               (HyperPower: constraints, objective, benchmark)
 4  deploy/                                  (deployment levels of a trained CNN; beside hyperpower)
+4  nas/                                     (platform-aware architecture search; beside hyperpower)
 5  cli_args, notebook                       (argument types of the faces; notebook helpers)
-6  cli_predict, cli_optimize                (the faces' sub-commands)
+6  cli_predict, cli_optimize, cli_nas       (the faces' sub-commands)
 7  cli                                      (the `hwml` command: describe, profile, and the above)
 8  __main__
 """
@@ -37,10 +38,12 @@ FLOORS = {
     "validation": 3,
     "hyperpower": 4,
     "deploy": 4,
+    "nas": 4,
     "cli_args": 5,
     "notebook": 5,
     "cli_predict": 6,
     "cli_optimize": 6,
+    "cli_nas": 6,
     "cli": 7,
     "__main__": 8,
 }

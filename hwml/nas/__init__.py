@@ -1,0 +1,1 @@
+"""Platform-aware neural architecture search (survey section 4.4): MnasNet and DPP-Net."""
