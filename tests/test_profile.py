@@ -248,3 +248,11 @@ def test_layer_peak_memory_comes_from_eager_calls_before_the_graph(monkeypatch) 
     )
     assert calls, "the peak must be read through eager_peak_memory"
     assert row["peak_mem_bytes"] == pytest.approx(1e8)
+
+
+def test_measure_module_measures_any_module_on_the_given_input() -> None:
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    row = profile.measure_module(module, (3, 1, 8, 8), cpu_device(), FAST)
+    assert row["runtime_ms"] > 0 and row["status"] == "no_power"
+    assert math.isnan(row["peak_mem_bytes"]) or row["peak_mem_bytes"] >= 0
+    assert not module.training  # measured in eval mode

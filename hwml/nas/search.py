@@ -352,7 +352,7 @@ def search_front(run: pd.DataFrame) -> pd.DataFrame:
     if run["cost"].isna().all():
         return run.loc[[run["error"].idxmin()]]
     values = run[["error", "cost"]].to_numpy(float)
-    return run.iloc[np.sort(pareto_front(values))]
+    return run.loc[pareto_front(values)]
 
 
 def pick(run: pd.DataFrame) -> pd.Series:

@@ -204,7 +204,15 @@ class NASSpace:
     def to_spec(self) -> dict[str, Any]:
         """The space as plain JSON data (for a benchmark's provenance)."""
         spec = asdict(self)
-        return {k: [list(v) for v in spec[k]] if k == "widths" else spec[k] for k in spec}
+        out: dict[str, Any] = {}
+        for k, v in spec.items():
+            if k == "widths":
+                out[k] = [list(ws) for ws in v]
+            elif isinstance(v, tuple):
+                out[k] = list(v)
+            else:
+                out[k] = v
+        return out
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> NASSpace:

@@ -50,7 +50,6 @@ IDENTITY_FACTS = (
     "image_size",
     "in_channels",
     "space",
-    "n_archs",
     "arch_seed",
     "batches",
     "epochs",
@@ -61,7 +60,8 @@ IDENTITY_FACTS = (
     "train_seed",
     "references",
 )
-"""Provenance facts that must not change within a benchmark folder."""
+"""Provenance facts that must not change within a benchmark folder (``n_archs`` may grow:
+the pool is a prefix of one seeded sequence)."""
 
 _COMMON: dict[str, tuple[str, str]] = {
     "index": ("count", "position in the seeded pool of architectures (-1: a reference network)"),
