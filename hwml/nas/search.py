@@ -61,11 +61,15 @@ __all__ = [
     "NASProblem",
     "SearchSettings",
     "equal_error_ratio",
+    "median_front",
     "mnas_reward",
+    "normalized_hypervolume",
     "pick",
     "run_search",
     "run_searches",
     "search_front",
+    "summarize_verdict",
+    "term_label",
     "verdict_frame",
 ]
 
@@ -515,3 +519,75 @@ def equal_error_ratio(
 def targets_from(spec: Mapping[str, Sequence[int]]) -> list[tuple[str, int]]:
     """``{"runtime": [1, 64]}`` -> ``[("runtime", 1), ("runtime", 64)]``."""
     return [(m, int(b)) for m, bs in spec.items() for b in bs]
+
+
+def term_label(term: str, metric: str = "runtime") -> str:
+    """``(a) accuracy only``, ``(b) + FLOPs``, ``(c) + predicted latency`` ... for a term."""
+    what = "latency" if metric == "runtime" else metric
+    return {
+        "none": "(a) accuracy only",
+        "flops": "(b) + FLOPs",
+        "predicted": f"(c) + predicted {what}",
+        "measured": f"(d) + measured {what}",
+    }[term]
+
+
+def summarize_verdict(verdict: pd.DataFrame) -> pd.DataFrame:
+    """Per search method (``metric``, ``batch``, ``term``, ``controller``), over seeds:
+    ``seeds``, ``hv_mean`` and ``hv_std`` (``hv_front_pct``), ``hv_trained_pct`` (mean
+    hypervolume of everything trained, % of the pool's), ``pick_error`` (mean),
+    ``violation_pct`` (% of seeds whose pick's measured cost exceeds the target),
+    ``over_pct_when_violating`` (mean overshoot of those picks, % of the target; NaN when
+    none) and ``front_size`` (mean)."""
+    v = verdict.assign(hv_trained_pct=100 * verdict["hv_trained"] / verdict["hv_pool"])
+    groups = v.groupby(_RUN[:-1], sort=False)
+    out = groups.agg(
+        seeds=("seed", "nunique"),
+        hv_mean=("hv_front_pct", "mean"),
+        hv_std=("hv_front_pct", "std"),
+        hv_trained_pct=("hv_trained_pct", "mean"),
+        pick_error=("pick_error", "mean"),
+        violation_pct=("pick_violates", lambda s: 100 * float(np.mean(s))),
+        front_size=("front_size", "mean"),
+    )
+    over = v[v["pick_violates"]].groupby(_RUN[:-1], sort=False)["pick_over_pct"].mean()
+    out["over_pct_when_violating"] = over.reindex(out.index)
+    return out.reset_index()
+
+
+def median_front(
+    problem: NASProblem,
+    runs: pd.DataFrame,
+    verdict: pd.DataFrame,
+    term: str,
+    *,
+    metric: str = "runtime",
+    batch: int = 1,
+    controller: str = "evolution",
+) -> pd.DataFrame:
+    """The front of the seed whose measured hypervolume is the median of a method's seeds
+    (the lower middle for an even count), with the measured cost beside each member.
+
+    Returns:
+        The front's rows (:func:`search_front`) plus ``measured`` (the metric at ``batch``),
+        sorted by ``measured``.
+    """
+    sel = verdict[
+        (verdict["term"] == term)
+        & (verdict["controller"] == controller)
+        & (verdict["metric"] == metric)
+        & (verdict["batch"] == batch)
+    ].sort_values(["hv_front", "seed"])
+    if sel.empty:
+        raise KeyError(f"no {term}/{controller} searches of {metric} at batch {batch}")
+    seed = int(sel.iloc[(len(sel) - 1) // 2]["seed"])
+    run = runs[
+        (runs["term"] == term)
+        & (runs["controller"] == controller)
+        & (runs["metric"] == metric)
+        & (runs["batch"] == batch)
+        & (runs["seed"] == seed)
+    ]
+    front = search_front(run)
+    front = front.assign(measured=problem.measured[(metric, batch)][front["index"].to_numpy(int)])
+    return front.sort_values("measured")

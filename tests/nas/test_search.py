@@ -132,3 +132,19 @@ def test_normalized_hypervolume(problem: NASProblem) -> None:
     assert 0 < full <= 1
     assert normalized_hypervolume(problem, [], "runtime", 1) == 0.0
     assert normalized_hypervolume(problem, [0, 1], "runtime", 1) <= full
+
+
+def test_summary_and_median_front(problem: NASProblem) -> None:
+    from hwml.nas.search import median_front, summarize_verdict, term_label
+
+    settings = SearchSettings(n_evals=20, population=6)
+    runs = run_searches(problem, seeds=range(3), settings=settings, controllers=("evolution",))
+    v = verdict_frame(problem, runs, settings.quantile)
+    s = summarize_verdict(v)
+    assert len(s) == 5 and (s["seeds"] == 3).all()
+    assert s.loc[s["term"] == "measured", "violation_pct"].eq(0).all()
+    front = median_front(problem, runs, v, "predicted")
+    assert front["measured"].is_monotonic_increasing and len(front) >= 1
+    assert term_label("predicted", "energy") == "(c) + predicted energy"
+    with pytest.raises(KeyError):
+        median_front(problem, runs, v, "predicted", controller="nsga")
