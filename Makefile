@@ -39,7 +39,8 @@ reproduce: $(STAMP)
 	@if nvidia-smi -L >/dev/null 2>&1; then \
 	  $(MAKE) measure && \
 	  slug=$$($(PY) -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))') && \
-	  $(PY) book/build.py run --set dataset=$$slug --set benchmark=hyperpower-$$slug-cued-digits; \
+	  $(PY) book/build.py run --set dataset=$$slug --set benchmark=hyperpower-$$slug-cued-digits \
+	    --set nas_benchmark=nas-$$slug-cued-digits; \
 	else \
 	  echo "no GPU found (nvidia-smi -L): the book is rebuilt from the data in data/"; \
 	  $(PY) book/build.py run; \
@@ -48,10 +49,12 @@ reproduce: $(STAMP)
 
 # Every dataset anew on this machine: layers and networks on its GPUs (one process per
 # GPU) into data/<gpu name>/, the HyperPower CNN benchmark (cued digits) into
-# data/hyperpower-<gpu name>-cued-digits/, and its host CPU (measure-cpu).
+# data/hyperpower-<gpu name>-cued-digits/, the platform-aware NAS benchmark into
+# data/nas-<gpu name>-cued-digits/, and its host CPU (measure-cpu).
 measure: $(STAMP)
 	PY=$(abspath $(PY)) scripts/measure.sh
 	PY=$(abspath $(PY)) scripts/benchmark.sh
+	PY=$(abspath $(PY)) scripts/nas_benchmark.sh
 	$(MAKE) measure-cpu
 
 # This machine's CPU as a platform of its own (runtime of layers and networks, no energy

@@ -11,8 +11,8 @@
 # DEVICE=cpu). Environment: PY (python, default python3), GIT_COMMIT (recorded when there
 # is no .git), DEVICE (cuda; cpu: a dry run on the CPU, no power, with SPACE=tiny by
 # default), SPACE (default | tiny), N_ARCHS (300), EPOCHS (5), BATCHES (1,64), WORKERS
-# (4), CHUNK (32), TIME_LIMIT_S (start no new work after this; default 540 on a GPU, none
-# on a CPU), POWER_PERIODS (energy-counter updates per power window, 2), REFERENCES
+# (4), CHUNK (32), TIME_LIMIT_S (start no new work after this many seconds, keeping the rows
+# so far: rerun the same command to finish; default none), POWER_PERIODS (energy-counter updates per power window, 2), REFERENCES
 # (all | none | names). The searches (hwml nas search) need no GPU and run from the table.
 set -euo pipefail
 PY=${PY:-python3}
@@ -29,7 +29,7 @@ else
     echo "nas_benchmark.sh: no NVIDIA GPU found (nvidia-smi -L); DEVICE=cpu for a dry run" >&2
     exit 1
   fi
-  LIMIT=${TIME_LIMIT_S:-540}
+  LIMIT=${TIME_LIMIT_S:-}
 fi
 OUT=${1:-}
 if [ -z "$OUT" ]; then

@@ -61,6 +61,7 @@ __all__ = [
     "NASProblem",
     "SearchSettings",
     "equal_error_ratio",
+    "equal_error_summary",
     "median_front",
     "mnas_reward",
     "normalized_hypervolume",
@@ -381,12 +382,15 @@ def _bounds(problem: NASProblem, metric: str, batch: int) -> tuple[np.ndarray, n
 def normalized_hypervolume(
     problem: NASProblem, indices: Sequence[int], metric: str, batch: int
 ) -> float:
-    """Hypervolume of pool rows in measured (error, cost), both scaled to [0, 1] by the
+    """Hypervolume of pool rows in measured (error, log cost), both scaled to [0, 1] by the
     pool's range (reference point: the pool's worst error and largest cost), as a fraction
-    of the unit square. NaN rows are left out."""
+    of the unit square. The cost is taken in log scale (a network twice as fast counts the
+    same at any latency, and one slow outlier does not squash the rest). NaN rows are
+    left out."""
     lo, hi = _bounds(problem, metric, batch)
+    lo[1], hi[1] = np.log(lo[1]), np.log(hi[1])
     idx = np.asarray(list(indices), dtype=int)
-    pts = np.column_stack([problem.error[idx], problem.measured[(metric, batch)][idx]])
+    pts = np.column_stack([problem.error[idx], np.log(problem.measured[(metric, batch)][idx])])
     pts = pts[np.all(np.isfinite(pts), axis=1)]
     if len(pts) == 0:
         return 0.0
@@ -407,7 +411,7 @@ def verdict_frame(problem: NASProblem, runs: pd.DataFrame, quantile: float = 0.3
     Returns:
         One row per search (``metric``, ``batch``, ``term``, ``controller``, ``seed``):
         ``front_size``; ``hv_front`` (normalized hypervolume of its front, in *measured*
-        error x cost, :func:`normalized_hypervolume`), ``hv_trained`` (of every network it
+        error x log cost, :func:`normalized_hypervolume`), ``hv_trained`` (of every network it
         trained, all measured afterwards), ``hv_pool`` (of the whole pool: the best any
         search could reach) and ``hv_front_pct`` (``hv_front`` as % of ``hv_pool``);
         the pick's ``pick_key``, ``pick_error``, ``pick_cost_seen``, ``pick_measured``
@@ -591,3 +595,28 @@ def median_front(
     front = search_front(run)
     front = front.assign(measured=problem.measured[(metric, batch)][front["index"].to_numpy(int)])
     return front.sort_values("measured")
+
+
+def equal_error_summary(ratios: pd.DataFrame, tie_pct: float = 5.0) -> dict[str, float | str]:
+    """One verdict from :func:`equal_error_ratio`'s levels.
+
+    Args:
+        ratios: :func:`equal_error_ratio` output.
+        tie_pct: geometric-mean differences below this (%) are a tie.
+
+    Returns:
+        ``ratio`` (geometric mean of the levels' ratios; NaN without levels), ``pct``
+        (``|1 - ratio|`` in %), ``levels`` and ``verdict``: ``ahead`` (the first term's
+        networks are faster at equal error), ``on par``, ``behind`` or ``not comparable``.
+    """
+    if ratios.empty:
+        return {
+            "ratio": float("nan"),
+            "pct": float("nan"),
+            "levels": 0,
+            "verdict": "not comparable",
+        }
+    ratio = float(np.exp(np.mean(np.log(ratios["ratio"].to_numpy(float)))))
+    tie = tie_pct / 100.0
+    verdict = "ahead" if ratio < 1 - tie else "behind" if ratio > 1 + tie else "on par"
+    return {"ratio": ratio, "pct": 100 * abs(1 - ratio), "levels": len(ratios), "verdict": verdict}

@@ -148,3 +148,16 @@ def test_summary_and_median_front(problem: NASProblem) -> None:
     assert term_label("predicted", "energy") == "(c) + predicted energy"
     with pytest.raises(KeyError):
         median_front(problem, runs, v, "predicted", controller="nsga")
+
+
+def test_equal_error_summary() -> None:
+    from hwml.nas.search import equal_error_summary
+
+    r = pd.DataFrame({"ratio": [0.5, 0.5]})
+    out = equal_error_summary(r)
+    assert (
+        out["verdict"] == "ahead" and np.isclose(out["ratio"], 0.5) and np.isclose(out["pct"], 50)
+    )
+    assert equal_error_summary(pd.DataFrame({"ratio": [1.02, 0.99]}))["verdict"] == "on par"
+    assert equal_error_summary(pd.DataFrame({"ratio": [2.0]}))["verdict"] == "behind"
+    assert equal_error_summary(pd.DataFrame({"ratio": []}))["verdict"] == "not comparable"
