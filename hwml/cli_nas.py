@@ -1,6 +1,6 @@
 """``hwml nas``: the tabular benchmark of platform-aware architecture search, and its searches.
 
-    hwml nas benchmark --out DIR [--device cuda] [--n-archs 300] [--batches 1,64]
+    hwml nas benchmark --out DIR [--device cuda] [--n-archs 256] [--batches 1,64]
                        [--epochs 5] [--workers 4] [--time-limit-s S] ...
     hwml nas summary   --out DIR
     hwml nas price     --model NET.json [--n 1000] [--batches 1,64]
@@ -251,7 +251,7 @@ def register(subparsers: Any) -> None:
         "--n-archs",
         type=int,
         default=None,
-        help="architectures in the pool (default 300, or the folder's)",
+        help="architectures in the pool (default 256, or the folder's)",
     )
     b.add_argument("--arch-seed", type=int, default=None, help="seed of the pool (default 0)")
     b.add_argument(

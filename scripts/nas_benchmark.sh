@@ -10,7 +10,7 @@
 # OUT_DIR defaults to data/nas-<gpu name>-cued-digits (/tmp/hwml-nas-smoke with
 # DEVICE=cpu). Environment: PY (python, default python3), GIT_COMMIT (recorded when there
 # is no .git), DEVICE (cuda; cpu: a dry run on the CPU, no power, with SPACE=tiny by
-# default), SPACE (default | tiny), N_ARCHS (300), EPOCHS (5), BATCHES (1,64), WORKERS
+# default), SPACE (default | tiny), N_ARCHS (256), EPOCHS (5), BATCHES (1,64), WORKERS
 # (4), CHUNK (32), TIME_LIMIT_S (start no new work after this many seconds, keeping the rows
 # so far: rerun the same command to finish; default none), POWER_PERIODS (energy-counter updates per power window, 2), REFERENCES
 # (all | none | names). The searches (hwml nas search) need no GPU and run from the table.
@@ -40,7 +40,7 @@ if [ -z "$OUT" ]; then
   fi
 fi
 COMMIT=${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
-args=(--out "$OUT" --device "$DEVICE" --space "${SPACE:-default}" --n-archs "${N_ARCHS:-300}"
+args=(--out "$OUT" --device "$DEVICE" --space "${SPACE:-default}" --n-archs "${N_ARCHS:-256}"
       --epochs "${EPOCHS:-5}" --batches "${BATCHES:-1,64}" --workers "${WORKERS:-4}"
       --chunk "${CHUNK:-32}" --power-periods "${POWER_PERIODS:-2}"
       --references "${REFERENCES:-all}" --no-progress --git-commit "$COMMIT")

@@ -81,7 +81,7 @@ class BenchmarkSettings:
         train_seed: seed of every training (weights and batch order).
     """
 
-    n_archs: int = 300
+    n_archs: int = 256
     arch_seed: int = 0
     references: tuple[str, ...] = tuple(REFERENCES)
     batches: tuple[int, ...] = (1, 64)
@@ -530,6 +530,14 @@ def build_benchmark(
                         torch.set_num_threads(threads)
                 if time.time() > deadline:
                     break
+                if not progress:  # one line per chunk, for logs
+                    print(
+                        f"[nas] {min(c0 + chunk, len(todo))}/{len(todo)} networks: measured "
+                        f"{counts['measured']} rows, trained {counts['trained']}, "
+                        f"{time.time() - start:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             bar.close()
             if trainers is not None:
