@@ -235,6 +235,7 @@ class ArchPricer:
             )
         self._ceilings = model.ceilings[dtype] if model is not None else (1.0, 1.0)
         self._cache: dict[tuple, np.ndarray] = {}
+        self._blocks: dict[tuple, np.ndarray] = {}
 
     @property
     def cached_stages(self) -> int:
@@ -251,9 +252,27 @@ class ArchPricer:
         key = (i, st, cin, h, batch)
         hit = self._cache.get(key)
         if hit is None:
-            layers, oh = _stage_layers(self.space, st, self.space.strides[i], batch, cin, h)
-            hit = np.append(self._sums(layers), oh)
+            # the first block applies the stride; the others repeat one block (width in
+            # and out, stride 1), whose sums are computed once and multiplied
+            first, oh = self._block(st, cin, h, self.space.strides[i], batch)
+            total = first.copy()
+            if st.depth > 1:
+                rest, _ = self._block(st, st.width, oh, 1, batch)
+                total += (st.depth - 1) * rest
+            hit = np.append(total, oh)
             self._cache[key] = hit
+        return hit[:-1], int(hit[-1])
+
+    def _block(
+        self, st: StageChoice, cin: int, h: int, stride: int, batch: int
+    ) -> tuple[np.ndarray, int]:
+        key = ("block", st.block, st.expansion, st.kernel, st.se, st.width, cin, h, stride, batch)
+        hit = self._blocks.get(key)
+        if hit is None:
+            layers: list[Layer] = []
+            oh = _block(layers, st, batch, cin, h, stride, self.space.activation)
+            hit = np.append(self._sums(layers), oh)
+            self._blocks[key] = hit
         return hit[:-1], int(hit[-1])
 
     def _fixed(self, part: str, batch: int, c: int = 0, h: int = 0) -> tuple[np.ndarray, int]:
