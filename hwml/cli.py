@@ -2,7 +2,7 @@
 
 hwml describe --net vgg16 | torchvision:NAME | pkg.module:fn [--input-shape C,H,W] --batch 64
 hwml describe --list
-hwml profile calibrate|layers|nets|net-layers [--out DIR] [--device cuda] ...
+hwml profile calibrate|layers|nets|net-layers [--out DIR] [--device cuda] [--cluster local] ...
 hwml fit --data DATASET --out MODEL.json
 hwml predict --model MODEL.json --net NAME --batch B
 hwml optimize ...
@@ -192,7 +192,13 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     )
     for n in nets:
         zoo.input_shape(n, 1, args.input_shape)
-    n = _sweep(args, folder, device, nets, opts, command, cal)
+    from hwml.cluster import open_cluster
+
+    spec = args.cluster if args.what != "net-layers" else "process"
+    with open_cluster(spec, device=args.device) as cluster:
+        if not cluster.in_process:
+            print(f"measuring on {cluster.describe()}", file=sys.stderr)
+        n = _sweep(args, folder, device, nets, opts, command, cal, cluster)
     print(f"{n} rows written to {folder}", file=sys.stderr)
     return 0
 
@@ -224,8 +230,10 @@ def _sweep(
     opts: Any,
     command: str,
     cal: dict[str, Any],
+    cluster: Any = None,
 ) -> int:
-    """Run the sweep ``args.what`` names (layers, nets, validate or net-layers) into ``folder``.
+    """Run the sweep ``args.what`` names (layers, nets, validate or net-layers) into ``folder``,
+    its rows measured on ``cluster`` (net-layers: always in this process).
 
     Returns:
         The number of rows written.
@@ -242,6 +250,7 @@ def _sweep(
             calibration=cal,
             table="repeats" if args.repeat > 1 else "layers",
             repeat=args.repeat,
+            cluster=cluster,
         )
     if args.what == "nets":
         return profile.sweep_networks(
@@ -253,6 +262,7 @@ def _sweep(
             command=command,
             calibration=cal,
             sample_shape=args.input_shape,
+            cluster=cluster,
         )
     if args.what == "validate":
         from hwml import validation
@@ -271,6 +281,7 @@ def _sweep(
             seconds=args.seconds,
             command=command,
             calibration=cal,
+            cluster=cluster,
         )
     return profile.sweep_net_layers(
         folder, device, nets, args.batches, opts, command=command, calibration=cal
@@ -376,7 +387,16 @@ def _add_profile(sub: Any) -> None:
     _add_profile_selection(pr)
     _add_profile_method(pr)
     pr.add_argument(
-        "--shard", type=cli_args.shard, default=(0, 1), help="I/N: this process's share"
+        "--cluster",
+        type=cli_args.cluster,
+        default="local",
+        help=cli_args.CLUSTER_HELP + "; net-layers always runs in this process",
+    )
+    pr.add_argument(
+        "--shard",
+        type=cli_args.shard,
+        default=(0, 1),
+        help="I/N: this process's share (of the rows; --cluster spreads them over GPUs)",
     )
     pr.add_argument("--no-progress", action="store_true")
     pr.add_argument(

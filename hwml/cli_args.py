@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["NET_HELP", "positive_ints", "sample_shape", "shard"]
+from hwml.cluster import CLUSTER_HELP, ClusterSpec, parse_cluster
+
+__all__ = ["CLUSTER_HELP", "NET_HELP", "cluster", "positive_ints", "sample_shape", "shard"]
+
+
+def cluster(text: str) -> ClusterSpec:
+    """``--cluster``: ``local``, ``local:N``, ``process`` or ``tcp://HOST:PORT``
+    (:func:`hwml.cluster.parse_cluster`); anything else is an argparse error."""
+    try:
+        return parse_cluster(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def shard(text: str) -> tuple[int, int]:

@@ -8,6 +8,8 @@
                        (--mem-budget-bytes B | --mem-quantile Q) --out runs/history.csv
     hwml optimize live --device cuda --structures DIR --n-evals 30
                        (--power-budget-w W | --power-quantile Q) ... --out history.csv
+                       [--cluster local|local:N|tcp://HOST:PORT] [--batch Q]
+    hwml optimize parallel --benchmark DIR --qs 1,2,4,8 --seeds 0-29
 
 ``run`` searches a pre-measured benchmark (no training; any machine); ``live`` trains every
 chosen network for real. Both take HyperPower's linear power and memory models fitted on
@@ -217,7 +219,7 @@ def _search(
     info: dict[str, Any],
     candidates: Any = None,
 ) -> int:
-    from hwml.optimize import check_budgets, minimize
+    from hwml.optimize import BATCH_METHODS, check_budgets, minimize, minimize_batch
 
     hardware = _hardware(args, structures)
     budgets = hardware.budgets
@@ -228,8 +230,11 @@ def _search(
         f"{len(runs)} run(s) of {args.n_evals} evaluations",
         file=sys.stderr,
     )
-    rows = []
-    for method, seed in runs:
+    cluster = getattr(args, "cluster_obj", None)
+    q = int(getattr(args, "batch", 1) or 1)
+    parallel = cluster is not None and (not cluster.in_process or q > 1)
+
+    def one(method: str, seed: int) -> tuple:
         constraints = hardware.constraints(method)
         fraction = None
         if constraints:
@@ -237,18 +242,37 @@ def _search(
             fraction = check_budgets(space, constraints, seed=seed, pool=pool)
         path = _history_path(args.out, method, seed, many)
         path.parent.mkdir(parents=True, exist_ok=True)
-        history = minimize(
-            objective,
-            space,
-            constraints,
+        common = dict(
             method=method,
             n_evals=args.n_evals,
             n_init=args.n_init,
             seed=seed,
             history_path=path,
-            progress=None if not args.no_progress else False,
+            progress=None if not args.no_progress and not parallel else False,
         )
+        if parallel and method in BATCH_METHODS:
+            history = minimize_batch(
+                objective,
+                space,
+                constraints,
+                q=q,
+                mode=args.mode,
+                executor=cluster.executor(),
+                **common,
+            )
+        else:
+            history = minimize(objective, space, constraints, **common)
         incumbent = _incumbent(history, space, seed)
+        extra = (
+            {
+                "batch": q,
+                "mode": args.mode,
+                "cluster": str(cluster.spec),
+                "workers": cluster.n_workers,
+            }
+            if parallel and method in BATCH_METHODS
+            else {}
+        )
         _write_sidecar(
             path,
             {
@@ -257,6 +281,7 @@ def _search(
                 "seed": seed,
                 "n_evals": args.n_evals,
                 "n_init": args.n_init,
+                **extra,
                 "budgets": budgets,
                 "power_quantile": getattr(args, "power_quantile", None),
                 "mem_quantile": getattr(args, "mem_quantile", None),
@@ -268,17 +293,30 @@ def _search(
             },
             args.git_commit,
         )
-        rows.append(
-            (
-                method,
-                seed,
-                len(history),
-                incumbent["value"] if incumbent else math.nan,
-                _best(history),
-                float(history["cumulative_time_s"].iloc[-1]) if len(history) else 0.0,
-                path,
-            )
+        return (
+            method,
+            seed,
+            len(history),
+            incumbent["value"] if incumbent else math.nan,
+            _best(history),
+            float(history["cumulative_time_s"].iloc[-1]) if len(history) else 0.0,
+            path,
         )
+
+    if parallel:
+        # searches side by side, each with q evaluations in flight, sharing the workers
+        from concurrent.futures import ThreadPoolExecutor
+
+        side_by_side = max(1, min(len(runs), cluster.n_workers // q))
+        print(
+            f"{side_by_side} search(es) at a time, {q} evaluation(s) in flight each, on "
+            f"{cluster.describe()}",
+            file=sys.stderr,
+        )
+        with ThreadPoolExecutor(side_by_side) as pool_:
+            rows = list(pool_.map(lambda run: one(*run), runs))
+    else:
+        rows = [one(method, seed) for method, seed in runs]
     print(
         f"{'method':14s} {'seed':>4s} {'evals':>5s} {'incumbent':>10s} {'best observed':>13s} "
         f"{'time_s':>9s}  history"
@@ -338,6 +376,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             command=_command(),
             git_commit=args.git_commit,
+            cluster=args.cluster,
         )
         print(f"{n} structures measured into {args.out}", file=sys.stderr)
         return 0
@@ -355,6 +394,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command=_command(),
         git_commit=args.git_commit,
+        cluster=args.cluster,
     )
     print(f"{n} configurations trained into {args.out}", file=sys.stderr)
     return 0
@@ -424,6 +464,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         inference_batch=inference_batch,
     )
     objective.data  # noqa: B018 - load (or fail on) the data before the search starts
+    objective._data = None  # loaded again where it trains (not sent to every worker)
     info = {
         "mode": "live",
         "device": args.device,
@@ -437,7 +478,64 @@ def _cmd_live(args: argparse.Namespace) -> int:
         "gpu_name": objective.device.info.get("gpu_name")
         or objective.device.info.get("device_name"),
     }
-    return _search(args, objective, space, structures, info)
+    from hwml.cluster import open_cluster
+
+    with open_cluster(args.cluster, device=args.device) as cluster:
+        if not cluster.in_process:
+            objective._device = None  # this process only proposes; workers train
+        args.cluster_obj = cluster
+        return _search(args, objective, space, structures, info)
+
+
+def _cmd_parallel(args: argparse.Namespace) -> int:
+    """``hwml optimize parallel``: HW-IECI with q trainings at once on the tabular
+    benchmark's measured training times; histories kept under the folder, a summary printed."""
+    import pandas as pd
+
+    from hwml.hyperpower import hyperpower_problem
+    from hwml.hyperpower.parallel import (
+        PARALLEL_FILE,
+        parallel_comparison,
+        save_parallel_comparison,
+    )
+    from hwml.optimize import BOSettings, SearchSettings, batch_summary
+
+    problem = hyperpower_problem(
+        args.benchmark,
+        power_quantile=args.power_quantile,
+        mem_quantile=args.mem_quantile,
+        features=args.features,
+    )
+    settings = SearchSettings(bo=BOSettings(n_restarts=args.gp_restarts, log_objective=True))
+    histories = parallel_comparison(
+        problem,
+        qs=args.qs,
+        modes=args.modes,
+        seeds=args.seeds,
+        n_evals=args.n_evals,
+        n_init=args.n_init,
+        settings=settings,
+        n_jobs=args.jobs,
+    )
+    out = Path(args.out) if args.out else problem.folder / PARALLEL_FILE
+    save_parallel_comparison(histories, out, command=_command(), commit=args.git_commit)
+    summary = batch_summary(
+        histories, problem.best_feasible_error() + args.near_optimal_tol + 1e-12, seed=0
+    )
+    cols = [
+        "label",
+        "reached",
+        "median_evals",
+        "median_time_s",
+        "time_at_evals_s",
+        "speedup_equal_evals",
+        "speedup_reach",
+        "efficiency",
+    ]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary[cols].round(3).to_string(index=False))
+    print(f"histories: {out}", file=sys.stderr)
+    return 0
 
 
 def _guarded(handler: Any) -> Any:
@@ -532,6 +630,7 @@ def register(subparsers: Any) -> None:
     _register_benchmark(sub)
     _register_run(sub)
     _register_live(sub)
+    _register_parallel(sub)
 
 
 def _register_benchmark(sub: Any) -> None:
@@ -553,6 +652,12 @@ def _register_benchmark(sub: Any) -> None:
         help="seed of the structure list (structures) or the configuration list (train)",
     )
     b.add_argument("--shard", type=cli_args.shard, default=(0, 1), help="I/N: this process's share")
+    b.add_argument(
+        "--cluster",
+        type=cli_args.cluster,
+        default="local",
+        help=cli_args.CLUSTER_HELP + "; train starts --workers per GPU",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.add_argument(
         "--git-commit",
@@ -624,7 +729,7 @@ def _add_train_args(t: Any) -> None:
         "--workers",
         type=_positive_int,
         default=1,
-        help="trainings sharing the device at once (processes; default 1)",
+        help="trainings sharing each GPU at once (worker processes; default 1)",
     )
     t.add_argument("--data-root", default=None, help="local folder of MNIST / CIFAR-10")
     t.add_argument(
@@ -693,8 +798,82 @@ def _register_live(sub: Any) -> None:
         action="store_true",
         help="do not measure each trained network's inference power and memory",
     )
+    lv.add_argument(
+        "--cluster",
+        type=cli_args.cluster,
+        default="local",
+        help=cli_args.CLUSTER_HELP + "; several searches (methods x seeds) share the workers",
+    )
+    lv.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=1,
+        help="q: trainings in flight at once per search (batch-parallel HW-IECI with the "
+        "kriging believer; default 1, the sequential search)",
+    )
+    lv.add_argument(
+        "--mode",
+        choices=("async", "sync"),
+        default="async",
+        help="with --batch > 1: a new proposal as each training ends (async, default) or "
+        "batches of q (sync)",
+    )
     _add_search_args(lv, default_evals=30, default_init=5)
     lv.set_defaults(func=_guarded(_cmd_live))
+
+
+def _ints_list(text: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 1,2,4,8, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers >= 1, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def _modes(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names or any(n not in ("async", "sync") for n in names):
+        raise argparse.ArgumentTypeError(f"expected async and/or sync, got {text!r}")
+    return names
+
+
+def _register_parallel(sub: Any) -> None:
+    """``hwml optimize parallel``: q trainings at once, simulated on the tabular benchmark."""
+    pa = sub.add_parser(
+        "parallel",
+        help="HW-IECI with q trainings at once on a pre-measured benchmark (simulated "
+        "wall-clock from its training times)",
+    )
+    pa.add_argument("--benchmark", required=True, help="benchmark folder (or its name under data/)")
+    pa.add_argument(
+        "--qs", type=_ints_list, default=[1, 2, 4, 8], help="q values (default 1,2,4,8)"
+    )
+    pa.add_argument(
+        "--modes", type=_modes, default=["async", "sync"], help="async and/or sync (default both)"
+    )
+    pa.add_argument(
+        "--seeds", type=parse_seeds, default=list(range(30)), help="seeds (default 0-29)"
+    )
+    pa.add_argument("--n-evals", type=_positive_int, default=50, help="evaluations per search (50)")
+    pa.add_argument("--n-init", type=_positive_int, default=5, help="initial evaluations (5)")
+    pa.add_argument("--power-quantile", type=_quantile, default=0.6, help="power budget quantile")
+    pa.add_argument("--mem-quantile", type=_quantile, default=0.6, help="memory budget quantile")
+    pa.add_argument("--features", type=_features, default="derived", help="model features")
+    pa.add_argument("--gp-restarts", type=_positive_int, default=2, help="GP restarts (2)")
+    pa.add_argument(
+        "--near-optimal-tol",
+        type=float,
+        default=0.02,
+        help="near-optimal region: this far above the best feasible error (default 0.02)",
+    )
+    pa.add_argument("--jobs", type=_positive_int, default=1, help="worker processes (default 1)")
+    pa.add_argument(
+        "--out", default=None, help="histories CSV (default <benchmark>/parallel/hw-ieci-q.csv)"
+    )
+    pa.add_argument("--git-commit", default=None, help="commit to record (default: git rev-parse)")
+    pa.set_defaults(func=_guarded(_cmd_parallel))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

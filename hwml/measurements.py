@@ -20,6 +20,7 @@ returns DataFrames; nothing touches a device. Functions:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,22 @@ class Measurements:
     def device(self) -> str:
         p = self.provenance
         return str(p.get("gpu_name") or p.get("device_name") or p.get("cpu") or self.name)
+
+    @property
+    def label(self) -> str:
+        """A short name of the platform for tables and figures.
+
+        A GPU's name as is (``"NVIDIA H200"``); a CPU's without trademark signs and the
+        words "Processor" and "CPU", with the cores it was measured with when the
+        provenance records them (``"Intel Xeon (32 cores)"``).
+        """
+        name = self.device
+        if self.provenance.get("dataset_kind") != "cpu":
+            return name
+        short = re.sub(r"\((R|TM|r|tm)\)|\bProcessor\b|\bCPU\b", " ", name)
+        short = " ".join(short.split()) or name
+        cores = self.provenance.get("cpu_count")
+        return f"{short} ({cores} cores)" if cores else short
 
 
 def load(dataset: str | os.PathLike[str]) -> Measurements:

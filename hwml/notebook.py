@@ -45,6 +45,7 @@ __all__ = [
     "format_number",
     "glue",
     "glue_figure",
+    "plot_curves",
     "rerun_markdown",
     "show_table",
     "collect_provenance",
@@ -371,13 +372,16 @@ def format_number(value: Any, digits: int = 3) -> str:
     dash for a missing value.
 
     Args:
-        value: A number (anything else is returned as ``str(value)``).
+        value: A number (anything else is returned as ``str(value)``); NaN, None and
+            pandas' missing value ``pd.NA`` are missing.
         digits: Significant digits.
 
     Returns:
         The formatted text, e.g. ``format_number(0.546260) == "0.546"``,
         ``format_number(4250490113796.01) == "4,250,490,113,796"``.
     """
+    if value is None or type(value).__name__ == "NAType":  # pandas.NA, without pandas
+        return "–"
     if isinstance(value, bool) or not isinstance(value, int | float):
         if hasattr(value, "item"):
             value = value.item()
@@ -439,6 +443,63 @@ def glue_figure(name: str, fig: Any) -> None:
 
     glue(name, fig, display=False)
     plt.close(fig)
+
+
+def plot_curves(
+    ax: Any,
+    curve: Any,
+    value: str,
+    colors: Mapping[str, Any],
+    *,
+    x: str = "k",
+    styles: Sequence[tuple[str, str]] = (("chosen", "-"), ("random", ":")),
+    band: tuple[float, float] = (0.25, 0.75),
+    log: bool = False,
+) -> list[str]:
+    """Plot a metric against ``x`` per method and selection: medians, with a band.
+
+    For each method of ``colors`` and each ``(how, line style)`` of ``styles``, the
+    median of ``value`` over the rows (seeds) at each ``x`` is drawn; the first style
+    also gets the band between the ``band`` quantiles and the legend label. Methods or
+    selections without rows are skipped. With ``log`` the vertical axis is logarithmic
+    and labelled with plain numbers (``60``, ``200``), minor ticks too when it spans
+    less than two decades.
+
+    Args:
+        ax: A matplotlib axes.
+        curve: A tidy table with ``method``, ``how``, ``x`` and ``value`` columns (e.g.
+            :func:`hwml.predict.transfer.transfer_curve`'s, failed fits removed).
+        value: The column plotted.
+        colors: ``method -> colour``, in legend order.
+        x: The column on the horizontal axis.
+        styles: ``(how, line style)`` pairs.
+        band: Lower and upper quantile of the band.
+        log: Logarithmic vertical axis.
+
+    Returns:
+        The methods drawn.
+    """
+    from matplotlib.ticker import LogFormatter  # noqa: PLC0415
+
+    if log:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(2, 0.5)))
+    drawn = []
+    for method, color in colors.items():
+        for i, (how, style) in enumerate(styles):
+            part = curve[(curve["method"] == method) & (curve["how"] == how)]
+            part = part[part[value].notna()]
+            if part.empty:
+                continue
+            q = part.groupby(x)[value].quantile([band[0], 0.5, band[1]]).unstack()
+            label = method if i == 0 or method not in drawn else None
+            ax.plot(q.index, q[0.5], style, marker="o", ms=3, color=color, label=label)
+            if i == 0:
+                ax.fill_between(q.index, q[band[0]], q[band[1]], color=color, alpha=0.15)
+            if method not in drawn:
+                drawn.append(method)
+    return drawn
 
 
 def rerun_markdown(chapter: str, config: Any = None, elapsed_s: float | None = None) -> str:

@@ -32,6 +32,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ import pandas as pd
 import torch
 
 from hwml import zoo
+from hwml.cluster import Cluster
 from hwml.data import AppendTable
 from hwml.describe import Layer
 from hwml.hardware import Device, DeviceUnavailableError, GraphCaptureError
@@ -255,10 +257,12 @@ def sweep_validation(
     seconds: float = 3.0,
     command: str | None = None,
     calibration: dict[str, Any] | None = None,
+    cluster: Cluster | None = None,
 ) -> int:
     """Validate the meter on ``layers`` and on ``networks`` x ``batches`` into ``validation.csv``.
 
-    Resumable and shardable like the profiler's sweeps. Returns rows written.
+    Resumable, shardable and distributable (``cluster``) like the profiler's sweeps.
+    Returns rows written.
     """
     if not device.is_cuda or not device.meter.available:
         raise DeviceUnavailableError("the validation needs a GPU with NVML's energy counter")
@@ -267,20 +271,7 @@ def sweep_validation(
     dtype = DTYPES[opts.dtype]
     begun = begin_run(folder, device, opts, command, calibration, "validation")
     table = AppendTable(folder / "validation.csv", VALIDATION_COLUMNS)
-    todo: list[tuple[str, dict[str, Any], Callable[[], dict]]] = []
-
-    def layer_job(layer: Layer) -> dict[str, Any]:
-        mod = layer.to_module().to(device.torch_device, dtype)
-        xs = model_inputs(layer.in_shapes, device, dtype)
-        with torch.inference_mode():
-            return validate_callable(lambda: mod(*xs), device, opts, seconds=seconds)
-
-    def net_job(name: str, batch: int) -> dict[str, Any]:
-        module = zoo.get(name).to(device.torch_device, dtype)
-        x = model_inputs([zoo.input_shape(name, batch)], device, dtype)[0]
-        with torch.inference_mode():
-            return validate_callable(lambda: module(x), device, opts, seconds=seconds)
-
+    todo: list[tuple[str, dict[str, Any], Callable[[Device], dict]]] = []
     for label, layer in layers:
         layer = layer.with_dtype_bytes(torch.empty((), dtype=dtype).element_size())
         fixed = {
@@ -291,7 +282,11 @@ def sweep_validation(
             "flops": layer.flops,
         }
         todo.append(
-            ("layer|" + layer_key(layer, opts.dtype), fixed, lambda la=layer: layer_job(la))
+            (
+                "layer|" + layer_key(layer, opts.dtype),
+                fixed,
+                partial(_validate_layer, layer, opts, seconds),
+            )
         )
     for name in networks:
         for b in batches:
@@ -304,9 +299,39 @@ def sweep_validation(
                 "dtype": opts.dtype,
                 "flops": flops,
             }
-            todo.append((f"net|{name}|{b}|{opts.dtype}", fixed, lambda n=name, b=b: net_job(n, b)))
+            todo.append(
+                (
+                    f"net|{name}|{b}|{opts.dtype}",
+                    fixed,
+                    partial(_validate_net, name, b, opts, seconds),
+                )
+            )
+    if cluster is not None:
+        begun = {**begun, "run": {**begun["run"], **cluster.facts()}}
     with logged_run(folder, begun, "validation") as log:
-        return run_rows(table, todo, device, opts, f"validation {opts.dtype}", log)
+        return run_rows(table, todo, device, opts, f"validation {opts.dtype}", log, cluster)
+
+
+def _validate_layer(
+    layer: Layer, opts: SweepOptions, seconds: float, device: Device
+) -> dict[str, Any]:
+    """A layer's validation row (a task: picklable, device given last)."""
+    dtype = DTYPES[opts.dtype]
+    mod = layer.to_module().to(device.torch_device, dtype)
+    xs = model_inputs(layer.in_shapes, device, dtype)
+    with torch.inference_mode():
+        return validate_callable(lambda: mod(*xs), device, opts, seconds=seconds)
+
+
+def _validate_net(
+    name: str, batch: int, opts: SweepOptions, seconds: float, device: Device
+) -> dict[str, Any]:
+    """A network's validation row (a task: picklable, device given last)."""
+    dtype = DTYPES[opts.dtype]
+    module = zoo.get(name).to(device.torch_device, dtype)
+    x = model_inputs([zoo.input_shape(name, batch)], device, dtype)[0]
+    with torch.inference_mode():
+        return validate_callable(lambda: module(x), device, opts, seconds=seconds)
 
 
 #: Agreement columns of :func:`agreement`: (name, method, reference method).

@@ -6,21 +6,26 @@
 # OUT_DIR defaults to data/hyperpower-<gpu name> (a scratch folder under /tmp when SCALE
 # is not 1). PHASES (default: all, in this order):
 #   structures  phase (a): inference runtime, power, energy and peak memory of N_STRUCTURES
-#               distinct structures at inference batch BATCH, one process per GPU and
+#               distinct structures at inference batch BATCH, one Dask worker per GPU and
 #               nothing else on it                                  -> structures.csv
 #   train       phase (b): N_CONFIGS configurations (structure + learning rate, momentum,
 #               weight decay) trained once each for EPOCHS epochs, WORKERS trainings at
-#               a time on every GPU                                  -> configs.csv
-#   live        live searches that train every chosen network: HW-IECI on GPU 0 and
-#               hardware-unaware EI on GPU 1 (after it on GPU 0 when there is one GPU),
-#               one search per seed in LIVE_SEEDS, budgets at the QUANTILE of the measured
-#               power and memory -> live/<method>-s<seed>.csv
+#               a time on every GPU (WORKERS Dask workers per GPU)   -> configs.csv
+#   live        live searches that train every chosen network: HW-IECI and hardware-unaware
+#               EI, one search per method and seed in LIVE_SEEDS, side by side on the
+#               workers (one per GPU), budgets at the QUANTILE of the measured power and
+#               memory -> live/<method>-s<seed>.csv
+#   live-batch  batch-parallel HW-IECI, LIVE_BATCH (default 2) trainings in flight per
+#               search on as many workers (local:LIVE_BATCH; LIVE_BATCH_CLUSTER to change),
+#               one search per seed in LIVE_SEEDS -> live-batch/hw-ieci-q<Q>-s<seed>.csv
 #   mobo        live multi-objective searches (test error, energy per image, runtime):
 #               HW-EHVI and ParEGO on GPU 0, NSGA-II and random on GPU 1 (all on GPU 0
 #               when there is one), MOBO_SEEDS seeds (default 3) of LIVE_EVALS
 #               evaluations -> mobo-live/<method>-s<seed>.csv
 # Every phase is resumable: rerun the same command after an interruption. The tabular
-# searches (hwml optimize run) need no GPU and run from the committed tables.
+# searches (hwml optimize run, hwml optimize parallel) need no GPU and run from the
+# committed tables. CLUSTER (hwml --cluster, default local: one Dask worker per GPU) says
+# where structures, train and live run; a scheduler's tcp://HOST:PORT runs them on a cluster.
 # Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no .git),
 # SCALE (fraction of every count, default 1; e.g. 0.05 for a smoke run), WORKERS (4),
 # EPOCHS (10), BATCH (256), N_STRUCTURES (400), N_CONFIGS (2500), LIVE_EVALS (30),
@@ -32,8 +37,8 @@
 # OUT_DIR; train and live read it from the folder), IMAGE_SIZE (input side: 32, or
 # 24 for cued-digits, its native size, where the error kept falling with size up to 128
 # filters on a CPU check while at 32 it stopped at 64; see hwml/tasks/images.py), DEVICE (cuda;
-# cpu runs everything on the CPU, one shard, no budgets: a dry run of the script with
-# small FILTERS/DENSE), TRAIN_TIMEOUT_S (stop the train phase after this many seconds, keeping
+# cpu runs everything on the CPU, in one process (CPU_CLUSTER to change), no budgets: a dry
+# run of the script with small FILTERS/DENSE), TRAIN_TIMEOUT_S (stop the train phase after this many seconds, keeping
 # its rows, and go on: rerun later to finish; default none).
 set -euo pipefail
 PY=${PY:-python3}
@@ -58,7 +63,7 @@ if [ -z "$OUT" ]; then
     [ "$DATASET" = digits ] || OUT=$OUT-$DATASET
   fi
 fi
-PHASES=${*:-structures train live mobo}
+PHASES=${*:-structures train live live-batch mobo}
 n() { $PY -c "print(max($2, round($1 * $S)))"; }
 WORKERS=${WORKERS:-4}
 EPOCHS=${EPOCHS:-10}
@@ -69,53 +74,54 @@ LIVE_EVALS=$(n "${LIVE_EVALS:-30}" 6)
 QUANTILE=${QUANTILE:-0.6}
 COMMIT=${GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
 
-sharded() {  # run "hwml optimize benchmark ..." once per GPU, each on its own rows
-  local pids=()
-  for ((i = 0; i < NGPU; i++)); do
-    CUDA_VISIBLE_DEVICES=$i $PY -m hwml optimize benchmark "$@" --out "$OUT" --device "$DEVICE" \
-      --shard "$i/$NGPU" --no-progress --git-commit "$COMMIT" &
-    pids+=($!)
-  done
-  local rc=0
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  return $rc
+# Where the work runs (hwml --cluster): local = one Dask worker per GPU of this machine
+# (WORKERS per GPU for the trainings; this process alone with one GPU and one worker), or a
+# scheduler's tcp://HOST:PORT.
+CLUSTER=${CLUSTER:-local}
+[ "$DEVICE" = cpu ] && CLUSTER=${CPU_CLUSTER:-process}
+
+bench() {  # run "hwml optimize benchmark ..." once; its rows are spread over the workers
+  $PY -m hwml optimize benchmark "$@" --out "$OUT" --device "$DEVICE" --cluster "$CLUSTER" \
+    --no-progress --git-commit "$COMMIT"
 }
 
-live() {  # live METHOD GPU
+live() {  # live METHODS [BATCH [OUT_TEMPLATE [CLUSTER]]]: searches side by side on the workers
   local budgets=(--power-quantile "$QUANTILE" --mem-quantile "$QUANTILE")
   [ "$DEVICE" = cpu ] && budgets=()  # nothing measured power or memory
-  CUDA_VISIBLE_DEVICES=$2 $PY -m hwml optimize live --device "$DEVICE" --structures "$OUT" \
-    --method "$1" --seed "${LIVE_SEEDS:-0}" --n-evals "$LIVE_EVALS" --n-init 5 --epochs "$EPOCHS" \
-    "${budgets[@]}" --out "$OUT/live/{method}-s{seed}.csv" --no-progress --git-commit "$COMMIT"
+  $PY -m hwml optimize live --device "$DEVICE" --structures "$OUT" \
+    --method "$1" --batch "${2:-1}" --seed "${LIVE_SEEDS:-0}" --n-evals "$LIVE_EVALS" --n-init 5 \
+    --epochs "$EPOCHS" "${budgets[@]}" --out "${3:-$OUT/live/{method\}-s{seed\}.csv}" \
+    --cluster "${4:-$CLUSTER}" --no-progress --git-commit "$COMMIT"
 }
 
 for phase in $PHASES; do
   echo "== $phase ($NGPU GPU, out $OUT) $(date -u +%FT%TZ)" >&2
   start=$SECONDS
   case $phase in
-    structures) sharded structures --n-structures "$N_STRUCTURES" --batch "$BATCH" \
+    structures) bench structures --n-structures "$N_STRUCTURES" --batch "$BATCH" \
                   --dataset "$DATASET" --image-size "$IMAGE_SIZE" \
                   --filters "${FILTERS:-16-512}" --dense-units "${DENSE:-32-4096}" ;;
     train)
       if [ -n "${TRAIN_TIMEOUT_S:-}" ]; then
-        # timeout signals the whole process group: every shard and its workers stop, the
+        # timeout signals the whole process group: the driver and its workers stop, the
         # rows written so far stay, and a rerun trains only what is missing
-        timeout --kill-after=20 "$TRAIN_TIMEOUT_S" bash -c "$(declare -f sharded); $(declare -p PY OUT NGPU COMMIT DEVICE); sharded train --n-configs $N_CONFIGS --epochs $EPOCHS --workers $WORKERS" \
+        timeout --kill-after=20 "$TRAIN_TIMEOUT_S" \
+          $PY -m hwml optimize benchmark train --n-configs "$N_CONFIGS" --epochs "$EPOCHS" \
+            --workers "$WORKERS" --out "$OUT" --device "$DEVICE" --cluster "$CLUSTER" \
+            --no-progress --git-commit "$COMMIT" \
           || echo "benchmark.sh: train phase stopped (timeout or error); rerun to resume" >&2
       else
-        sharded train --n-configs "$N_CONFIGS" --epochs "$EPOCHS" --workers "$WORKERS"
+        bench train --n-configs "$N_CONFIGS" --epochs "$EPOCHS" --workers "$WORKERS"
       fi ;;
     live)
       mkdir -p "$OUT/live"
-      if [ "$NGPU" -ge 2 ]; then
-        live hw-ieci 0 & a=$!
-        live ei 1 & b=$!
-        rc=0; wait $a || rc=1; wait $b || rc=1
-        [ $rc -eq 0 ]
-      else
-        live hw-ieci 0
-        live ei 0
-      fi ;;
+      live hw-ieci,ei ;;
+    live-batch)
+      # batch-parallel HW-IECI: LIVE_BATCH trainings in flight per search, on LIVE_BATCH
+      # workers of this machine (spread over its GPUs in turn; all on one GPU if one)
+      mkdir -p "$OUT/live-batch"
+      q=${LIVE_BATCH:-2}
+      live hw-ieci "$q" "$OUT/live-batch/{method}-q$q-s{seed}.csv" "${LIVE_BATCH_CLUSTER:-local:$q}" ;;
     mobo)
       mobo() {  # mobo GPU METHOD...
         local gpu=$1; shift

@@ -21,11 +21,13 @@
 #   netlayers  every layer of every zoo network timed in place: fp32 batch 64 with
 #              power, fp32 batch 1/16/128 runtime only             -> net_layers.csv
 # Sweeps are resumable: rerun the same command after an interruption. With several GPUs
-# (of one model) each sweep is split across them, one process per GPU.
+# (of one model) each sweep's rows are spread over them by a Dask cluster, one worker per
+# GPU (CLUSTER, default local; netlayers runs in one process on GPU 0).
 # Environment: PY (python, default python3), GIT_COMMIT (recorded when there is no
 # .git), SAMPLES_SCALE (fraction of the fp32 sample counts, default 1), HALF_SCALE
 # (fraction for fp16/bf16, default 0.3), LAYERS_FROM (dataset the validation picks its
-# layers from, default data/nvidia-h200-old-meter).
+# layers from, default data/nvidia-h200-old-meter), CLUSTER (hwml --cluster: local, local:N
+# or tcp://HOST:PORT).
 set -euo pipefail
 PY=${PY:-python3}
 NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
@@ -54,23 +56,15 @@ n() { $PY -c "print(max(1, round($1 * ${2:-$S})))"; }
 KINDS=conv2d,linear,maxpool2d,avgpool2d,batchnorm2d,activation,add
 counts() { echo "conv2d=$(n 1000 "$1"),linear=$(n 380 "$1"),maxpool2d=$(n 180 "$1"),avgpool2d=$(n 180 "$1"),batchnorm2d=$(n 80 "$1"),activation=$(n 80 "$1"),add=$(n 80 "$1")"; }
 
-sharded() {  # run "hwml profile ..." once per GPU, each on its share of the rows
-  local pids=()
-  # Each process gets its share of the host's cores: a network built on the CPU by one
-  # process must not slow down the host-bound timing of another.
-  local threads=$(( $(nproc) / NGPU > 0 ? $(nproc) / NGPU : 1 ))
-  for ((i = 0; i < NGPU; i++)); do
-    OMP_NUM_THREADS=$threads CUDA_VISIBLE_DEVICES=$i $PY -m hwml profile "$@" --out "$OUT" --device cuda \
-      --shard "$i/$NGPU" --no-progress --git-commit "$COMMIT" &
-    pids+=($!)
-  done
-  # Background jobs of a script ignore SIGINT: pass a stop (timeout, Ctrl-C) on to them,
-  # so that no sweep keeps running after the script is gone.
-  trap 'kill -TERM "${pids[@]}" 2>/dev/null; exit 143' INT TERM
-  local rc=0
-  for p in "${pids[@]}"; do wait "$p" || rc=1; done
-  trap - INT TERM
-  return $rc
+# Where the rows are measured (hwml --cluster): local = one Dask worker per GPU of this
+# machine (this process alone with one GPU), local:N, or a scheduler's tcp://HOST:PORT.
+CLUSTER=${CLUSTER:-local}
+
+sharded() {  # run "hwml profile ..." once; its rows are spread over the GPUs by --cluster
+  # (each worker measures on its own GPU with its share of the host's cores; this process
+  # alone appends the rows, so an interruption keeps every finished row)
+  $PY -m hwml profile "$@" --out "$OUT" --device cuda --cluster "$CLUSTER" \
+    --no-progress --git-commit "$COMMIT"
 }
 
 for phase in $PHASES; do

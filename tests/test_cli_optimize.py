@@ -261,3 +261,42 @@ def test_live_with_a_missing_local_dataset(tmp_path: Path, capsys) -> None:
     assert rc == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "never downloads" in err
+
+
+def test_live_batch_search_on_two_cpu_workers(bench: Path, tmp_path: Path) -> None:
+    """A live batch HW-IECI run with q = 2: every evaluation trains on one of two worker
+    processes of a local Dask cluster; the history is written here, in finishing order."""
+    out = tmp_path / "batch.csv"
+    rc = main(
+        [
+            "optimize",
+            "live",
+            "--device",
+            "cpu",
+            "--structures",
+            str(bench / "structures.csv"),
+            "--power-quantile",
+            "0.7",
+            "--n-evals",
+            "4",
+            "--n-init",
+            "2",
+            "--epochs",
+            "1",
+            "--cluster",
+            "local:2",
+            "--batch",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    history = read_history(out, SPACE, ["power_w"])
+    assert len(history) == 4 and history["feasible_pred"].all()
+    assert (history["status"] == "ok").all()
+    assert not history.duplicated(SPACE.names).any()
+    assert history["cumulative_time_s"].is_monotonic_increasing
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["batch"] == 2 and meta["cluster"] == "local:2" and meta["workers"] == 2

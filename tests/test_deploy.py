@@ -382,3 +382,22 @@ def test_fp8_conversion_with_a_faked_fp8_device(monkeypatch, model, x):
     out, ref = _out(m, x), _out(model, x)
     assert out.shape == ref.shape
     assert (out.float() - ref).abs().max() < 0.15 * ref.abs().max()
+
+
+def test_measure_deployment_measures_the_callable_as_deployed(monkeypatch, model, x):
+    # the meter must not capture its own CUDA graph of the callable: that would price
+    # eager and CUDA-graph execution alike (the GPU work only, no host gaps)
+    from hwml.deploy import evaluate as evaluate_mod
+
+    seen = {}
+
+    def fake_measure(fn, device, opts):
+        seen["graph"] = opts.graph
+        return {"runtime_ms": 2.0, "energy_mj": 6.0, "status": "ok"}
+
+    monkeypatch.setattr(evaluate_mod, "measure_callable", fake_measure)
+    device = open_device("cpu", power=False)
+    row = measure_deployment(lambda t: t, x, device, batch=4)
+    assert seen["graph"] is False
+    assert row["energy_per_image_mj"] == pytest.approx(1.5)
+    assert row["runtime_per_image_ms"] == pytest.approx(0.5)

@@ -417,3 +417,35 @@ def test_live_best_so_far_can_be_noise_aware():
         live_best_so_far(live, incumbent="posterior")
     with pytest.raises(ValueError, match="'observed' or 'posterior', got 'mean'"):
         live_best_so_far(live, incumbent="mean")
+
+
+def test_parallel_comparison_is_cached_with_its_settings(small_h200, tmp_path_factory) -> None:
+    from hwml.hyperpower import hyperpower_problem
+    from hwml.hyperpower.parallel import (
+        PARALLEL_FILE,
+        load_parallel_comparison,
+        parallel_comparison,
+        parallel_settings,
+        save_parallel_comparison,
+    )
+    from hwml.optimize import BOSettings, SearchSettings
+
+    problem = hyperpower_problem(small_h200, power_quantile=0.6, mem_quantile=0.6)
+    settings = SearchSettings(bo=BOSettings(n_restarts=1, n_random=300, n_local=30))
+    kwargs = dict(qs=[1, 2], modes=["async"], seeds=[0, 1], n_evals=6, n_init=3)
+    histories = parallel_comparison(problem, settings=settings, **kwargs)
+    assert len(histories) == 2 * 2 * 6 and set(histories["q"]) == {1, 2}
+    assert histories["feasible_pred"].all()  # HW-IECI proposes only what the models accept
+    expect = parallel_settings(problem, settings=settings, **kwargs)
+    assert histories.attrs["settings"] == expect
+    save_parallel_comparison(histories, small_h200 / PARALLEL_FILE, command="test")
+    back = load_parallel_comparison(small_h200, expect)
+    assert back is not None and back.attrs["info"]["command"] == "test"
+    pd.testing.assert_frame_equal(
+        back[["q", "seed", "iteration", "objective"]].reset_index(drop=True),
+        histories[["q", "seed", "iteration", "objective"]].reset_index(drop=True),
+    )
+    other = parallel_settings(problem, settings=settings, **{**kwargs, "seeds": [0, 1, 2]})
+    assert load_parallel_comparison(small_h200, other) is None  # other settings: not used
+    empty = tmp_path_factory.mktemp("empty")
+    assert load_parallel_comparison(empty, expect) is None  # no table at all

@@ -2,16 +2,17 @@
 
 -1 tables                                   (the one append-only file writer)
 0  describe, hardware, data, optimize/, cells (the ground floor; cells: the CNN cell space)
-1  zoo                                       (networks, described)
+1  zoo, cluster                              (networks, described; where tasks run)
 2  predict/, profile, measurements          (use the ground floor)
 3  tasks, validation                        (data and CNN families to train; meter checks)
 4  hyperpower                               (HyperPower: constraints, objective, benchmark)
-4  deploy/                                  (deployment levels of a trained CNN; beside hyperpower)
 4  nas/                                     (platform-aware architecture search; beside hyperpower)
-5  cli_args, notebook                       (argument types of the faces; notebook helpers)
-6  cli_predict, cli_optimize, cli_nas       (the faces' sub-commands)
-7  cli                                      (the `hwml` command: describe, profile, and the above)
-8  __main__
+5  deploy/                                  (deployment levels of a trained CNN, walked over
+                                             networks of the HyperPower benchmark)
+6  cli_args, notebook                       (argument types of the faces; notebook helpers)
+7  cli_predict, cli_optimize, cli_nas       (the faces' sub-commands)
+8  cli                                      (the `hwml` command: describe, profile, and the above)
+9  __main__
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ FLOORS = {
     "data": 0,
     "optimize": 0,
     "zoo": 1,
+    "cluster": 1,
     "cells": 0,
     "predict": 2,
     "profile": 2,
@@ -37,15 +39,15 @@ FLOORS = {
     "tasks": 3,
     "validation": 3,
     "hyperpower": 4,
-    "deploy": 4,
+    "deploy": 5,
     "nas": 4,
-    "cli_args": 5,
-    "notebook": 5,
-    "cli_predict": 6,
-    "cli_optimize": 6,
-    "cli_nas": 6,
-    "cli": 7,
-    "__main__": 8,
+    "cli_args": 6,
+    "notebook": 6,
+    "cli_predict": 7,
+    "cli_optimize": 7,
+    "cli_nas": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 
 

@@ -282,3 +282,15 @@ def test_load_separates_the_network_set_and_drops_rows_that_shared_a_gpu(tmp_pat
     assert sorted(ds.network_set["key"]) == sorted(k for k in nets["key"] if "alexnet" not in k)
     # the zoo sweep only: not the logged set run, nor the unlogged run that measured cells:3
     assert list(ds.nets["key"]) == ["vgg16|1|float32"]
+
+
+def test_label_names_a_platform_shortly():
+    gpu = M.Measurements("nvidia-h200", {"gpu_name": "NVIDIA H200", "dataset_kind": "gpu"})
+    assert gpu.label == "NVIDIA H200"
+    xeon = M.Measurements(
+        "cpu-x",
+        {"device_name": "Intel(R) Xeon(R) Processor", "dataset_kind": "cpu", "cpu_count": 32},
+    )
+    assert xeon.label == "Intel Xeon (32 cores)"
+    epyc = M.Measurements("cpu-y", {"cpu": "AMD EPYC", "dataset_kind": "cpu"})
+    assert epyc.label == "AMD EPYC"  # cores not recorded: not guessed

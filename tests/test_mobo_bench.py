@@ -143,3 +143,36 @@ def test_mobo_live_writes_one_history_per_run_and_resumes(small_cued, tmp_path) 
     (out / "random-s0.csv").unlink()
     assert [p.name for p in mobo_live(small_cued, out, **kwargs)] == ["random-s0.csv"]
     assert fake.calls == 12
+
+
+def test_read_mobo_live_scores_the_written_runs_on_the_table_scale(small_cued, tmp_path) -> None:
+    from hwml.hyperpower.mobo_bench import mobo_live, read_mobo_live
+
+    with pytest.raises(FileNotFoundError, match="no live history"):
+        read_mobo_live(small_cued, "live")
+    mobo_live(
+        small_cued,
+        small_cued / "live",
+        methods=["hw-ehvi", "random"],
+        seeds=[0, 1],
+        n_evals=4,
+        n_init=2,
+        settings=FAST,
+        objective=_FakeTraining(),
+        git_commit="abc",
+    )
+    live = read_mobo_live(small_cued, "live")
+    assert sorted(zip(live.final["method"], live.final["seed"], strict=True)) == [
+        ("hw-ehvi", 0),
+        ("hw-ehvi", 1),
+        ("random", 0),
+        ("random", 1),
+    ]
+    assert (live.final["n_ok"] == 4).all() and live.wall_s > 0
+    # the scale is the table's: the same rows scored directly give the same hypervolume
+    run = live.histories[(live.histories["method"] == "random") & (live.histories["seed"] == 1)]
+    direct = live.scale.hypervolume(run[list(MOBO_OBJECTIVES)].to_numpy(dtype=float))
+    got = live.final.set_index(["method", "seed"]).loc[("random", 1), "hypervolume"]
+    assert got == pytest.approx(direct)
+    table = pd.read_csv(small_cued / "structures.csv")
+    assert 10 ** live.scale.lo[1] == pytest.approx(table["energy_per_image_mj"].min())

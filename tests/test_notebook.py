@@ -9,11 +9,12 @@ import sys
 from typing import Literal
 
 import nbformat
+import pandas as pd
 import pytest
 
 import hwml
 from hwml import notebook
-from hwml.notebook import ParameterError, load_config
+from hwml.notebook import ParameterError, load_config, plot_curves
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +192,8 @@ def test_show_provenance_displays_markdown(monkeypatch: pytest.MonkeyPatch) -> N
         (0.00012345, 2, "0.00012"),
         (7, 3, "7"),
         (float("nan"), 3, "–"),
+        (None, 3, "–"),
+        (pd.NA, 3, "–"),
         (2.5e-7, 3, "2.50e-07"),
         ("resnet50", 3, "resnet50"),
     ],
@@ -313,3 +316,33 @@ def test_papermill_run_validates_parameters(tiny_notebook, kernel) -> None:
     with pytest.raises(papermill.PapermillExecutionError) as ill_typed:
         _run(tiny_notebook, {"seed": "five"}, kernel)
     assert "parameter 'seed' must be int, got 'five'" in ill_typed.value.evalue
+
+
+def test_plot_curves_draws_medians_and_one_band_per_method() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = pd.DataFrame(
+        {
+            "method": ["a"] * 8 + ["b"] * 4,
+            "how": (["chosen"] * 4 + ["random"] * 4) + ["random"] * 4,
+            "k": [0, 0, 5, 5] * 3,
+            "seed": [0, 1] * 6,
+            "mape_pct": [10.0, 30.0, 1.0, 3.0, 5.0, 5.0, 2.0, 2.0, 7.0, None, 6.0, 6.0],
+        }
+    )
+    fig, ax = plt.subplots()
+    drawn = plot_curves(ax, curve, "mape_pct", {"a": "red", "b": "blue", "c": "green"})
+    assert drawn == ["a", "b"]  # c has no rows
+    assert len(ax.lines) == 3 and len(ax.collections) == 1  # a chosen + random, b random
+    chosen = ax.lines[0]
+    assert list(chosen.get_xdata()) == [0, 5] and list(chosen.get_ydata()) == [20.0, 2.0]
+    assert list(ax.lines[2].get_ydata()) == [7.0, 6.0]  # the NaN seed is left out
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["a", "b"]
+    assert ax.get_yscale() == "linear"
+    plot_curves(ax, curve, "mape_pct", {"a": "red"}, log=True)
+    assert ax.get_yscale() == "log"
+    assert ax.yaxis.get_major_formatter()(100.0) == "100"  # not 10^2
+    plt.close(fig)

@@ -250,6 +250,24 @@ def test_layer_peak_memory_comes_from_eager_calls_before_the_graph(monkeypatch) 
     assert row["peak_mem_bytes"] == pytest.approx(1e8)
 
 
+def test_sweep_on_two_worker_processes_writes_every_row_once_and_resumes(tmp_path):
+    from hwml.cluster import open_cluster
+
+    dev = cpu_device()
+    layers = small_layers(6)
+    with open_cluster("local:2", device="cpu", threads_per_worker=1) as cluster:
+        assert profile.sweep_layers(tmp_path, dev, layers[:4], FAST, cluster=cluster) == 4
+        # a rerun over the whole list measures only the rows not yet in the table
+        assert profile.sweep_layers(tmp_path, dev, layers, FAST, cluster=cluster) == 2
+        assert profile.sweep_layers(tmp_path, dev, layers, FAST, cluster=cluster) == 0
+    df = pd.read_csv(tmp_path / "layers.csv")
+    assert len(df) == 6 and df["key"].is_unique
+    assert (df["status"] == "no_power").all() and (df["runtime_ms"] > 0).all()
+    runs = json.loads((tmp_path / "provenance.json").read_text())["runs"]
+    assert [r["cluster"] for r in runs] == ["local:2"] * 3
+    assert [r["rows_written"] for r in runs] == [4, 2, 0]
+
+
 def test_measure_module_measures_any_module_on_the_given_input() -> None:
     module = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
     row = profile.measure_module(module, (3, 1, 8, 8), cpu_device(), FAST)

@@ -20,10 +20,18 @@ from hwml.predict import (
 )
 from hwml.predict.transfer import (
     CURVE_COLUMNS,
+    NETWORK_CURVE_COLUMNS,
+    best_within,
+    ceilings_of,
     choose_rows,
+    network_curve,
+    network_layers,
     pair_rows,
     predict_networks,
+    summarize_curve,
     transfer_curve,
+    transfer_methods,
+    transfer_pairs,
 )
 
 KINDS = ("conv2d", "linear", "maxpool2d", "batchnorm2d")
@@ -128,7 +136,17 @@ def test_roofline_envelope_from_rows(target):
 
 
 def test_rescale_recovers_an_exact_per_kind_rescaling(source, target):
-    train, test = target.iloc[:800], target.iloc[800:]
+    # layers inside the range of the source's rows of their kind, where the source model
+    # is not clipped (see test_source_model_is_not_extrapolated)
+    inside = np.ones(len(target), dtype=bool)
+    for kind, part in source.groupby("kind"):
+        mine = target["kind"].to_numpy() == kind
+        for col in ("flops", "total_bytes"):
+            values = target[col].to_numpy()
+            inside &= ~mine | ((values >= part[col].min()) & (values <= part[col].max()))
+    assert inside.mean() > 0.9
+    rows = target[inside]
+    train, test = rows.iloc[:700], rows.iloc[700:]
     model = RescaleTransfer().fit(source, train)
     assert _mape(model, test) < 1e-5
     assert _mape(model, train) < 1e-5
@@ -254,3 +272,261 @@ def test_measure_ceilings_cpu_is_quick_and_positive():
         assert math.isfinite(c[key]) and c[key] > 0
     model = RooflineTransfer.from_ceilings(c).fit()
     assert np.all(model.predict(_layers(5)) > 0)
+
+
+# ---------------------------------------------------------------- sources lacking a group
+
+
+def test_unknown_groups_pooled_prices_a_group_the_source_lacks(source, target):
+    no_linear = source[source.kind != "linear"]
+    linear = target[target.kind == "linear"]
+    with pytest.raises(UnknownKindError, match="linear"):
+        RescaleTransfer().fit(no_linear, None).predict(linear)
+    for make in (RescaleTransfer, MetaTransfer):
+        model = make(unknown_groups="pooled").fit(no_linear, target.iloc[:40])
+        pred = model.predict(target)
+        assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    # several sources, one of them without linear layers: the meta model still prices them
+    both = {"a": source, "b": no_linear.assign(runtime_ms=no_linear["runtime_ms"] * 3)}
+    with pytest.raises(UnknownKindError, match="linear"):
+        MetaTransfer().fit(both, target.iloc[:40]).predict(linear)
+    model = MetaTransfer(unknown_groups="pooled").fit(both, target.iloc[:40])
+    assert len(model.state_["sources"]) == 2
+    assert np.all(np.isfinite(model.predict(linear)))
+    with pytest.raises(ValueError, match="unknown_groups"):
+        RescaleTransfer(unknown_groups="guess").fit(source, target.iloc[:10])
+
+
+def test_unknown_groups_pooled_round_trips(source, target, tmp_path):
+    no_linear = source[source.kind != "linear"]
+    model = RescaleTransfer(unknown_groups="pooled").fit(no_linear, target.iloc[:30])
+    again = load(model.save(tmp_path / "m.json"))
+    assert again.get_params()["unknown_groups"] == "pooled"
+    np.testing.assert_array_equal(again.predict(target), model.predict(target))
+
+
+# ---------------------------------------------------------------- ceilings from provenance
+
+
+def test_ceilings_of_reads_what_was_measured_and_nothing_else():
+    gpu = {
+        "peak_flops_per_s": {"float32": 5e13, "float16": 6e14},
+        "copy_bandwidth_bytes_per_s": 4e12,
+    }
+    assert ceilings_of(gpu) == {
+        "peak_flops_per_s": 5e13,
+        "bandwidth_bytes_per_s": 4e12,
+        "overhead_ms": None,  # never measured: not guessed
+    }
+    assert ceilings_of(gpu, "float16")["peak_flops_per_s"] == 6e14
+    assert ceilings_of(gpu, "bfloat16")["peak_flops_per_s"] is None
+    cpu = {"cpu": "AMD EPYC", "cpu_count": 2, "dataset_kind": "cpu"}
+    assert ceilings_of(cpu) == dict.fromkeys(
+        ("peak_flops_per_s", "bandwidth_bytes_per_s", "overhead_ms")
+    )
+    nested = {"ceilings": {"dtype": "float32", **ROOF}}
+    assert ceilings_of(nested) == ROOF
+    assert ceilings_of(nested, "float16")["peak_flops_per_s"] is None  # measured in float32
+    bad = {"peak_flops_per_s": -1.0, "bandwidth_bytes_per_s": float("nan"), "overhead_ms": 0.0}
+    assert ceilings_of(bad) == {
+        "peak_flops_per_s": None,
+        "bandwidth_bytes_per_s": None,
+        "overhead_ms": 0.0,
+    }
+
+
+def test_roofline_from_provenance_without_ceilings_refuses_k0(target):
+    cpu = {"cpu": "AMD EPYC", "dataset_kind": "cpu"}
+    model = RooflineTransfer.from_provenance(cpu, envelope=True)
+    with pytest.raises(
+        TooFewRowsError, match="peak_flops_per_s, bandwidth_bytes_per_s, overhead_ms"
+    ):
+        model.fit(None, None)
+    fitted = RooflineTransfer.from_provenance(cpu, envelope=True).fit(None, target.iloc[:20])
+    assert np.all(fitted.predict(target) > 0)
+    full = RooflineTransfer.from_provenance({"ceilings": ROOF}).fit()
+    np.testing.assert_allclose(
+        full.predict(target), RooflineTransfer.from_ceilings(ROOF).fit().predict(target)
+    )
+
+
+# ---------------------------------------------------------------- several platforms
+
+PLATFORMS = ("gpu", "big-cpu", "small-cpu")
+
+
+def test_transfer_pairs_of_three_platforms():
+    pairs = transfer_pairs(PLATFORMS, ["big-cpu", "small-cpu"])
+    assert pairs == [
+        (("gpu",), "big-cpu"),
+        (("small-cpu",), "big-cpu"),
+        (("gpu", "small-cpu"), "big-cpu"),
+        (("gpu",), "small-cpu"),
+        (("big-cpu",), "small-cpu"),
+        (("gpu", "big-cpu"), "small-cpu"),
+    ]
+    every = transfer_pairs(PLATFORMS, multi_source=False, target_only=True)
+    assert len(every) == 3 * 3 and every[0] == ((), "gpu")
+    assert all(target not in sources for sources, target in every)
+    assert transfer_pairs(["a", "b"], ["b"]) == [(("a",), "b")]  # one other: no multi-source
+    with pytest.raises(ValueError, match="not among"):
+        transfer_pairs(PLATFORMS, ["tpu"])
+    with pytest.raises(ValueError, match="twice"):
+        transfer_pairs(["a", "a", "b"])
+
+
+def test_transfer_methods_follow_the_source(source):
+    assert list(transfer_methods(None)) == ["scratch", "roofline"]
+    assert list(transfer_methods(source)) == ["rescale", "meta"]  # no CUDA-graph column
+    gpu = source.assign(runtime_graph_ms=source["runtime_ms"] / 2)
+    methods = transfer_methods(gpu)
+    assert list(methods) == ["rescale", "rescale (graph)", "meta"]
+    assert methods["rescale (graph)"].source_target == "runtime_graph_ms"
+    assert methods["rescale"].unknown_groups == "pooled"
+    assert list(transfer_methods({"a": source, "b": gpu})) == ["meta"]
+    assert list(transfer_methods({"a": gpu})) == ["rescale", "rescale (graph)", "meta"]
+    empty_graph = source.assign(runtime_graph_ms=np.nan)
+    assert "rescale (graph)" not in transfer_methods(empty_graph)
+
+
+def _platform(layers: pd.DataFrame, scale: dict[str, float]) -> pd.DataFrame:
+    """The same layers on another platform: an exact per-kind rescaling."""
+    return layers.assign(runtime_ms=layers["runtime_ms"] * layers["kind"].map(scale))
+
+
+def _three_platforms() -> dict[str, pd.DataFrame]:
+    base = _layers(300, seed=2)
+    return {
+        "gpu": base,
+        "big-cpu": _platform(
+            base, {"conv2d": 20.0, "linear": 10.0, "maxpool2d": 4.0, "batchnorm2d": 6.0}
+        ),
+        "small-cpu": _platform(
+            base, {"conv2d": 200.0, "linear": 90.0, "maxpool2d": 30.0, "batchnorm2d": 50.0}
+        ),
+    }
+
+
+def _networks(platform: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Four networks of 12 layers each, their measured runtime the sum of their layers'."""
+    rows = platform.iloc[-48:].assign(
+        network=np.repeat(["n0", "n1", "n2", "n3"], 12), batch=np.tile([1, 8], 24)
+    )
+    nets = rows.groupby(["network", "batch", "dtype"], as_index=False)["runtime_ms"].sum()
+    return rows.drop(columns="runtime_ms"), nets.assign(status="ok")
+
+
+def test_curves_on_three_synthetic_platforms():
+    tables = _three_platforms()
+    targets = ["big-cpu", "small-cpu"]
+    layer_curves, net_curves = [], []
+    for sources, target in transfer_pairs(PLATFORMS, targets, target_only=True):
+        src = (
+            None
+            if not sources
+            else (tables[sources[0]] if len(sources) == 1 else {s: tables[s] for s in sources})
+        )
+        methods = transfer_methods(src)
+        label = "+".join(sources) or "none"
+        pair = f"{label} -> {target}"
+        train_layers = tables[target].iloc[:-48]  # the networks' layers are never chosen
+        net_layers, nets = _networks(tables[target])
+        layer_curves.append(
+            transfer_curve(
+                src, train_layers, methods, ks=(0, 20, 500), how="random", seeds=[0]
+            ).assign(pair=pair)
+        )
+        net_curves.append(
+            network_curve(
+                src, train_layers, net_layers, nets, methods, ks=(0, 20, 500), seeds=[0]
+            ).assign(pair=pair)
+        )
+    layers = pd.concat(layer_curves, ignore_index=True)
+    networks = pd.concat(net_curves, ignore_index=True)
+    assert list(networks.columns[:-1]) == list(NETWORK_CURVE_COLUMNS)
+    assert networks["pair"].nunique() == layers["pair"].nunique() == 2 * 4
+    # k above the data is capped: at the layers minus min_test, at all layers for networks
+    assert (layers.loc[layers.k == 500, "k_used"] == 252 - 10).all()
+    assert (networks.loc[networks.k == 500, "k_used"] == 252).all()
+    assert (networks.loc[networks.error == "", "n_nets"] == 8).all()
+    # scratch and roofline need target rows; the rescaling models work at k = 0
+    zero = networks[(networks.k == 0) & (networks.how == "chosen")]
+    zero = zero.set_index(["pair", "method"])["error"]
+    assert zero.loc[("none -> small-cpu", "scratch")].startswith("TooFewRowsError")
+    assert "not given" in zero.loc[("none -> small-cpu", "roofline")]
+    assert zero.loc[("gpu -> small-cpu", "rescale")] == ""
+    summary = summarize_curve(networks, by=["pair"])
+    best = best_within(summary, max_k=20, by=["pair"]).set_index("pair")
+    assert len(best) == 8
+    # an exact per-kind rescaling is recovered from 20 target layers, for every source
+    for pair in ("gpu -> small-cpu", "big-cpu -> small-cpu", "small-cpu -> big-cpu"):
+        assert best.loc[pair, "mape_pct"] < 1.0 and best.loc[pair, "met"]
+        assert best.loc[pair, "method"].startswith("rescale") or best.loc[pair, "method"] == "meta"
+    multi = best.loc["gpu+big-cpu -> small-cpu"]
+    assert multi["method"] == "meta" and multi["spearman"] > 0.95
+
+
+def test_summarize_curve_and_best_within():
+    curve = pd.DataFrame(
+        {
+            "pair": "p",
+            "method": ["a", "a", "a", "b", "b", "b", "b"],
+            "how": "random",
+            "k": [5, 5, 5, 5, 20, 20, 50],
+            "k_used": [5, 5, 5, 5, 20, 20, 40],
+            "seed": [0, 1, 2, 0, 0, 1, 0],
+            "mape_pct": [30.0, 10.0, np.nan, 12.0, 9.0, 7.0, 1.0],
+            "spearman": [0.9, 0.8, np.nan, 0.9, 0.97, 0.99, 1.0],
+            "error": ["", "", "TooFewRowsError: no", "", "", "", ""],
+        }
+    )
+    summary = summarize_curve(curve, by=["pair"]).set_index(["method", "k"])
+    assert summary.loc[("a", 5), "fits"] == 2  # the failed fit is left out
+    assert summary.loc[("a", 5), "mape_pct"] == pytest.approx(20.0)
+    assert summary.loc[("b", 20), "spearman"] == pytest.approx(0.98)
+    best = best_within(summarize_curve(curve, by=["pair"]), max_k=20, by=["pair"]).iloc[0]
+    assert (best["method"], best["k"], best["mape_pct"]) == ("b", 20, pytest.approx(8.0))
+    assert best["met"] and best["met_by"] == "b (random), k = 20"  # k = 50 is over budget
+    assert best["max_spearman"] == pytest.approx(0.98)
+    strict = best_within(summarize_curve(curve), max_k=5, spearman=0.95).iloc[0]
+    assert strict["k"] == 5 and not strict["met"] and strict["met_by"] == ""
+
+
+def test_network_layers_from_a_builder_and_the_zoo():
+    class _Net:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def table(self) -> pd.DataFrame:
+            return _layers(self.n).drop(columns=["runtime_ms", "status", "dtype"])
+
+    nets = pd.DataFrame({"network": ["x", "x", "y"], "batch": [1, 8, 1], "dtype": "float32"})
+    calls = []
+    rows = network_layers(
+        nets, lambda name, batch, nbytes: calls.append((name, batch, nbytes)) or _Net(3)
+    )
+    assert calls == [("x", 1, 4), ("x", 8, 4), ("y", 1, 4)]
+    assert len(rows) == 9 and set(rows["network"]) == {"x", "y"}
+    assert (rows["dtype"] == "float32").all()
+    real = network_layers(
+        pd.DataFrame({"network": ["cifar10_6conv"], "batch": [2], "dtype": "float16"})
+    )
+    assert (real["batch"] == 2).all() and (real["dtype"] == "float16").all()
+    assert (real["dtype_bytes"] == 2).all() and (real["kind"] == "conv2d").any()
+
+
+def test_source_model_is_not_extrapolated(source):
+    """Layers outside the range of their group's source rows get the edge's prediction."""
+    model = RescaleTransfer().fit(source, None)
+    conv = source[source.kind == "conv2d"]
+    smallest = conv.loc[[conv["flops"].idxmin()]]
+    tiny = smallest.assign(flops=smallest["flops"] / 1e6)  # far below any conv2d row
+    np.testing.assert_allclose(model.predict_source(tiny), model.predict_source(smallest))
+    # a group the source lacks ("pooled") is clipped to the range of all source rows
+    no_pool = source[source.kind != "maxpool2d"]
+    pooled = RescaleTransfer(unknown_groups="pooled").fit(no_pool, None)
+    pool = source[source.kind == "maxpool2d"].iloc[:1]
+    lowest = np.log(np.maximum(no_pool["flops"] + no_pool["vector_ops"], 1)).min()
+    below = pool.assign(flops=0.0)  # lf = 0, under every source row
+    at_edge = pool.assign(flops=np.exp(lowest))
+    np.testing.assert_allclose(pooled.predict_source(below), pooled.predict_source(at_edge))

@@ -116,24 +116,27 @@ def measure_deployment(
 
     The input (``example_input`` re-batched to ``batch``) is put on the device once;
     :func:`hwml.profile.measure_callable` then times ``fn(x)`` and measures its energy
-    under ``torch.inference_mode``. A ``cuda-graph`` callable cannot be captured again
-    inside the meter's own graph; the meter then records ``graph_error`` and measures
-    power over eager calls of it, which are graph replays already.
+    under ``torch.inference_mode``. By default the power window calls ``fn`` back to back
+    exactly as it is deployed (``SweepOptions(graph=False)``): eager execution pays for
+    the GPU idling between kernels while the host issues them, a ``cuda-graph`` callable
+    replays its graph, so execution modes are compared by the energy a user pays. (With
+    ``opts.graph`` the meter would capture ``fn`` into a graph of its own and measure the
+    GPU work alone, which is the same for every execution mode.)
 
     Args:
         fn: from :func:`~hwml.deploy.prepare_execution` (or any ``x -> output``).
         example_input: an input (float32 for the modules of ``apply_precision``).
         device: an opened :class:`~hwml.hardware.Device` (with the energy meter for power).
         batch: inference batch (None: that of ``example_input``).
-        opts: measurement options (default: :class:`~hwml.profile.SweepOptions` with no
-            progress bar).
+        opts: measurement options (default: :class:`~hwml.profile.SweepOptions` with
+            ``graph=False`` and no progress bar).
 
     Returns:
         :func:`measure_callable`'s row (``runtime_ms``, ``power_w``, ``energy_mj``, ...)
         plus ``batch``, ``runtime_per_image_ms`` and ``energy_per_image_mj`` (NaN
         without power).
     """
-    opts = opts or SweepOptions(progress=False)
+    opts = opts or SweepOptions(progress=False, graph=False)
     x = example_input if batch is None else rebatch(example_input, batch)
     x = x.to(device.torch_device)
     b = int(x.shape[0])

@@ -33,6 +33,7 @@ from hwml.hardware.device import (
     cpu_flags,
     cuda_bf16_supported,
     cuda_capability,
+    cuda_device_count,
     cuda_device_names,
     cudnn_autotune,
     is_oom,
@@ -97,6 +98,7 @@ __all__ = [
     "is_oom",
     "release_memory",
     "wait_for",
+    "cuda_device_count",
     "cuda_device_names",
     "DATASET_FACTS",
 ]

@@ -165,6 +165,11 @@ def release_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def cuda_device_count() -> int:
+    """CUDA devices this process sees (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def cuda_device_names() -> list[str]:
     """Names of the CUDA devices this process sees (empty without CUDA)."""
     if not torch.cuda.is_available():

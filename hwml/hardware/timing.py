@@ -249,6 +249,10 @@ class GraphedCallable:
     stream before capture, so cuDNN's autotuning and lazy initialization stay outside the
     graph.
 
+    The callable keeps ``fn`` (and so the module it calls) alive: a graph replays the
+    kernels on the memory they saw at capture, and weights freed after capture would be
+    reused by other tensors and read as garbage.
+
     Args:
         fn: ``x -> tensor``, run once per replay.
         example: an input of the shape and dtype every later call will pass (on the CUDA
@@ -266,6 +270,7 @@ class GraphedCallable:
                 f"a CUDA graph needs a CUDA device; the input is on {example.device}"
             )
         device = example.device
+        self.fn = fn  # keeps the weights the graph reads allocated
         self.static_input = example.detach().clone()
         try:
             stream = torch.cuda.Stream(device)

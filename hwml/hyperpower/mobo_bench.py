@@ -61,6 +61,7 @@ __all__ = [
     "main",
     "mobo_benchmark",
     "mobo_live",
+    "read_mobo_live",
 ]
 
 DEFAULT_FOLDER = "hyperpower-nvidia-h200-cued-digits"
@@ -478,6 +479,52 @@ def mobo_live(
                 f"{csv_path}: {len(history)} evaluations in {facts['run_s']:.0f} s", file=sys.stderr
             )
     return written
+
+
+def read_mobo_live(
+    folder: str | os.PathLike[str] = DEFAULT_FOLDER, live: str = "mobo-live"
+) -> MoboBenchmark:
+    """Score the live searches that :func:`mobo_live` wrote, like :func:`mobo_benchmark`.
+
+    The hypervolumes use the scale of the folder's table, so a live run and a tabular one
+    are on one axis (a live network may beat the table's best values, so more than the
+    table's ceiling is possible).
+
+    Args:
+        folder: the benchmark folder (or its name under ``data/``).
+        live: the histories' folder, relative to ``folder`` unless absolute.
+
+    Returns:
+        Histories, curves and final hypervolumes of every ``<method>-s<seed>.csv``;
+        ``models`` is empty and ``wall_s`` the sum of the runs' recorded wall times.
+
+    Raises:
+        FileNotFoundError: the folder holds no history.
+    """
+    import json
+
+    path = Path(dataset_path(folder))
+    live_dir = Path(live) if Path(live).is_absolute() else path / live
+    files = sorted(live_dir.glob("*-s*.csv"))
+    if not files:
+        raise FileNotFoundError(
+            f"no live history (<method>-s<seed>.csv) in {live_dir}; run "
+            f"`python -m hwml.hyperpower.mobo_bench --folder {path} --live {live_dir}` on a GPU"
+        )
+    histories = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    run_s = {}
+    for f in files:
+        side = f.with_suffix(".json")
+        if side.exists():
+            facts = json.loads(side.read_text())
+            run_s[(facts["method"], int(facts["seed"]))] = float(facts["run_s"])
+    tabular = benchmark_objective(path)
+    table = tabular.table.rename(columns={tabular.objective: "objective"})
+    scale = HypervolumeScale.from_table(table, MOBO_OBJECTIVES)
+    ceiling = scale.hypervolume(table[list(MOBO_OBJECTIVES)].to_numpy(dtype=float))
+    curves = hypervolume_curves(histories, scale)
+    final = _final(histories, curves, scale, run_s)
+    return MoboBenchmark(histories, curves, final, ceiling, scale, {}, float(sum(run_s.values())))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from hwml.hardware import Device, cudnn_autotune, open_device, rng_devices
-from hwml.profile import SweepOptions, eager_peak_memory, measure_callable
+from hwml.profile import SweepOptions, eager_peak_memory, measure_callable, worker_device
 from hwml.tasks.cnn import build_cnn, train_cnn
 from hwml.tasks.images import ImageData, check_image_size, load_data
 
@@ -98,6 +98,10 @@ def measure_inference(
     return row
 
 
+_WORKER_DATA: dict[tuple[Any, ...], ImageData] = {}
+"""Data sets loaded by this process for unpickled objectives (one load per worker)."""
+
+
 class CNNObjective:
     """Train-and-measure objective for :func:`hwml.optimize.minimize`.
 
@@ -148,22 +152,47 @@ class CNNObjective:
         self.inference_batch = int(inference_batch)
         self.measure_opts = measure_opts
         self._data: ImageData | None = None
+        self._shared = False  # True in a copy unpickled on a cluster worker
 
     @property
     def device(self) -> Device:
-        """The opened device."""
+        """The opened device (on a cluster worker: that worker's, opened once per process)."""
         if self._device is None:
-            self._device = open_device(str(self._device_arg), power=self.measure)
+            if self._shared:
+                self._device = worker_device(str(self._device_arg), self.measure)
+            else:
+                self._device = open_device(str(self._device_arg), power=self.measure)
         return self._device
 
     @property
     def data(self) -> ImageData:
-        """The training and test data (loaded on first use)."""
+        """The training and test data (loaded on first use; once per worker process)."""
         if self._data is None:
-            self._data = load_data(
-                self.dataset, image_size=self.image_size, data_root=self.data_root
-            )
+            key = (self.dataset, self.image_size, str(self.data_root))
+            if self._shared and key in _WORKER_DATA:
+                self._data = _WORKER_DATA[key]
+            else:
+                self._data = load_data(
+                    self.dataset, image_size=self.image_size, data_root=self.data_root
+                )
+                if self._shared:
+                    _WORKER_DATA[key] = self._data
         return self._data
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What goes to a cluster worker: the settings, not the opened device or the data
+        (the worker opens its own device and loads the data once, for every evaluation
+        it runs)."""
+        state = dict(self.__dict__)
+        if isinstance(state["_device_arg"], Device):
+            state["_device_arg"] = state["_device_arg"].torch_device.type
+        state["_device"] = None
+        state["_data"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._shared = True
 
     def __call__(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """Train, test and (optionally) measure one configuration.

@@ -6,22 +6,22 @@
     peak memory (reset before each row).
 (b) :func:`train_configs` -> ``configs.csv``: each configuration of
     :func:`hwml.hyperpower.table.sample_configs` trained once
-    (:func:`hwml.tasks.cnn.train_cnn`). Several trainings share a GPU
-    (``workers_per_gpu`` processes pulling from one queue); each appends its rows to the
-    same table.
+    (:func:`hwml.tasks.cnn.train_cnn`). Several trainings may share a GPU
+    (``workers_per_gpu`` worker processes per GPU).
 
-Both phases are resumable (a rerun skips the keys already in the table), shardable across
-GPUs (``shard=(i, n)``: process ``i`` of ``n`` owns every ``n``-th row of the list, so a
-shard rerun after a crash resumes exactly its own rows), record provenance (device,
-software, command, date, commit, image size, batch, epochs) and write the folder's README.
+Both phases run their rows as tasks on a cluster (:mod:`hwml.cluster`: in this process,
+one Dask worker per GPU of this machine, or a Dask scheduler's workers); the rows come
+back to this process, which alone appends them to the table as they arrive. Both are
+resumable (a rerun skips the keys already in the table) and still shardable
+(``shard=(i, n)``: every ``n``-th row of the list from ``i``), record provenance (device,
+software, command, date, commit, image size, batch, epochs, where the rows ran) and write
+the folder's README.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
-import queue
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ import torch
 from tqdm import tqdm
 
 from hwml import __version__
+from hwml.cluster import Cluster, ClusterSpec, open_cluster
 from hwml.data import (
     AppendTable,
     RunLog,
@@ -54,7 +55,7 @@ from hwml.hyperpower.table import (
     sample_structures,
 )
 from hwml.optimize import Space
-from hwml.profile import SweepOptions, failed_measurement
+from hwml.profile import SweepOptions, failed_measurement, worker_device
 from hwml.tasks.cnn import cnn_space, structural_features, train_cnn
 from hwml.tasks.images import DATASET_CHANNELS, load_data
 
@@ -184,6 +185,7 @@ def measure_structures(
     progress: bool = True,
     command: str | None = None,
     git_commit: str | None = None,
+    cluster: Cluster | ClusterSpec | str | None = None,
 ) -> int:
     """Phase (a): measure inference power, runtime, energy and memory of each structure.
 
@@ -204,6 +206,10 @@ def measure_structures(
         progress: show a progress bar.
         command: command line to record (default ``sys.argv``).
         git_commit: commit to record when the tree has no ``.git``.
+        cluster: where the structures are measured: an open
+            :class:`~hwml.cluster.Cluster`, or a spec to open one (one worker per GPU of
+            this machine by default, this process when there is one device); each worker
+            measures on its own GPU, one structure at a time.
 
     Returns:
         Rows written by this call (structures already in the table are skipped).
@@ -249,21 +255,85 @@ def measure_structures(
     done = table.done_keys()
     todo = [j for j, key in enumerate(structures["key"]) if j % n == i and key not in done]
     bar = tqdm(
-        todo,
+        total=len(todo),
         desc=f"structures {i}/{n}",
         unit="net",
         disable=not progress,
         file=sys.stderr,
         dynamic_ncols=True,
     )
-    with _logged(folder, facts, run) as log:
-        for j in bar:
-            config = Space.to_dicts(structures.iloc[[j]])[0]
-            row = _structure_row(config, feats.iloc[[j]], dev, opts, facts)
-            table.append({k: v for k, v in row.items() if k in STRUCTURE_COLUMNS})
-            log.row()
+    with _cluster(cluster, str(dev.torch_device.type)) as where:
+        run.update(where.facts())
+        with _logged(folder, facts, run) as log:
+            if where.in_process:
+                for j in todo:
+                    config = Space.to_dicts(structures.iloc[[j]])[0]
+                    row = _structure_row(config, feats.iloc[[j]], dev, opts, facts)
+                    table.append({k: v for k, v in row.items() if k in STRUCTURE_COLUMNS})
+                    log.row()
+                    bar.update(1)
+            else:
+                kind = dev.torch_device.type
+                items = [
+                    (
+                        structures["key"].iloc[j],
+                        (
+                            Space.to_dicts(structures.iloc[[j]])[0],
+                            feats.iloc[[j]],
+                            opts,
+                            facts,
+                            kind,
+                        ),
+                    )
+                    for j in todo
+                ]
+                for res in where.map_unordered(_structure_task, items):
+                    row = (
+                        res.value
+                        if res.ok
+                        else {
+                            "key": res.key,
+                            "status": "error",
+                            "error": res.error[:200],
+                            "timestamp": now_iso(),
+                        }
+                    )
+                    table.append({k: v for k, v in row.items() if k in STRUCTURE_COLUMNS})
+                    log.row()
+                    bar.update(1)
     bar.close()
     return log.rows_written
+
+
+def _structure_task(
+    config: dict[str, Any],
+    features: pd.DataFrame,
+    opts: SweepOptions,
+    facts: Mapping[str, Any],
+    kind: str,
+) -> dict[str, Any]:
+    """A ``structures.csv`` row measured where the task runs, on that worker's device."""
+    return _structure_row(config, features, worker_device(kind, opts.power), opts, facts)
+
+
+def _cluster(cluster: Cluster | ClusterSpec | str | None, device: str, **kwargs: Any) -> Cluster:
+    """An open cluster: the one given (left open on exit), or one opened for the call."""
+    if isinstance(cluster, Cluster):
+        return _Borrowed(cluster)  # type: ignore[return-value]
+    return open_cluster(cluster if cluster is not None else "process", device=device, **kwargs)
+
+
+class _Borrowed:
+    """A caller's cluster used as a context manager without closing it."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def __enter__(self) -> Cluster:
+        return self.cluster
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 # ====================================================================== phase (b)
@@ -287,132 +357,91 @@ class _TrainJob:
     cudnn_benchmark: bool | None
 
 
+_WARM_UP: dict[str, Any] = {
+    "conv1_filters": 4,
+    "conv2_filters": 4,
+    "kernel_size": 3,
+    "dense_units": 8,
+    "learning_rate": 0.01,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+}
+"""A small untimed training each process runs first: the process's first training also
+pays for CUDA and library start-up, which would otherwise inflate one row's
+``train_time_s``."""
+
+
+def _train_one(
+    job: _TrainJob, task: dict[str, Any], data: Any, gpu_uuid: str | None
+) -> dict[str, Any]:
+    """Train one configuration: its ``configs.csv`` row (a failure is a row too)."""
+    row: dict[str, Any] = {
+        **task,
+        "epochs": job.epochs,
+        "batch_size": job.batch_size,
+        "image_size": job.image_size,
+        "train_seed": job.seed,
+        "workers": job.workers,
+        "gpu_uuid": gpu_uuid,
+    }
+    try:
+        result = train_cnn(
+            task,
+            device=job.device,
+            epochs=job.epochs,
+            batch_size=job.batch_size,
+            seed=job.seed,
+            data=data,
+        )
+    except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+        result = {
+            "status": "error",
+            "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
+        }
+    row.update({k: v for k, v in result.items() if k in CONFIG_COLUMNS})
+    row["timestamp"] = now_iso()
+    return row
+
+
 def _train_rows(
     job: _TrainJob, tasks: Iterable[dict[str, Any]], on_row: Callable[[dict[str, Any]], None]
 ) -> None:
-    """Train each task's configuration and append its row to the table."""
+    """Train each task's configuration in this process and append its row to the table."""
     data = load_data(job.dataset, image_size=job.image_size, data_root=job.data_root)
     table = AppendTable(job.table, CONFIG_COLUMNS)
-    # One small untimed training first: the process's first one also pays for CUDA and
-    # library start-up, which would otherwise inflate one row's train_time_s.
-    warm: dict[str, Any] | None = {
-        "conv1_filters": 4,
-        "conv2_filters": 4,
-        "kernel_size": 3,
-        "dense_units": 8,
-        "learning_rate": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-    }
+    warm = True
     for task in tasks:
-        if warm is not None:
-            train_cnn(warm, device=job.device, epochs=1, batch_size=job.batch_size, data=data)
-            warm = None
-        row: dict[str, Any] = {
-            **task,
-            "epochs": job.epochs,
-            "batch_size": job.batch_size,
-            "image_size": job.image_size,
-            "train_seed": job.seed,
-            "workers": job.workers,
-            "gpu_uuid": job.gpu_uuid,
-        }
-        try:
-            result = train_cnn(
-                task,
-                device=job.device,
-                epochs=job.epochs,
-                batch_size=job.batch_size,
-                seed=job.seed,
-                data=data,
-            )
-        except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
-            result = {
-                "status": "error",
-                "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}",
-            }
-        row.update({k: v for k, v in result.items() if k in CONFIG_COLUMNS})
-        row["timestamp"] = now_iso()
+        if warm:
+            train_cnn(_WARM_UP, device=job.device, epochs=1, batch_size=job.batch_size, data=data)
+            warm = False
+        row = _train_one(job, task, data, job.gpu_uuid)
         table.append(row)
         on_row(row)
+
+
+_WORKER_STATE: dict[tuple[Any, ...], tuple[Any, str | None]] = {}
+
+
+def _train_task(job: _TrainJob, task: dict[str, Any]) -> dict[str, Any]:
+    """Train one configuration on a cluster worker; the row goes back to the driver.
+
+    A worker sets itself up on its first task (threads, device settings, the data, one
+    untimed warm-up training) and keeps that for the next ones.
+    """
+    key = (job.dataset, job.image_size, job.data_root, job.device, job.batch_size)
+    if key not in _WORKER_STATE:
+        _setup_worker(job)
+        data = load_data(job.dataset, image_size=job.image_size, data_root=job.data_root)
+        train_cnn(_WARM_UP, device=job.device, epochs=1, batch_size=job.batch_size, data=data)
+        kind = torch.device(job.device).type
+        _WORKER_STATE[key] = (data, worker_device(kind, False).info.get("gpu_uuid"))
+    data, gpu_uuid = _WORKER_STATE[key]
+    return _train_one(job, task, data, gpu_uuid)
 
 
 def _setup_worker(job: _TrainJob) -> None:
     torch.set_num_threads(max(1, job.threads))
     use_device(torch.device(job.device), cudnn_benchmark=job.cudnn_benchmark)
-
-
-def _worker_main(job: _TrainJob, tasks: Any, done: Any, worker: int) -> None:
-    """Entry point of a training worker process: pull tasks until a ``None``."""
-    try:
-        _setup_worker(job)
-
-        def pull() -> Iterable[dict[str, Any]]:
-            while True:
-                task = tasks.get()
-                if task is None:
-                    return
-                yield task
-
-        _train_rows(job, pull(), lambda row: done.put(("row", worker, row["status"])))
-    except BaseException as err:  # noqa: BLE001 - reported to the parent
-        done.put(("fatal", worker, f"{type(err).__name__}: {err}"))
-        raise
-    done.put(("exit", worker, ""))
-
-
-def _run_workers(job: _TrainJob, pending: list[dict[str, Any]], bar: Any, log: RunLog) -> int:
-    ctx = mp.get_context("spawn")
-    tasks, done = ctx.Queue(), ctx.Queue()
-    for task in pending:
-        tasks.put(task)
-    for _ in range(job.workers):
-        tasks.put(None)
-    procs = [
-        ctx.Process(target=_worker_main, args=(job, tasks, done, w), daemon=True)
-        for w in range(job.workers)
-    ]
-    for p in procs:
-        p.start()
-    written, exited, fatal = 0, 0, []
-    try:
-        while exited < len(procs):
-            try:
-                kind, worker, payload = done.get(timeout=1.0)
-            except queue.Empty:
-                if not any(p.is_alive() for p in procs):
-                    try:  # a last message may still be in the pipe
-                        kind, worker, payload = done.get(timeout=1.0)
-                    except queue.Empty:
-                        break
-                else:
-                    continue
-            if kind == "row":
-                written += 1
-                log.row()
-                bar.update(1)
-                bar.set_postfix_str(f"last {payload}", refresh=False)
-            elif kind == "fatal":
-                fatal.append(f"worker {worker}: {payload}")
-                exited += 1
-            else:
-                exited += 1
-    except BaseException:
-        # stopped early: tasks nobody will take must not keep this process from exiting
-        tasks.cancel_join_thread()
-        raise
-    finally:
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.terminate()
-    crashed = [w for w, p in enumerate(procs) if p.exitcode not in (0, None) and not fatal]
-    if fatal or crashed:
-        raise RuntimeError(
-            "training worker(s) failed: "
-            + "; ".join(fatal or [f"worker {w} exit code {procs[w].exitcode}" for w in crashed])
-        )
-    return written
 
 
 def _train_pending(
@@ -422,8 +451,10 @@ def _train_pending(
     log: RunLog,
     desc: str,
     progress: bool,
+    cluster: Cluster,
 ) -> None:
-    """Train the pending configurations, in this process or in ``job.workers`` workers."""
+    """Train the pending configurations, in this process or as tasks of ``cluster``
+    (rows appended here, as they come back)."""
     bar = tqdm(
         total=len(pending),
         desc=desc,
@@ -432,17 +463,37 @@ def _train_pending(
         file=sys.stderr,
         dynamic_ncols=True,
     )
+
+    def count(row: dict[str, Any]) -> None:
+        log.row()
+        bar.update(1)
+        bar.set_postfix_str(f"last {row.get('status')}", refresh=False)
+
     try:
-        if job.workers == 1 or len(pending) <= 1:
-
-            def count(row: dict[str, Any]) -> None:
-                log.row()
-                bar.update(1)
-
+        if cluster.in_process:
             with cudnn_autotune(job.cudnn_benchmark if dev.is_cuda else None):
                 _train_rows(job, pending, count)
-        else:
-            _run_workers(job, pending, bar, log)
+            return
+        table = AppendTable(job.table, CONFIG_COLUMNS)
+        items = [(task["key"], (job, task)) for task in pending]
+        by_key = {task["key"]: task for task in pending}
+        for res in cluster.map_unordered(_train_task, items):
+            if res.ok:
+                row = res.value
+            else:  # the task killed its workers (e.g. out of host memory): a failed row
+                row = {
+                    **by_key[res.key],
+                    "epochs": job.epochs,
+                    "batch_size": job.batch_size,
+                    "image_size": job.image_size,
+                    "train_seed": job.seed,
+                    "workers": job.workers,
+                    "status": "error",
+                    "reason": res.error[:200],
+                    "timestamp": now_iso(),
+                }
+            table.append(row)
+            count(row)
     finally:
         bar.close()
 
@@ -507,6 +558,7 @@ def train_configs(
     progress: bool = True,
     command: str | None = None,
     git_commit: str | None = None,
+    cluster: Cluster | ClusterSpec | str | None = None,
 ) -> int:
     """Phase (b): train each configuration once and record its test error and time.
 
@@ -522,8 +574,8 @@ def train_configs(
         n_configs: configurations in the benchmark (a prefix of the seeded sequence).
         seed: seed of the configuration sequence and of every training.
         epochs: training epochs.
-        workers_per_gpu: trainings running at once on the device, one process each
-            pulling from a shared queue; 1 trains in this process.
+        workers_per_gpu: trainings running at once on each GPU of a local cluster (one
+            worker process each); with one device and 1, training happens in this process.
         shard: ``(i, n)``: train the configurations at positions ``i, i + n, ...``.
         batch_size: training batch size.
         n_structures: structures the configurations pair with.
@@ -539,13 +591,16 @@ def train_configs(
         progress: show a progress bar.
         command: command line to record.
         git_commit: commit to record when the tree has no ``.git``.
+        cluster: where the trainings run: an open :class:`~hwml.cluster.Cluster`, or a
+            spec to open one (default ``"local"``: ``workers_per_gpu`` worker processes
+            per visible GPU, or on the CPU; this process when that is one). A training
+            that kills its worker is retried on another, then recorded as failed.
 
     Returns:
         Rows written by this call.
 
     Raises:
         DatasetError: the folder's provenance disagrees with the settings.
-        RuntimeError: a worker process died.
     """
     i, n = shard
     if not 0 <= i < n:
@@ -597,6 +652,15 @@ def train_configs(
         threads=int(threads_per_worker),
         cudnn_benchmark=cudnn_benchmark,
     )
-    with _logged(folder, facts, run) as log:
-        _train_pending(job, pending, dev, log, f"train {i}/{n} x{workers_per_gpu}", progress)
+    with _cluster(
+        cluster if cluster is not None else "local",
+        str(device.torch_device if isinstance(device, Device) else device),
+        workers_per_gpu=int(workers_per_gpu),
+        threads_per_worker=int(threads_per_worker),
+    ) as where:
+        run.update(where.facts())
+        with _logged(folder, facts, run) as log:
+            _train_pending(
+                job, pending, dev, log, f"train {i}/{n} on {where.describe()}", progress, where
+            )
     return log.rows_written

@@ -39,7 +39,9 @@ Modules: :mod:`~hwml.optimize.space` (dimensions, unit cube), :mod:`~hwml.optimi
 (GP, EI, HW-IECI, warm start), :mod:`~hwml.optimize.candidates` (observations, candidate
 sets), :mod:`~hwml.optimize.feasible` (searching the constraint models),
 :mod:`~hwml.optimize.baselines` (random search, GA, aging evolution), :mod:`~hwml.optimize.search` (the
-loop), :mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
+loop), :mod:`~hwml.optimize.batch` (``q`` evaluations in flight: kriging believer,
+asynchronous or synchronous, on an executor or a simulated clock),
+:mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
 :mod:`~hwml.optimize.multiobjective` (ParEGO, HW-EHVI, random, NSGA-II for Pareto
 fronts),
 :mod:`~hwml.optimize.history` (the table and its file), :mod:`~hwml.optimize.tabular`
@@ -58,6 +60,7 @@ from hwml.optimize.baselines import (
     propose_ga,
     propose_random,
 )
+from hwml.optimize.batch import BATCH_METHODS, BATCH_MODES, minimize_batch
 from hwml.optimize.bo import (
     BO_KINDS,
     BOSettings,
@@ -111,10 +114,13 @@ _LAZY: dict[str, str] = {
     "pareto_rows": "analysis",
     "Speedup": "experiments",
     "SpeedupInterval": "experiments",
+    "batch_label": "experiments",
+    "batch_summary": "experiments",
     "compare_final": "experiments",
     "history_file": "experiments",
     "reach_summary": "experiments",
     "reach_times": "experiments",
+    "run_batch_searches": "experiments",
     "run_pareto_searches": "experiments",
     "run_searches": "experiments",
     "speedup": "experiments",
@@ -157,6 +163,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AgingSettings",
+    "BATCH_METHODS",
+    "BATCH_MODES",
     "BOSettings",
     "BO_KINDS",
     "Categorical",
@@ -190,6 +198,8 @@ __all__ = [
     "Speedup",
     "SpeedupInterval",
     "TabularObjective",
+    "batch_label",
+    "batch_summary",
     "best_so_far",
     "chebyshev",
     "check_budgets",
@@ -213,6 +223,7 @@ __all__ = [
     "local_candidates",
     "mean_band",
     "minimize",
+    "minimize_batch",
     "minimize_pareto",
     "nondominated_ranks",
     "nsga_fitness",
@@ -229,6 +240,7 @@ __all__ = [
     "reach_summary",
     "reach_times",
     "read_history",
+    "run_batch_searches",
     "region_candidates",
     "run_pareto_searches",
     "run_searches",

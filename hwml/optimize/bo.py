@@ -292,6 +292,49 @@ class GPSurrogate:
         self.n_optimizations = len(starts)
         return self
 
+    def fantasize(self, points: np.ndarray, values: np.ndarray) -> GPSurrogate:
+        """This GP conditioned on extra observations, its hyper-parameters unchanged.
+
+        The *kriging believer* of a batch search: points still being evaluated are added
+        with values believed for them (their posterior mean), which leaves the mean
+        where it was and shrinks the uncertainty around them, so the next proposal of
+        the batch goes elsewhere.
+
+        Args:
+            points: unit-cube inputs, shape ``(m, d)``.
+            values: their believed values, shape ``(m,)``, in the unit of the fitted
+                values.
+
+        Returns:
+            A new surrogate; this one is unchanged.
+        """
+        import GPy
+
+        if self._model is None:
+            raise RuntimeError("fit the surrogate first")
+        m = self._model
+        x = np.vstack([m.X, np.asarray(points, dtype=float)])
+        ys = np.vstack(
+            [m.Y, ((np.asarray(values, dtype=float) - self._y_mean) / self._y_std)[:, None]]
+        )
+        out = GPSurrogate(
+            self.n_restarts,
+            self.max_iters,
+            self.lengthscale_bounds,
+            self.variance_bounds,
+            self.noise_bounds,
+            self.blas_threads,
+        )
+        with _blas_threads(self.blas_threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out._model = GPy.models.GPRegression(
+                x, ys, m.kern.copy(), noise_var=float(m.Gaussian_noise.variance.values.item())
+            )
+        out._y_mean, out._y_std = self._y_mean, self._y_std
+        out.log_likelihood = self.log_likelihood
+        out.n_optimizations = 0
+        return out
+
     @property
     def hyperparameters(self) -> dict[str, np.ndarray | float]:
         """Fitted hyper-parameters: ``variance``, ``lengthscale`` (``(d,)``), ``noise``.
@@ -545,6 +588,7 @@ def propose_bo(
     *,
     warm: GPWarmStart | None = None,
     region: FeasibleRegion | None = None,
+    pending: np.ndarray | None = None,
 ) -> Proposal | None:
     """Choose the next point by maximizing an acquisition over a candidate set.
 
@@ -562,6 +606,10 @@ def propose_bo(
         region: feasible configurations found before the search
             (:func:`~hwml.optimize.feasible.find_feasible`); with ``"hw-ieci"`` they top up
             the random candidates when rejection sampling finds too few.
+        pending: points being evaluated (a batch search), shape ``(m, d)``: never
+            proposed again, and believed at the GP's posterior mean (kriging believer,
+            :meth:`GPSurrogate.fantasize`) so that the acquisition falls around them;
+            None or empty for a sequential search.
 
     Returns:
         The proposal, or ``None`` when no unevaluated (feasible) candidate exists.
@@ -575,6 +623,15 @@ def propose_bo(
         raise ValueError("propose_bo needs at least one successful observation")
     y, log = surrogate_values(obs, settings)
     gp = fit_surrogate(obs.points, y, rng, settings, warm, log)
+    seen = obs  # what candidates must differ from: the evaluated and the pending points
+    if pending is not None and len(pending):
+        pending = np.asarray(pending, dtype=float).reshape(-1, obs.points.shape[1])
+        gp = gp.fantasize(pending, gp.predict(pending)[0])
+        seen = Observations(
+            np.vstack([obs.points, pending]),
+            np.concatenate([obs.values, np.full(len(pending), np.nan)]),
+            np.concatenate([obs.feasible, np.ones(len(pending), dtype=bool)]),
+        )
 
     good = ok & obs.feasible if aware and (ok & obs.feasible).any() else ok
     best = float(np.min(obs.values[good]))
@@ -586,14 +643,14 @@ def propose_bo(
     cands = [
         random_candidates(
             space,
-            obs,
+            seen,
             rng,
             settings.n_random,
             filter_random,
             pool,
             region=region if kind == "hw-ieci" else None,
         ),
-        local_candidates(space, obs, rng, centers, settings.n_local, settings.local_scales, pool),
+        local_candidates(space, seen, rng, centers, settings.n_local, settings.local_scales, pool),
     ]
     points = np.concatenate(cands, axis=0)
     if pool is None and len(points):

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from hwml.optimize.analysis import RUN_KEYS
+from hwml.optimize.batch import BATCH_MODES, minimize_batch
 from hwml.optimize.constraints import Constraint
 from hwml.optimize.multiobjective import PARETO_METHODS, ParetoSettings, minimize_pareto
 from hwml.optimize.search import METHODS, SearchSettings, minimize
@@ -38,10 +39,13 @@ from hwml.optimize.space import Space
 __all__ = [
     "Speedup",
     "SpeedupInterval",
+    "batch_label",
+    "batch_summary",
     "compare_final",
     "history_file",
     "reach_summary",
     "reach_times",
+    "run_batch_searches",
     "run_pareto_searches",
     "run_searches",
     "speedup",
@@ -114,9 +118,9 @@ def _check_jobs(methods: Sequence[str], seeds: Sequence[int], known: Sequence[st
 
 
 def _map(
-    worker: Callable[[tuple[str, int]], pd.DataFrame],
+    worker: Callable[[Any], pd.DataFrame],
     shared: dict[str, Any],
-    methods: Sequence[str],
+    methods: Sequence[Any],
     seeds: Sequence[int],
     n_jobs: int,
 ) -> pd.DataFrame:
@@ -245,6 +249,244 @@ def run_pareto_searches(
         "predictors": None if predictors is None else dict(predictors),
     }
     return _map(_one_pareto, shared, methods, seeds, n_jobs)
+
+
+def _one_batch(job: tuple[tuple[int, str], int]) -> pd.DataFrame:
+    (q, mode), seed = job
+    s = _SHARED
+    history = minimize_batch(
+        s["objective"],
+        s["space"],
+        s["constraints"],
+        method=s["method"],
+        q=q,
+        mode=mode,
+        n_evals=s["n_evals"],
+        n_init=s["n_init"],
+        seed=seed,
+        settings=s["settings"],
+        progress=False,
+    )
+    return history.assign(q=q, mode=mode)
+
+
+def run_batch_searches(
+    objective: Callable[[dict[str, Any]], Any],
+    space: Space,
+    constraints: Sequence[Constraint] = (),
+    *,
+    method: str = "hw-ieci",
+    qs: Sequence[int],
+    seeds: Sequence[int],
+    n_evals: int,
+    n_init: int,
+    modes: Sequence[str] = ("async",),
+    settings: SearchSettings | None = None,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Run :func:`~hwml.optimize.batch.minimize_batch` for every ``q``, mode and seed, on
+    the simulated clock (the evaluations report their cost in ``eval_time_s``, as a
+    :class:`~hwml.optimize.tabular.TabularObjective` with a cost column does).
+
+    Args:
+        objective: the objective.
+        space: the search space.
+        constraints: the constraints of ``method``.
+        method: a method of :data:`~hwml.optimize.batch.BATCH_METHODS`.
+        qs: evaluations in flight at once, e.g. ``(1, 2, 4, 8)``.
+        seeds: seeds; each ``(q, mode)`` runs once per seed.
+        n_evals: evaluations per run.
+        n_init: initial random evaluations per run.
+        modes: ``"async"`` and/or ``"sync"``.
+        settings: search settings.
+        n_jobs: worker processes (1: in this process); results do not depend on it.
+
+    Returns:
+        The histories concatenated, with columns ``q`` and ``mode`` added, ordered by
+        ``(q, mode)`` as given and seed.
+    """
+    if not qs or any(int(q) < 1 for q in qs):
+        raise ValueError(f"qs must be integers >= 1, got {list(qs)}")
+    bad = [m for m in modes if m not in BATCH_MODES]
+    if bad or not modes:
+        raise ValueError(f"modes must be among {BATCH_MODES}, got {list(modes)}")
+    if not seeds:
+        raise ValueError("seeds is empty")
+    shared = {
+        "objective": objective,
+        "space": space,
+        "constraints": tuple(constraints),
+        "method": method,
+        "n_evals": n_evals,
+        "n_init": n_init,
+        "settings": settings,
+    }
+    variants = [(int(q), m) for q in dict.fromkeys(qs) for m in dict.fromkeys(modes)]
+    return _map(_one_batch, shared, variants, seeds, n_jobs)
+
+
+def batch_label(q: int, mode: str) -> str:
+    """The label of a batch variant in curves and summaries: ``"q=4 async"``."""
+    return f"q={int(q)} {mode}"
+
+
+def _bootstrap_median(
+    values: np.ndarray, reached: np.ndarray, draws: np.ndarray, confidence: float
+) -> tuple[float, float]:
+    """Percentile interval of the median over resampled seeds; a run that never reached
+    the level counts as infinite at the upper end and at its censored value at the lower."""
+    low = np.median(values[draws], axis=1)
+    high = np.median(np.where(reached, values, np.inf)[draws], axis=1)
+    return (
+        float(np.quantile(low, (1.0 - confidence) / 2.0, method="lower")),
+        float(np.quantile(high, (1.0 + confidence) / 2.0, method="higher")),
+    )
+
+
+def batch_summary(
+    histories: pd.DataFrame,
+    threshold: float,
+    *,
+    at_evals: int | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How a batch-parallel search scales with ``q``: evaluations and wall-clock time to
+    reach a level, and the speed-up in wall-clock at equal evaluations.
+
+    Args:
+        histories: output of :func:`run_batch_searches` (columns ``q`` and ``mode``; the
+            same seeds for every variant, ``q = 1`` among them).
+        threshold: objective level of the near-optimal region.
+        at_evals: the evaluation count at which wall-clock times are compared (default:
+            the smallest run's length).
+        n_boot: bootstrap resamples of the seeds.
+        confidence: nominal coverage of the intervals.
+        seed: seed of the resampling.
+
+    Returns:
+        One row per ``(mode, q)``: ``label``, ``runs``, ``reached`` (fraction),
+        ``median_evals`` with ``evals_lower`` / ``evals_upper`` (the interval; ``inf``
+        when censored runs decide it) and ``median_evals_bound`` (censored median's
+        bound), ``median_time_s`` with ``time_lower`` / ``time_upper``, ``time_at_evals_s``
+        (median wall-clock of ``at_evals`` evaluations), ``speedup_equal_evals`` (median
+        over seeds of the ``q = 1`` run's time to ``at_evals`` evaluations over this run's,
+        with ``speedup_equal_lower`` / ``speedup_equal_upper``), ``speedup_reach``
+        (:func:`speedup_interval` of the time to reach the level against ``q = 1`` of
+        the same mode) with ``speedup_reach_lower`` / ``speedup_reach_upper`` /
+        ``speedup_reach_kind``, ``efficiency`` (``speedup_equal_evals / q``), and for
+        prose ``evals_text`` (``"12"`` or ``"more than 50"``), ``speedup_equal_text`` and
+        ``speedup_reach_text`` (``"3.8x (95% CI 3.5x to 4.1x)"``).
+    """
+    from hwml.optimize.analysis import best_so_far
+
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    frame = histories.assign(
+        method=[batch_label(q, m) for q, m in zip(histories["q"], histories["mode"], strict=True)]
+    )
+    curves = best_so_far(frame)
+    n_at = int(at_evals or frame.groupby(["method", "seed"]).size().min())
+    times = reach_times(curves, threshold)
+    seeds = np.sort(frame["seed"].unique())
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(seeds), size=(int(n_boot), len(seeds)))
+
+    def at_n(run: pd.DataFrame) -> float:
+        run = run.sort_values("iteration")
+        hit = run[run["iteration"] == n_at]
+        return float(hit["cumulative_time_s"].iloc[0]) if len(hit) else math.nan
+
+    clock = frame.groupby(["method", "seed"]).apply(at_n, include_groups=False)
+    rows = []
+    for (q, mode), _ in frame.groupby(["q", "mode"], sort=True):
+        label = batch_label(q, mode)
+        mine = times[times["method"] == label].set_index("seed").reindex(seeds)
+        reached = mine["reached"].to_numpy(bool)
+        evals = mine["evals"].to_numpy(float)
+        secs = mine["time_s"].to_numpy(float)
+        e_med, e_bound, _ = _censored_median(evals, reached)
+        t_med, t_bound, _ = _censored_median(secs, reached)
+        e_lo, e_hi = _bootstrap_median(evals, reached, draws, confidence)
+        t_lo, t_hi = _bootstrap_median(secs, reached, draws, confidence)
+        row: dict[str, Any] = {
+            "mode": mode,
+            "q": int(q),
+            "label": label,
+            "runs": int(len(mine)),
+            "reached": float(reached.mean()),
+            "median_evals": e_med,
+            "median_evals_bound": e_bound,
+            "evals_lower": e_lo,
+            "evals_upper": e_hi,
+            "median_time_s": t_med,
+            "median_time_s_bound": t_bound,
+            "time_lower": t_lo,
+            "time_upper": t_hi,
+            "at_evals": n_at,
+        }
+        base_label = batch_label(1, mode)
+        mine_t = clock.loc[label].reindex(seeds).to_numpy(float)
+        row["time_at_evals_s"] = float(np.nanmedian(mine_t))
+        if base_label in clock.index.get_level_values(0):
+            base_t = clock.loc[base_label].reindex(seeds).to_numpy(float)
+            ratio = base_t / mine_t
+            boot = np.nanmedian(ratio[draws], axis=1)
+            row["speedup_equal_evals"] = float(np.nanmedian(ratio))
+            row["speedup_equal_lower"] = float(np.quantile(boot, (1 - confidence) / 2))
+            row["speedup_equal_upper"] = float(np.quantile(boot, (1 + confidence) / 2))
+            ci = (
+                speedup_interval(
+                    curves,
+                    threshold,
+                    label,
+                    base_label,
+                    "time_s",
+                    n_boot=n_boot,
+                    confidence=confidence,
+                    seed=seed,
+                )
+                if label != base_label
+                else None
+            )
+            row["speedup_reach"] = ci.ratio if ci else 1.0
+            row["speedup_reach_lower"] = ci.lower if ci else 1.0
+            row["speedup_reach_upper"] = ci.upper if ci else 1.0
+            row["speedup_reach_kind"] = ci.kind if ci else "exact"
+        else:
+            for col in (
+                "speedup_equal_evals",
+                "speedup_equal_lower",
+                "speedup_equal_upper",
+                "speedup_reach",
+                "speedup_reach_lower",
+                "speedup_reach_upper",
+            ):
+                row[col] = math.nan
+            row["speedup_reach_kind"] = "undefined"
+        row["efficiency"] = row["speedup_equal_evals"] / int(q)
+        row["evals_text"] = f"{e_med:g}" if math.isfinite(e_med) else f"more than {e_bound:g}"
+        row["speedup_equal_text"] = SpeedupInterval(
+            row["speedup_equal_evals"],
+            "exact" if math.isfinite(row["speedup_equal_evals"]) else "undefined",
+            row["speedup_equal_lower"],
+            row["speedup_equal_upper"],
+            confidence,
+            int(n_boot),
+            len(seeds),
+        ).text()
+        row["speedup_reach_text"] = SpeedupInterval(
+            row["speedup_reach"],
+            row["speedup_reach_kind"],
+            row["speedup_reach_lower"],
+            row["speedup_reach_upper"],
+            confidence,
+            int(n_boot),
+            len(seeds),
+        ).text()
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def reach_times(curves: pd.DataFrame, threshold: float) -> pd.DataFrame:

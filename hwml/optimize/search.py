@@ -209,7 +209,11 @@ def _evaluate(objective: Objective, config: dict[str, Any]) -> _Evaluation:
 
 
 def _propose(
-    run: _Run, phase: str, state: _SearchState, rng: np.random.Generator
+    run: _Run,
+    phase: str,
+    state: _SearchState,
+    rng: np.random.Generator,
+    pending: np.ndarray | None = None,
 ) -> Proposal | None:
     """The next point of a run's method, from the observations so far.
 
@@ -218,19 +222,31 @@ def _propose(
         phase: ``"init"`` or ``"search"``.
         state: the evaluations so far; its GP warm start is updated by model-based methods.
         rng: the iteration's generator.
+        pending: points being evaluated (a batch search), shape ``(m, d)``: never proposed
+            again; the model-based methods believe them at the GP mean (kriging believer).
 
     Returns:
         The proposal, or None when no new (feasible) configuration was found.
     """
     method, space, pool, region = run.method, run.space, run.pool, run.region
     obs = state.observations()
+    busy = pending is not None and len(pending) > 0
+    seen = obs  # the random draws must differ from evaluated and pending points alike
+    if busy:
+        seen = Observations(
+            np.vstack([obs.points, pending]),
+            np.concatenate([obs.values, np.full(len(pending), np.nan)]),
+            np.concatenate([obs.feasible, np.ones(len(pending), dtype=bool)]),
+        )
     filt = run.feasibility if method in _FILTERED_INIT else None
     if method in ("random", "random-filtered") or phase == "init":
-        return propose_random(space, obs, rng, filt, pool, region=region)
+        return propose_random(space, seen, rng, filt, pool, region=region)
     if method in ("ga", "ga-filtered"):
+        if busy:
+            raise ValueError("the genetic algorithm does not propose batches")
         return propose_ga(space, obs, rng, run.settings.ga, run.n_init, filt, pool, region=region)
     if not obs.ok.any():
-        return propose_random(space, obs, rng, filt, pool, region=region)
+        return propose_random(space, seen, rng, filt, pool, region=region)
     kind = method if run.feasibility is not None else "ei"
     try:
         proposal = propose_bo(
@@ -243,13 +259,14 @@ def _propose(
             run.settings.bo,
             warm=state.warm,
             region=region,
+            pending=pending if busy else None,
         )
     except np.linalg.LinAlgError as err:
         logger.warning("GP fit failed (%s); this iteration draws a random point", err)
-        return propose_random(space, obs, rng, filt, pool, region=region)
+        return propose_random(space, seen, rng, filt, pool, region=region)
     if proposal is None and pool is None:
         # no accepted candidate in this round's set (a tiny feasible region): search harder
-        return propose_random(space, obs, rng, filt, pool, region=region)
+        return propose_random(space, seen, rng, filt, pool, region=region)
     return proposal
 
 

@@ -17,9 +17,11 @@ pandas DataFrames of layer descriptions, ``get_params``), saved as portable JSON
   computation plus data movement through the memory hierarchy.
 * :class:`ScratchTransfer`, :class:`RescaleTransfer`, :class:`MetaTransfer`,
   :class:`RooflineTransfer` (:mod:`~hwml.predict.transfer`): layer runtime on a new
-  device from a measured source device and ``k`` (0..N) measured target layers, with
-  :func:`~hwml.predict.transfer.choose_rows` and
-  :func:`~hwml.predict.transfer.transfer_curve` (error versus ``k``).
+  device from one or several measured source devices and ``k`` (0..N) measured target
+  layers, with :func:`~hwml.predict.transfer.choose_rows`,
+  :func:`~hwml.predict.transfer.transfer_pairs` (source -> target pairs among platforms)
+  and :func:`~hwml.predict.transfer.transfer_curve` /
+  :func:`~hwml.predict.transfer.network_curve` (layer and network error versus ``k``).
 * :mod:`~hwml.predict.metrics`: RMSPE, RMSE, MAPE, Spearman rho, fraction within +-10%.
 * :mod:`~hwml.predict.evaluate`: held-out splits, the noise floor of repeated
   measurements, the survey's Tables 1 and 2 beside ours, network predictions of any

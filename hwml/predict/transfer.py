@@ -39,9 +39,15 @@ estimated noise then tends to 0 and so does the penalty). A group with no target
 predicted by the pooled coefficients.
 
 Helpers: :func:`choose_rows` (which ``k`` target layers to measure), :func:`transfer_curve`
-(error versus ``k`` as a tidy frame), :func:`pair_rows` (same layer on two devices, by
-``key`` and ``dtype``) and :func:`predict_networks` (network runtime as the sum of its
-layers' predictions).
+(layer error versus ``k`` as a tidy frame), :func:`network_curve` (the same for whole
+networks priced as the sum of their layers, :func:`predict_networks` over
+:func:`network_layers`), :func:`summarize_curve` and :func:`best_within` (medians over
+seeds; the best entry within a budget of ``k`` and whether it meets an error target),
+:func:`transfer_pairs` (source -> target pairs among a list of platforms, several
+sources at once included) with :func:`transfer_methods` (the methods that apply to a
+source), :func:`pair_rows` (same layer on two devices, by ``key`` and ``dtype``) and
+:func:`ceilings_of` (the roofline constants a dataset's provenance records, None for
+those never measured).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from sklearn.cluster import KMeans
 
 from hwml.predict import io, metrics
 from hwml.predict.base import (
+    DTYPE_BYTES,
     KIND_GROUPS,
     Estimator,
     PredictorError,
@@ -72,6 +79,7 @@ from hwml.predict.base import (
 
 __all__ = [
     "CURVE_COLUMNS",
+    "NETWORK_CURVE_COLUMNS",
     "TransferEstimator",
     "ScratchTransfer",
     "RescaleTransfer",
@@ -80,8 +88,16 @@ __all__ = [
     "choose_rows",
     "pair_rows",
     "transfer_curve",
+    "network_curve",
+    "transfer_methods",
+    "transfer_pairs",
+    "network_layers",
+    "summarize_curve",
+    "best_within",
     "predict_networks",
     "FEATURE_COLUMNS",
+    "CEILING_KEYS",
+    "ceilings_of",
 ]
 
 CURVE_COLUMNS = (
@@ -99,6 +115,22 @@ CURVE_COLUMNS = (
 )
 """Columns of :func:`transfer_curve`'s table, in order."""
 
+NETWORK_CURVE_COLUMNS = (
+    "method",
+    "k",
+    "k_used",
+    "capped",
+    "how",
+    "seed",
+    "n_nets",
+    "mape_pct",
+    "medape_pct",
+    "spearman",
+    "median_ratio",
+    "error",
+)
+"""Columns of :func:`network_curve`'s table, in order."""
+
 #: Columns every transfer model reads from a layer table.
 FEATURE_COLUMNS: tuple[str, ...] = ("kind", "flops", "vector_ops", "total_bytes")
 
@@ -111,7 +143,8 @@ _BIG = 1e3  # prior scale that means "no prior" (on log-runtime coefficients)
 def _groups_of(kinds: Iterable[str], kind_groups: Mapping[str, str] | None) -> np.ndarray:
     table = dict(KIND_GROUPS)
     table.update(kind_groups or {})
-    return np.array([table.get(str(k), "") for k in kinds], dtype=object)
+    kinds = pd.Series(kinds if isinstance(kinds, pd.Series) else list(kinds), dtype=object)
+    return kinds.astype(str).map(table).fillna("").to_numpy(dtype=object)
 
 
 def _log_features(
@@ -234,9 +267,10 @@ _SOURCE_CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
 _PRIOR_CACHE: dict[tuple[Any, ...], Any] = {}
 
 
-def _digest(rows: pd.DataFrame, target: str) -> str:
-    """A hash of the feature and target values of a table (order matters, index not)."""
-    values = pd.util.hash_pandas_object(rows[[*FEATURE_COLUMNS, target]], index=False)
+def _digest(rows: pd.DataFrame, target: str | None) -> str:
+    """A hash of the feature (and target) values of a table (order matters, index not)."""
+    cols = [*FEATURE_COLUMNS, target] if target else list(FEATURE_COLUMNS)
+    values = pd.util.hash_pandas_object(rows[cols], index=False)
     return hashlib.sha1(values.to_numpy().tobytes()).hexdigest()
 
 
@@ -286,19 +320,43 @@ def _fit_source_uncached(
         noise_dof=1.0,
     )
     state["center"] = center
+    state["range"] = [float(lf.min()), float(lf.max()), float(lb.min()), float(lb.max())]
+    state["group_ranges"] = {
+        g: [float(lf[m].min()), float(lf[m].max()), float(lb[m].min()), float(lb[m].max())]
+        for g in state["groups"]
+        for m in [groups == g]
+    }
     return state
 
 
-def _predict_source(state: Mapping[str, Any], groups: np.ndarray, lf, lb, name: str) -> np.ndarray:
-    """Log-runtime of the source model; raises for groups without source rows."""
+def _predict_source(
+    state: Mapping[str, Any], groups: np.ndarray, lf, lb, name: str, unknown_groups: str = "raise"
+) -> np.ndarray:
+    """Log-runtime of the source model.
+
+    The quadratic is never extrapolated: each layer's ``lf`` and ``lb`` are clipped to the
+    range of its group's source rows (a quadratic fitted on activations of thousands of
+    elements, asked for one of eight, would otherwise predict seconds). A group without
+    source rows raises (``unknown_groups="raise"``) or is priced by the pooled
+    (all-groups) coefficients, clipped to the range of all source rows (``"pooled"``; a
+    concatenation has no FLOPs at all).
+    """
     known = set(state["groups"])
     unknown = sorted(set(groups.tolist()) - known)
-    if unknown:
+    if unknown and unknown_groups != "pooled":
         raise UnknownKindError(
             f"source model {name!r} has no rows of group(s) {unknown}; it knows {sorted(known)}",
             kinds={g: int((groups == g).sum()) for g in unknown},
             supported=sorted(known),
         )
+    if "range" in state:  # models saved before ranges were kept are not clipped
+        lf, lb = np.array(lf, dtype=float), np.array(lb, dtype=float)
+        ranges = state.get("group_ranges", {})
+        for g in set(groups.tolist()):
+            lo_f, hi_f, lo_b, hi_b = ranges.get(g, state["range"])
+            mask = groups == g
+            lf[mask] = np.clip(lf[mask], lo_f, hi_f)
+            lb[mask] = np.clip(lb[mask], lo_b, hi_b)
     return _predict_shrunk(state, _quadratic(lf, lb, state["center"]), groups)
 
 
@@ -458,8 +516,11 @@ class RescaleTransfer(TransferEstimator):
     With no target rows (``k = 0``) the map stays the identity and :meth:`predict`
     returns the source model's prediction unchanged.
 
-    The source model prices only groups present in the source rows
-    (:class:`~hwml.predict.base.UnknownKindError` otherwise).
+    The source model prices only groups present in the source rows: another group raises
+    :class:`~hwml.predict.base.UnknownKindError` (``unknown_groups="raise"``, the
+    default) or is priced by the source model's pooled (all-groups) coefficients
+    (``unknown_groups="pooled"``; e.g. a CPU sweep without concatenations asked for a
+    network that has some).
     """
 
     model_type: ClassVar[str] = "transfer_rescale"
@@ -473,6 +534,7 @@ class RescaleTransfer(TransferEstimator):
         noise_dof: float = 1.0,
         target: str = "runtime_ms",
         source_target: str = "runtime_ms",
+        unknown_groups: str = "raise",
         kind_groups: Mapping[str, str] | None = None,
         device_check: str = "warn",
     ) -> None:
@@ -483,6 +545,7 @@ class RescaleTransfer(TransferEstimator):
         self.noise_dof = noise_dof
         self.target = target
         self.source_target = source_target
+        self.unknown_groups = unknown_groups
         self.kind_groups = kind_groups
         self.device_check = device_check
 
@@ -491,7 +554,7 @@ class RescaleTransfer(TransferEstimator):
         src = _target_rows(table, self.source_target, self.kind_groups, "fit (source rows)")
         source = _fit_source(src, self.source_target, self.kind_groups)
         groups, lf, lb = _log_features(target, self.kind_groups, "fit (target rows)")
-        s = _predict_source(source, groups, lf, lb, "source")
+        s = _predict_source(source, groups, lf, lb, "source", self._unknown())
         state = _fit_shrunk(
             np.column_stack([np.ones_like(s), s]),
             np.log(target[self.target].to_numpy(dtype=float)),
@@ -509,11 +572,15 @@ class RescaleTransfer(TransferEstimator):
         """The source model's own prediction (ms, source device) of every row."""
         self._check_fitted()
         groups, lf, lb = _log_features(rows, self.kind_groups, "predict")
-        return np.exp(_predict_source(self.state_["source"], groups, lf, lb, "source"))
+        state = self.state_["source"]
+        return np.exp(_predict_source(state, groups, lf, lb, "source", self._unknown()))
+
+    def _unknown(self) -> str:
+        return _check_unknown_groups(getattr(self, "unknown_groups", "raise"))
 
     def _log_predict(self, rows: pd.DataFrame) -> np.ndarray:
         groups, lf, lb = _log_features(rows, self.kind_groups, "predict")
-        s = _predict_source(self.state_["source"], groups, lf, lb, "source")
+        s = _predict_source(self.state_["source"], groups, lf, lb, "source", self._unknown())
         return _predict_shrunk(self.state_["map"], np.column_stack([np.ones_like(s), s]), groups)
 
 
@@ -575,6 +642,12 @@ class MetaTransfer(TransferEstimator):
     exact Bayesian posterior rather than gradient steps. With tasks from one GPU the
     learned prior mainly says "the target behaves like a rescaled source"; it becomes
     informative only with genuinely different source devices.
+
+    **Groups a source lacks.** A group with no rows in a task's table (e.g. a CPU sweep
+    without concatenations) raises :class:`~hwml.predict.base.UnknownKindError` when a
+    layer of it is fitted or predicted (``unknown_groups="raise"``, the default), or is
+    priced by that task's pooled source coefficients (``"pooled"``). The prior is
+    learned on the groups every other task knows, either way.
     """
 
     model_type: ClassVar[str] = "transfer_meta"
@@ -589,6 +662,7 @@ class MetaTransfer(TransferEstimator):
         noise_dof: float = 1.0,
         max_task_rows: int = 2000,
         target: str = "runtime_ms",
+        unknown_groups: str = "raise",
         kind_groups: Mapping[str, str] | None = None,
         device_check: str = "warn",
     ) -> None:
@@ -600,6 +674,7 @@ class MetaTransfer(TransferEstimator):
         self.noise_dof = noise_dof
         self.max_task_rows = max_task_rows
         self.target = target
+        self.unknown_groups = unknown_groups
         self.kind_groups = kind_groups
         self.device_check = device_check
 
@@ -621,7 +696,7 @@ class MetaTransfer(TransferEstimator):
             _PRIOR_CACHE[key] = self._learn_prior(tasks, models)
         prior_mean, prior_scale, learned = copy.deepcopy(_PRIOR_CACHE[key])
         groups, lf, lb = _log_features(target, self.kind_groups, "fit (target rows)")
-        basis = self._basis(models, groups, lf, lb)
+        basis = self._basis(models, groups, lf, lb, self._unknown())
         state = _fit_shrunk(
             basis,
             np.log(target[self.target].to_numpy(dtype=float)),
@@ -671,14 +746,22 @@ class MetaTransfer(TransferEstimator):
         W = np.array(list(learned.values()))
         return W.mean(axis=0), np.maximum(W.std(axis=0, ddof=1), floor), learned
 
+    def _unknown(self) -> str:
+        return _check_unknown_groups(getattr(self, "unknown_groups", "raise"))
+
     @staticmethod
-    def _basis(models: Mapping[str, Any], groups, lf, lb) -> np.ndarray:
-        s = np.mean([_predict_source(m, groups, lf, lb, k) for k, m in models.items()], axis=0)
+    def _basis(
+        models: Mapping[str, Any], groups, lf, lb, unknown_groups: str = "raise"
+    ) -> np.ndarray:
+        s = np.mean(
+            [_predict_source(m, groups, lf, lb, k, unknown_groups) for k, m in models.items()],
+            axis=0,
+        )
         return np.column_stack([np.ones_like(lf), s, lf, lb])
 
     def _log_predict(self, rows: pd.DataFrame) -> np.ndarray:
         groups, lf, lb = _log_features(rows, self.kind_groups, "predict")
-        basis = self._basis(self.state_["sources"], groups, lf, lb)
+        basis = self._basis(self.state_["sources"], groups, lf, lb, self._unknown())
         return _predict_shrunk(self.state_["map"], basis, groups)
 
 
@@ -728,6 +811,20 @@ class RooflineTransfer(TransferEstimator):
         keys = ("peak_flops_per_s", "bandwidth_bytes_per_s", "overhead_ms")
         return cls(**{k: float(ceilings[k]) for k in keys}, **kwargs)
 
+    @classmethod
+    def from_provenance(
+        cls, provenance: Mapping[str, Any], dtype: str = "float32", **kwargs: Any
+    ) -> RooflineTransfer:
+        """A model with the ceilings a dataset's provenance records (:func:`ceilings_of`).
+
+        Constants the provenance does not hold are left None: with ``envelope=True`` the
+        model then fits from target rows (``k >= 1``) and refuses ``k = 0``
+        (:class:`~hwml.predict.base.TooFewRowsError` naming what was not measured);
+        nothing is guessed.
+        """
+        consts = ceilings_of(provenance, dtype)
+        return cls(**{**consts, **kwargs})
+
     def fit(
         self,
         source_rows: Any = None,
@@ -757,9 +854,14 @@ class RooflineTransfer(TransferEstimator):
             }
         missing = [k for k, v in consts.items() if v is None]
         if missing:
+            how = (
+                "target rows (k >= 1) supply them from their envelope"
+                if self.envelope
+                else "pass them, or set envelope=True and give target rows (k >= 1)"
+            )
             raise TooFewRowsError(
-                f"RooflineTransfer needs {', '.join(missing)}: pass them (see "
-                "hwml.profile.measure_ceilings) or set envelope=True and give target rows"
+                f"RooflineTransfer needs {', '.join(missing)}, not given (measure them on "
+                f"the target with hwml.profile.measure_ceilings); {how}"
             )
         for k, v in consts.items():
             if not (math.isfinite(float(v)) and float(v) >= 0 and (k == "overhead_ms" or v > 0)):
@@ -782,6 +884,58 @@ class RooflineTransfer(TransferEstimator):
 
 
 # ====================================================================== helpers
+
+#: The constants of :class:`RooflineTransfer`, in its argument order.
+CEILING_KEYS: tuple[str, ...] = ("peak_flops_per_s", "bandwidth_bytes_per_s", "overhead_ms")
+
+
+def ceilings_of(provenance: Mapping[str, Any], dtype: str = "float32") -> dict[str, float | None]:
+    """The roofline constants a dataset's provenance records; None for each one it lacks.
+
+    Reads ``peak_flops_per_s`` (a number, or ``{dtype: number}`` as ``hwml profile
+    calibrate`` writes it), ``bandwidth_bytes_per_s`` (else ``copy_bandwidth_bytes_per_s``)
+    and ``overhead_ms``, at the top level or under ``ceilings`` (the output of
+    :func:`hwml.profile.measure_ceilings` stored as is). A value that is missing, not a
+    finite positive number (overhead: non-negative) or of another dtype is None: a
+    ceiling that was not measured is never filled in.
+
+    Args:
+        provenance: A dataset's ``provenance.json`` as a dict.
+        dtype: The dtype of the peak rate wanted.
+
+    Returns:
+        ``{"peak_flops_per_s", "bandwidth_bytes_per_s", "overhead_ms"}`` (FLOP/s, bytes/s,
+        ms), each a float or None.
+    """
+    nested = provenance.get("ceilings")
+    sources = [nested, provenance] if isinstance(nested, Mapping) else [provenance]
+
+    def first(*names: str) -> Any:
+        for src in sources:
+            for name in names:
+                if src.get(name) is not None:
+                    return src[name]
+        return None
+
+    peak = first("peak_flops_per_s")
+    if isinstance(nested, Mapping) and nested.get("dtype") not in (None, dtype):
+        peak = None if peak is nested.get("peak_flops_per_s") else peak
+    if isinstance(peak, Mapping):
+        peak = peak.get(dtype)
+    values = {
+        "peak_flops_per_s": peak,
+        "bandwidth_bytes_per_s": first("bandwidth_bytes_per_s", "copy_bandwidth_bytes_per_s"),
+        "overhead_ms": first("overhead_ms"),
+    }
+    out: dict[str, float | None] = {}
+    for key, value in values.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        ok = math.isfinite(number) and (number > 0 or (key == "overhead_ms" and number >= 0))
+        out[key] = number if ok else None
+    return out
 
 
 def pair_rows(
@@ -835,6 +989,19 @@ def choose_rows(
     if how == "random" or k == len(candidates):
         pick = np.sort(rng.choice(len(candidates), size=k, replace=False))
         return candidates.iloc[pick]
+    key = (_digest(candidates, None), tuple(candidates.index), k, int(seed))
+    if key not in _CHOICE_CACHE:  # k-means is slow and deterministic; curves repeat choices
+        if len(_CHOICE_CACHE) >= 1024:
+            _CHOICE_CACHE.pop(next(iter(_CHOICE_CACHE)))
+        _CHOICE_CACHE[key] = _choose_spread(candidates, k, seed)
+    return candidates.iloc[_CHOICE_CACHE[key]]
+
+
+_CHOICE_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _choose_spread(candidates: pd.DataFrame, k: int, seed: int) -> np.ndarray:
+    """Positions of the ``"chosen"`` rows of :func:`choose_rows`, sorted."""
     groups, lf, lb = _log_features(candidates, None, "choose_rows")
     names, sizes = np.unique(groups.astype(str), return_counts=True)
     share = _allocate(sizes, k)
@@ -857,7 +1024,7 @@ def choose_rows(
                     taken.add(int(j))
                     break
         picked.extend(idx[sorted(taken)].tolist())
-    return candidates.iloc[np.sort(picked)]
+    return np.sort(picked)
 
 
 def _allocate(sizes: np.ndarray, k: int) -> np.ndarray:
@@ -879,6 +1046,15 @@ def _allocate(sizes: np.ndarray, k: int) -> np.ndarray:
     return share
 
 
+_UNKNOWN_GROUPS = ("raise", "pooled")
+
+
+def _check_unknown_groups(value: str) -> str:
+    if value not in _UNKNOWN_GROUPS:
+        raise ValueError(f"unknown_groups must be one of {_UNKNOWN_GROUPS}, got {value!r}")
+    return value
+
+
 _DEFAULT_METHODS = {
     "scratch": ScratchTransfer,
     "rescale": RescaleTransfer,
@@ -886,8 +1062,88 @@ _DEFAULT_METHODS = {
 }
 
 
+def _estimators(
+    methods: Mapping[str, TransferEstimator] | Sequence[str],
+) -> dict[str, TransferEstimator]:
+    if isinstance(methods, Mapping):
+        return dict(methods)
+    unknown = [m for m in methods if m not in _DEFAULT_METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {sorted(_DEFAULT_METHODS)}")
+    return {m: _DEFAULT_METHODS[m]() for m in methods}
+
+
+def _curve(
+    source_rows: Any,
+    target_rows: pd.DataFrame,
+    methods: Mapping[str, TransferEstimator] | Sequence[str],
+    ks: Sequence[int],
+    how: Sequence[str] | str,
+    seeds: Iterable[int],
+    *,
+    min_test: int,
+    meta_source_rows: Any,
+    columns: Sequence[str],
+    score: Any,
+) -> pd.DataFrame:
+    """The loop shared by :func:`transfer_curve` and :func:`network_curve`.
+
+    ``score(model, train, rows_all, target) -> dict`` fills the metric columns; the
+    choice of the ``k`` rows is made once per (target column, k, how, seed) and shared by
+    the methods, so every method sees the same target rows.
+    """
+    estimators = _estimators(methods)
+    hows = [how] if isinstance(how, str) else list(how)
+    seeds = list(seeds)
+    filled = [c for c in columns if c not in ("method", "k", "k_used", "capped", "how", "seed")]
+    records = []
+    chosen: dict[tuple[str, int, str, int], pd.DataFrame] = {}
+    for name, est in estimators.items():
+        target = getattr(est, "target", "runtime_ms")
+        rows_all = _target_rows(target_rows, target, None, "curve (target rows)")
+        n = len(rows_all)
+        src = meta_source_rows if isinstance(est, MetaTransfer) and meta_source_rows else None
+        for k in ks:
+            k_used = max(0, min(int(k), n - min_test))
+            for h in hows:
+                for seed in seeds:
+                    rec: dict[str, Any] = {
+                        "method": name,
+                        "k": int(k),
+                        "k_used": k_used,
+                        "capped": k_used < int(k),
+                        "how": h,
+                        "seed": int(seed),
+                    }
+                    rec.update({c: math.nan for c in filled})
+                    rec["error"] = ""
+                    if n <= min_test:
+                        rec["error"] = f"only {n} usable target rows; min_test is {min_test}"
+                        records.append(rec)
+                        continue
+                    key = (target, k_used, h, int(seed))
+                    if key not in chosen:
+                        chosen[key] = choose_rows(rows_all, k_used, h, seed)
+                    train = chosen[key]
+                    try:
+                        model = clone(est).fit(src if src is not None else source_rows, train)
+                        rec.update(score(model, train, rows_all, target))
+                    except PredictorError as err:
+                        rec["error"] = f"{type(err).__name__}: {err}"
+                    records.append(rec)
+    return pd.DataFrame.from_records(records, columns=list(columns))
+
+
+def _errors(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {
+        "mape_pct": metrics.mape(y, pred),
+        "medape_pct": float(100 * np.median(np.abs(pred / y - 1))),
+        "spearman": metrics.spearman(y, pred),
+    }
+
+
 def transfer_curve(
-    source_rows: pd.DataFrame | Mapping[str, pd.DataFrame],
+    source_rows: pd.DataFrame | Mapping[str, pd.DataFrame] | None,
     target_rows: pd.DataFrame,
     methods: Mapping[str, TransferEstimator] | Sequence[str] = ("scratch", "rescale", "meta"),
     ks: Sequence[int] = (0, 5, 10, 20, 50, 100),
@@ -900,12 +1156,13 @@ def transfer_curve(
     """Target-device error of each method against the number of measured target rows.
 
     For every (method, k, how, seed): :func:`choose_rows` picks ``k`` of the usable
-    target rows, the method is fitted (a clone, on ``source_rows`` and those rows) and
-    scored on all the other target rows.
+    target rows (the same rows for every method), the method is fitted (a clone, on
+    ``source_rows`` and those rows) and scored on all the other target rows.
 
     Args:
         source_rows: Source-device layer table (for :class:`MetaTransfer`, also a dict
-            of tables; see ``meta_source_rows``).
+            of tables; see ``meta_source_rows``); None for methods that use no source
+            (scratch, roofline).
         target_rows: Measured target-device layer table.
         methods: ``name -> unfitted estimator``, or names among ``scratch``,
             ``rescale``, ``meta`` (default settings). A roofline needs its constants:
@@ -919,63 +1176,290 @@ def transfer_curve(
             ``source_rows`` (e.g. a dict of several dtypes' tables).
 
     Returns:
-        One row per (method, k, how, seed): ``method``, ``k`` (asked), ``k_used``,
-        ``capped``, ``how``, ``seed``, ``n_test``, ``mape_pct``, ``medape_pct`` (median
-        absolute percentage error: MAPE is dominated by a few over-predictions when
-        target timings are heavy-tailed), ``spearman``, ``error`` (the message when the
-        fit failed, e.g. scratch at ``k = 0``; metrics NaN then).
-        When fewer than ``min_test + 1`` target rows are usable, every row carries that
-        reason in ``error``.
+        One row per (method, k, how, seed), columns :data:`CURVE_COLUMNS`: ``method``,
+        ``k`` (asked), ``k_used``, ``capped``, ``how``, ``seed``, ``n_test``,
+        ``mape_pct``, ``medape_pct`` (median absolute percentage error: MAPE is
+        dominated by a few over-predictions when target timings are heavy-tailed),
+        ``spearman``, ``error`` (the message when the fit failed, e.g. scratch at
+        ``k = 0``; metrics NaN then). When fewer than ``min_test + 1`` target rows are
+        usable, every row carries that reason in ``error``.
     """
-    if isinstance(methods, Mapping):
-        estimators = dict(methods)
-    else:
-        unknown = [m for m in methods if m not in _DEFAULT_METHODS]
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; known: {sorted(_DEFAULT_METHODS)}")
-        estimators = {m: _DEFAULT_METHODS[m]() for m in methods}
-    hows = [how] if isinstance(how, str) else list(how)
-    seeds = list(seeds)
+
+    def score(model, train, rows_all, target):
+        test = rows_all.drop(index=train.index)
+        y = test[target].to_numpy(dtype=float)
+        return {"n_test": len(test), **_errors(y, model.predict(test))}
+
+    return _curve(
+        source_rows,
+        target_rows,
+        methods,
+        ks,
+        how,
+        seeds,
+        min_test=min_test,
+        meta_source_rows=meta_source_rows,
+        columns=CURVE_COLUMNS,
+        score=score,
+    )
+
+
+def network_curve(
+    source_rows: pd.DataFrame | Mapping[str, pd.DataFrame] | None,
+    target_rows: pd.DataFrame,
+    net_layers: pd.DataFrame,
+    nets: pd.DataFrame,
+    methods: Mapping[str, TransferEstimator] | Sequence[str] = ("scratch", "rescale", "meta"),
+    ks: Sequence[int] = (0, 5, 10, 20, 50, 100),
+    how: Sequence[str] | str = ("random", "chosen"),
+    seeds: Iterable[int] = range(10),
+    *,
+    meta_source_rows: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
+    by: Sequence[str] = ("network", "batch", "dtype"),
+) -> pd.DataFrame:
+    """Target-device *network* error of each method against the number of target layers.
+
+    As :func:`transfer_curve`, but each fitted layer model prices whole networks as the
+    sum of their layers (:func:`predict_networks`) and is scored on the networks'
+    measured runtimes. The ``k`` rows are chosen among the target's layer table, none of
+    which comes from the networks, so every network is held out and ``k`` is capped only
+    at the number of usable target layers.
+
+    Args:
+        source_rows, target_rows, methods, ks, how, seeds, meta_source_rows: As in
+            :func:`transfer_curve`.
+        net_layers: One row per layer of each network (:func:`network_layers`), with the
+            ``by`` columns; layers of kinds no model prices should be left out first.
+        nets: Measured networks on the target (``nets.csv``): ``by`` and ``runtime_ms``.
+        by: Columns that name a network measurement.
+
+    Returns:
+        One row per (method, k, how, seed), columns :data:`NETWORK_CURVE_COLUMNS`:
+        as :func:`transfer_curve`'s with ``n_nets`` (networks scored, those with a
+        usable measured runtime) for ``n_test`` and ``median_ratio`` (median of
+        predicted / measured) added.
+    """
+
+    def score(model, train, rows_all, target):
+        pred = predict_networks(model, net_layers, nets, by=by)
+        pred = pred[np.isfinite(pred["measured_ms"]) & np.isfinite(pred["predicted_ms"])]
+        y, p = pred["measured_ms"].to_numpy(float), pred["predicted_ms"].to_numpy(float)
+        return {"n_nets": len(pred), **_errors(y, p), "median_ratio": float(np.median(p / y))}
+
+    return _curve(
+        source_rows,
+        target_rows,
+        methods,
+        ks,
+        how,
+        seeds,
+        min_test=0,
+        meta_source_rows=meta_source_rows,
+        columns=NETWORK_CURVE_COLUMNS,
+        score=score,
+    )
+
+
+def transfer_methods(
+    source_rows: pd.DataFrame | Mapping[str, pd.DataFrame] | None,
+    *,
+    unknown_groups: str = "pooled",
+    roofline: RooflineTransfer | None = None,
+    min_rows: int = 6,
+) -> dict[str, TransferEstimator]:
+    """The transfer methods that apply to one source (or none, or several), unfitted.
+
+    Args:
+        source_rows: None: the methods that use no source, ``scratch`` and ``roofline``.
+            One layer table (or a dict of one): ``rescale``, ``rescale (graph)`` when the
+            table has ``min_rows`` usable ``runtime_graph_ms`` (a GPU's CUDA-graph
+            time), and ``meta``. A dict of several tables (several source devices):
+            ``meta`` over all of them.
+        unknown_groups: Passed to the rescale and meta models (a source without a group
+            the target's layers have, e.g. concatenations on a CPU sweep).
+        roofline: The roofline model (default: constants from the target rows'
+            envelope, no ``k = 0``; :meth:`RooflineTransfer.from_provenance` gives one
+            with the ceilings measured on the target).
+        min_rows: Usable rows a runtime column needs to count.
+
+    Returns:
+        ``{name: unfitted estimator}``, in a fixed order.
+    """
+    if source_rows is None:
+        return {
+            "scratch": ScratchTransfer(),
+            "roofline": roofline or RooflineTransfer(envelope=True, overhead_ms=None),
+        }
+    if isinstance(source_rows, Mapping) and len(source_rows) > 1:
+        return {"meta": MetaTransfer(unknown_groups=unknown_groups)}
+    table = _source_table(source_rows, "transfer_methods")
+    out: dict[str, TransferEstimator] = {"rescale": RescaleTransfer(unknown_groups=unknown_groups)}
+    if "runtime_graph_ms" in table.columns:
+        graph = pd.to_numeric(table["runtime_graph_ms"], errors="coerce")
+        if int((graph > 0).sum()) >= min_rows:
+            out["rescale (graph)"] = RescaleTransfer(
+                source_target="runtime_graph_ms", unknown_groups=unknown_groups
+            )
+    out["meta"] = MetaTransfer(unknown_groups=unknown_groups)
+    return out
+
+
+def transfer_pairs(
+    platforms: Sequence[str],
+    targets: Sequence[str] | None = None,
+    *,
+    multi_source: bool = True,
+    target_only: bool = False,
+) -> list[tuple[tuple[str, ...], str]]:
+    """Source -> target pairs among several platforms.
+
+    For each target in turn: (with ``target_only``) first ``()``, the methods that use
+    no source; then every other platform alone, in the order of ``platforms``; then
+    (with ``multi_source``, when there are at least two others) all the others
+    together.
+
+    Args:
+        platforms: Platform names (e.g. dataset folders), each once.
+        targets: The platforms that are targets (default: all), each among ``platforms``.
+        multi_source: Add the pair of all other platforms -> target.
+        target_only: Add ``((), target)`` before each target's pairs.
+
+    Returns:
+        ``[(sources, target), ...]``, ``sources`` a tuple of platform names.
+
+    Raises:
+        ValueError: a platform named twice, or a target not among the platforms.
+    """
+    platforms = list(platforms)
+    if len(set(platforms)) != len(platforms):
+        raise ValueError(f"a platform is named twice in {platforms}")
+    targets = platforms if targets is None else list(targets)
+    stray = [t for t in targets if t not in platforms]
+    if stray:
+        raise ValueError(f"targets {stray} are not among the platforms {platforms}")
+    out: list[tuple[tuple[str, ...], str]] = []
+    for target in targets:
+        others = [p for p in platforms if p != target]
+        if target_only:
+            out.append(((), target))
+        out.extend(((p,), target) for p in others)
+        if multi_source and len(others) >= 2:
+            out.append((tuple(others), target))
+    return out
+
+
+def network_layers(
+    nets: pd.DataFrame,
+    build: Any = None,
+    *,
+    by: Sequence[str] = ("network", "batch", "dtype"),
+) -> pd.DataFrame:
+    """One row per layer of every network measured in ``nets`` (for :func:`predict_networks`).
+
+    Args:
+        nets: Measured networks (``nets.csv``): ``network``, ``batch`` and ``dtype``.
+        build: ``(name, batch, dtype_bytes) -> Network`` (default: the zoo's
+            description on the meta device, :func:`hwml.predict.calibration.zoo_builder`).
+        by: Columns copied onto each layer row (those present in ``nets``).
+
+    Returns:
+        The layer tables (:meth:`hwml.describe.Network.table`) of each distinct
+        (network, batch, dtype), with the ``by`` columns.
+    """
+    if build is None:
+        from hwml.predict.calibration import zoo_builder  # noqa: PLC0415 (torch, lazily)
+
+        build = zoo_builder
+    require_columns(nets, ["network", "batch"], "network_layers")
+    cols = [c for c in by if c in nets.columns]
+    frames = []
+    for values in nets[cols].drop_duplicates().itertuples(index=False):
+        named = dict(zip(cols, values, strict=True))
+        dtype = str(named.get("dtype", "float32"))
+        if dtype not in DTYPE_BYTES:
+            raise PredictorError(f"network_layers: unknown dtype {dtype!r}")
+        net = build(str(named["network"]), int(named["batch"]), DTYPE_BYTES[dtype])
+        table = net.table()
+        frames.append(table.drop(columns=[c for c in cols if c in table.columns]).assign(**named))
+    if not frames:
+        return pd.DataFrame(columns=[*FEATURE_COLUMNS, *cols])
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize_curve(curve: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Medians over seeds of a :func:`transfer_curve` or :func:`network_curve` table.
+
+    Failed fits (non-empty ``error``) are left out.
+
+    Args:
+        curve: The curve table (several concatenated, told apart by the ``by`` columns).
+        by: Extra grouping columns (e.g. ``("pair",)``).
+
+    Returns:
+        One row per (``by``, method, how, k) with at least one successful fit: ``fits``
+        (successful seeds), ``k_used`` (the largest) and the median of each metric
+        present (``mape_pct``, ``medape_pct``, ``spearman``, ``median_ratio``).
+    """
+    keys = [*by, "method", "how", "k"]
+    present = [c for c in ("mape_pct", "medape_pct", "spearman", "median_ratio") if c in curve]
+    ok = curve[curve["error"].fillna("") == ""]
+    agg: dict[str, Any] = {"fits": ("seed", "size"), "k_used": ("k_used", "max")}
+    agg.update({c: (c, "median") for c in present})
+    return ok.groupby(keys, sort=True).agg(**agg).reset_index()
+
+
+def best_within(
+    summary: pd.DataFrame,
+    max_k: int,
+    by: Sequence[str] = (),
+    *,
+    metric: str = "mape_pct",
+    mape_pct: float = 10.0,
+    spearman: float = 0.95,
+) -> pd.DataFrame:
+    """The best entry of a :func:`summarize_curve` table with at most ``max_k`` target rows.
+
+    Args:
+        summary: From :func:`summarize_curve`.
+        max_k: The budget of target rows (entries with ``k <= max_k`` count).
+        by: Groups judged separately (e.g. ``("pair",)``).
+        metric: What "best" minimises (ties: the smaller ``k``).
+        mape_pct, spearman: The target: an entry meets it when its median MAPE is at most
+            ``mape_pct`` and its median Spearman correlation at least ``spearman``.
+
+    Returns:
+        One row per group: ``by``, the best entry's ``method``, ``how``, ``k``,
+        ``mape_pct``, ``spearman`` (and ``medape_pct``, ``median_ratio`` when present),
+        ``max_spearman`` (the highest median Spearman of any entry within the budget)
+        with its ``max_spearman_method``, ``met`` (whether any entry meets the target)
+        and ``met_by`` (the first such entry, by ``metric``, as ``"method (how), k = .."``;
+        empty when none).
+    """
+    within = summary[summary["k"] <= max_k]
+    groups = within.groupby(list(by), sort=True) if by else [((), within)]
     records = []
-    for name, est in estimators.items():
-        target = getattr(est, "target", "runtime_ms")
-        rows_all = _target_rows(target_rows, target, None, "transfer_curve (target rows)")
-        n = len(rows_all)
-        src = meta_source_rows if isinstance(est, MetaTransfer) and meta_source_rows else None
-        for k in ks:
-            k_used = max(0, min(int(k), n - min_test))
-            for h in hows:
-                for seed in seeds:
-                    rec = {
-                        "method": name,
-                        "k": int(k),
-                        "k_used": k_used,
-                        "capped": k_used < int(k),
-                        "how": h,
-                        "seed": int(seed),
-                        "n_test": n - k_used,
-                        "mape_pct": math.nan,
-                        "medape_pct": math.nan,
-                        "spearman": math.nan,
-                        "error": "",
-                    }
-                    if n <= min_test:
-                        rec["error"] = f"only {n} usable target rows; min_test is {min_test}"
-                        records.append(rec)
-                        continue
-                    train = choose_rows(rows_all, k_used, h, seed)
-                    test = rows_all.drop(index=train.index)
-                    try:
-                        model = clone(est).fit(src if src is not None else source_rows, train)
-                        pred = model.predict(test)
-                        y = test[target].to_numpy(dtype=float)
-                        rec["mape_pct"] = metrics.mape(y, pred)
-                        rec["medape_pct"] = float(100 * np.median(np.abs(pred / y - 1)))
-                        rec["spearman"] = metrics.spearman(y, pred)
-                    except PredictorError as err:
-                        rec["error"] = f"{type(err).__name__}: {err}"
-                    records.append(rec)
-    return pd.DataFrame.from_records(records, columns=list(CURVE_COLUMNS))
+    for key, part in groups:
+        if part.empty:
+            continue
+        key = key if isinstance(key, tuple) else (key,)
+        ranked = part.sort_values([metric, "k"], na_position="last")
+        best = ranked.iloc[0]
+        top_rho = part.sort_values(["spearman", "k"], ascending=[False, True]).iloc[0]
+        met = ranked[(ranked["mape_pct"] <= mape_pct) & (ranked["spearman"] >= spearman)]
+        rec: dict[str, Any] = dict(zip(by, key, strict=True))
+        rec.update(method=best["method"], how=best["how"], k=int(best["k"]))
+        for col in ("mape_pct", "medape_pct", "spearman", "median_ratio"):
+            if col in part.columns:
+                rec[col] = float(best[col])
+        rec["max_spearman"] = float(top_rho["spearman"])
+        rec["max_spearman_method"] = f"{top_rho['method']} ({top_rho['how']})"
+        rec["met"] = not met.empty
+        first = met.iloc[0] if not met.empty else None
+        rec["met_by"] = (
+            "" if first is None else f"{first['method']} ({first['how']}), k = {int(first['k'])}"
+        )
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
 
 
 def predict_networks(

@@ -50,10 +50,12 @@ from hwml.profile.sweeps import (
     begin_run,
     failed_measurement,
     logged_run,
+    measure_task,
     run_rows,
     sweep_layers,
     sweep_net_layers,
     sweep_networks,
+    worker_device,
     write_dataset_readme,
 )
 
@@ -80,11 +82,13 @@ __all__ = [
     "measure_module",
     "measure_network",
     "model_inputs",
+    "measure_task",
     "run_rows",
     "sample_layers",
     "sweep_layers",
     "sweep_net_layers",
     "sweep_networks",
+    "worker_device",
     "write_dataset_readme",
     "zoo_layers",
 ]

@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from hwml import __version__, zoo
+from hwml.cluster import Cluster
 from hwml.data import AppendTable, RunLog, now_iso, run_header, write_readme
 from hwml.describe import Layer
 from hwml.hardware import Device
@@ -39,10 +41,12 @@ __all__ = [
     "begin_run",
     "failed_measurement",
     "logged_run",
+    "measure_task",
     "run_rows",
     "sweep_layers",
     "sweep_net_layers",
     "sweep_networks",
+    "worker_device",
     "write_dataset_readme",
 ]
 
@@ -68,15 +72,71 @@ def failed_measurement(err: Exception, device: Device, what: str) -> dict[str, s
     return fields
 
 
+_DEVICES: dict[tuple[str, bool], Device] = {}
+
+
+def worker_device(kind: str, power: bool) -> Device:
+    """The device of this process (a cluster worker, or the driver), opened once.
+
+    Args:
+        kind: ``"cuda"``, ``"cuda:N"`` or ``"cpu"``; a worker of a local cluster sees only
+            its own GPU (``CUDA_VISIBLE_DEVICES``), so ``"cuda"`` is that GPU.
+        power: open the energy meter.
+    """
+    from hwml.hardware import open_device
+
+    key = (str(kind), bool(power))
+    if key not in _DEVICES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # no meter: said by the driver
+            _DEVICES[key] = open_device(kind, power=power)
+    return _DEVICES[key]
+
+
+def measure_task(
+    measure: Callable[[Device], dict[str, Any]], kind: str, power: bool, what: str
+) -> dict[str, Any]:
+    """One row's measured columns where the task runs (a worker, or this process).
+
+    Args:
+        measure: ``device -> columns`` (a module-level function or a partial of one).
+        kind: the device kind to open there (:func:`worker_device`).
+        power: open the energy meter.
+        what: the row, named in a warning if the measurement fails.
+
+    Returns:
+        ``timestamp``, ``gpu_uuid`` and the measured columns, or the ``status`` and
+        ``error`` of a failed measurement (:func:`failed_measurement`).
+    """
+    device = worker_device(kind, power)
+    fields: dict[str, Any] = {"timestamp": now_iso(), "gpu_uuid": device.info.get("gpu_uuid")}
+    try:
+        fields.update(measure(device))
+    except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+        fields.update(failed_measurement(err, device, what))
+    return fields
+
+
 def run_rows(
     table: AppendTable,
-    todo: list[tuple[str, dict[str, Any], Callable[[], dict]]],
+    todo: list[tuple[str, dict[str, Any], Callable[[Device], dict]]],
     device: Device,
     opts: SweepOptions,
     desc: str,
     log: RunLog,
+    cluster: Cluster | None = None,
 ) -> int:
     """Measure pending rows of ``todo`` ((key, fixed columns, measure)) into ``table``.
+
+    ``measure(device)`` returns a row's measured columns. In this process (no
+    ``cluster``, or one that runs in process) it gets ``device``; on a cluster each row is
+    a task, ``measure`` is sent to a worker (so it must be picklable: a module-level
+    function or a partial of one) and called with the worker's own device
+    (:func:`worker_device`, the same kind as ``device``), and the rows come back in the
+    order they finish. This process alone appends them, each as it arrives, so a stop
+    loses only the rows in flight. A row whose task killed its workers is written with
+    ``status = error`` and the reason (``KilledWorker``); ``--retry-failed`` measures it
+    again.
 
     A shard takes every n-th row of the *whole* list and then skips the rows already in
     the table. (Skipping first and sharding the rest would make the shares depend on
@@ -86,31 +146,54 @@ def run_rows(
     done = table.done_keys(retry_failed=opts.retry_failed)
     i, n = opts.shard
     pending = [item for item in todo[i::n] if item[0] not in done]
-    written = 0
     bar = tqdm(
-        pending,
+        total=len(pending),
         desc=desc,
         unit="row",
         disable=not opts.progress,
         file=sys.stderr,
         dynamic_ncols=True,
     )
-    for key, fixed, measure in bar:
-        row = {
-            "key": key,
-            **fixed,
-            "timestamp": now_iso(),
-            "gpu_uuid": device.info.get("gpu_uuid"),
-            "run_id": log.run["run_id"],
-        }
-        try:
-            row.update(measure())
-        except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
-            row.update(failed_measurement(err, device, f"{desc} {key}"))
-        table.append(row)
+    written = 0
+
+    def write(key: str, fixed: dict[str, Any], fields: dict[str, Any]) -> None:
+        nonlocal written
+        table.append({"key": key, **fixed, **fields, "run_id": log.run["run_id"]})
         log.row()
         written += 1
-    bar.close()
+        bar.update(1)
+
+    try:
+        if cluster is None or cluster.in_process:
+            for key, fixed, measure in pending:
+                row: dict[str, Any] = {
+                    "timestamp": now_iso(),
+                    "gpu_uuid": device.info.get("gpu_uuid"),
+                }
+                try:
+                    row.update(measure(device))
+                except Exception as err:  # noqa: BLE001 - recorded, the sweep goes on
+                    row.update(failed_measurement(err, device, f"{desc} {key}"))
+                write(key, fixed, row)
+        else:
+            kind = device.torch_device.type
+            fixed_of = {key: fixed for key, fixed, _ in pending}
+            items = [
+                (key, (measure, kind, opts.power, f"{desc} {key}")) for key, _, measure in pending
+            ]
+            for res in cluster.map_unordered(measure_task, items):
+                fields = (
+                    res.value
+                    if res.ok
+                    else {
+                        "timestamp": now_iso(),
+                        "status": "error",
+                        "error": res.error[:200],
+                    }
+                )
+                write(res.key, fixed_of[res.key], fields)
+    finally:
+        bar.close()
     return written
 
 
@@ -173,6 +256,7 @@ def sweep_layers(
     calibration: dict[str, Any] | None = None,
     table: str = "layers",
     repeat: int = 1,
+    cluster: Cluster | None = None,
 ) -> int:
     """Measure ``(source, layer)`` pairs alone into ``<folder>/<table>.csv``.
 
@@ -186,6 +270,8 @@ def sweep_layers(
         table: Table name (``"repeats"`` for the repeatability study).
         repeat: Measure each layer this many times (rows keyed ``<key>#r<i>``), the
             repetitions of one layer spread through the sweep rather than back to back.
+        cluster: where the rows are measured (:func:`hwml.cluster.open_cluster`); None:
+            in this process on ``device``.
 
     Returns:
         Rows written by this call (rows already present are skipped).
@@ -201,9 +287,9 @@ def sweep_layers(
             layer = layer.with_dtype_bytes(db)
             fixed = {"source": source, "dtype": opts.dtype, **layer.to_row()}
             key = layer_key(layer, opts.dtype) + (f"#r{rep}" if repeat > 1 else "")
-            todo.append((key, fixed, lambda layer=layer: measure_layer(layer, device, opts)))
-    with logged_run(folder, begun, table) as log:
-        return run_rows(out, todo, device, opts, f"{table} {opts.dtype}", log)
+            todo.append((key, fixed, partial(_layer_job, layer, opts)))
+    with logged_run(folder, _with_cluster(begun, cluster), table) as log:
+        return run_rows(out, todo, device, opts, f"{table} {opts.dtype}", log, cluster)
 
 
 def sweep_networks(
@@ -216,10 +302,12 @@ def sweep_networks(
     command: str | None = None,
     calibration: dict[str, Any] | None = None,
     sample_shape: Sequence[int] | None = None,
+    cluster: Cluster | None = None,
 ) -> int:
     """Measure whole networks into ``<folder>/nets.csv`` (with eager power too); returns rows
     written. ``networks`` are specs (:func:`hwml.zoo.entry`); ``sample_shape`` is one
-    input's shape without the batch, for ``package.module:callable`` specs."""
+    input's shape without the batch, for ``package.module:callable`` specs; ``cluster``
+    as for :func:`sweep_layers`."""
     # A network's energy is reported both ways: graph replay (the GPU's own cost) and
     # eager launches (what a PyTorch user pays, host gaps included).
     opts = replace(opts or SweepOptions(), eager_power=True)
@@ -235,14 +323,33 @@ def sweep_networks(
                 (
                     f"{name}|{b}|{opts.dtype}",
                     fixed,
-                    lambda name=name, b=b: {
-                        **network_totals(name, b, sample_shape),
-                        **measure_network(name, b, device, opts, sample_shape),
-                    },
+                    partial(_network_job, name, b, sample_shape, opts),
                 )
             )
-    with logged_run(folder, begun, "nets") as log:
-        return run_rows(table, todo, device, opts, f"nets {opts.dtype}", log)
+    with logged_run(folder, _with_cluster(begun, cluster), "nets") as log:
+        return run_rows(table, todo, device, opts, f"nets {opts.dtype}", log, cluster)
+
+
+def _layer_job(layer: Layer, opts: SweepOptions, device: Device) -> dict[str, Any]:
+    """A ``layers.csv`` row's measurement (a task: picklable, device given last)."""
+    return measure_layer(layer, device, opts)
+
+
+def _network_job(
+    name: str, batch: int, sample_shape: Sequence[int] | None, opts: SweepOptions, device: Device
+) -> dict[str, Any]:
+    """A ``nets.csv`` row's totals and measurement (a task: picklable, device given last)."""
+    return {
+        **network_totals(name, batch, sample_shape),
+        **measure_network(name, batch, device, opts, sample_shape),
+    }
+
+
+def _with_cluster(begun: dict[str, Any], cluster: Cluster | None) -> dict[str, Any]:
+    """A run's log entry with where its rows were measured."""
+    if cluster is None:
+        return begun
+    return {**begun, "run": {**begun["run"], **cluster.facts()}}
 
 
 def network_totals(
@@ -279,7 +386,8 @@ def sweep_net_layers(
     """Time every layer of each zoo network in place into ``<folder>/net_layers.csv``.
 
     Each layer runs with its real input shapes and the network's own weights (through
-    :meth:`hwml.describe.Network.runnable`). Returns rows written.
+    :meth:`hwml.describe.Network.runnable`), always in this process on ``device`` (the
+    network is built once for all of its layers). Returns rows written.
     """
     opts = opts or SweepOptions()
     folder = Path(folder)
@@ -304,8 +412,8 @@ def sweep_net_layers(
                         (
                             prefix + layer.name,
                             fixed,
-                            lambda layer=layer, net=net: measure_layer(
-                                layer, device, opts, module=net.runnable(layer.name)
+                            lambda dev, layer=layer, net=net: measure_layer(
+                                layer, dev, opts, module=net.runnable(layer.name)
                             ),
                         )
                     )

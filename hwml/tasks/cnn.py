@@ -236,6 +236,7 @@ def train_cnn(
     dataset: str = "digits",
     data_root: str | os.PathLike[str] | None = None,
     data: ImageData | None = None,
+    return_model: bool = False,
 ) -> dict[str, Any]:
     """Train the CNN of ``config`` from scratch and measure its test error.
 
@@ -263,6 +264,8 @@ def train_cnn(
         dataset: data set name (see :func:`load_data`; ignored when ``data`` is given).
         data_root: folder of MNIST / CIFAR-10 (see :func:`load_data`).
         data: pre-loaded data, instead of ``dataset``/``image_size``/``data_root``.
+        return_model: also return the trained network (``model``, on ``device``, in eval
+            mode; None unless ``status`` is ok), e.g. to deploy it.
 
     Returns:
         ``test_error`` (fraction of test images misclassified; NaN unless ``status`` is
@@ -312,6 +315,8 @@ def train_cnn(
             sgd_epochs(model, opt, x_train, y_train, order_gen, lr, int(epochs), batch_size, out)
             if out["status"] == "ok":
                 out["test_error"] = test_error(model, data, dev)
+                if return_model:
+                    out["model"] = model
     except (RuntimeError, MemoryError) as err:  # torch.cuda.OutOfMemoryError is a RuntimeError
         if not is_oom(err):
             raise
@@ -324,6 +329,8 @@ def train_cnn(
     finally:
         wait_for(dev)
         out["train_time_s"] = time.perf_counter() - start
+    if return_model:
+        out.setdefault("model", None)
     return out
 
 

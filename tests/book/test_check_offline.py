@@ -111,7 +111,7 @@ def test_page_problems() -> None:
     assert check.page_problems("_executed/01_networks.html", no_math) == [
         "_executed/01_networks.html: no equation (add the chapter's formulas)"
     ]
-    assert check.page_problems("sections/s4_2_co_optimization.html", no_math) == []
+    assert check.page_problems("sections/s4_4_platform_aware_nas.html", no_math) == []
     problems = check.page_problems("intro.html", bad)
     assert problems == [
         f"intro.html: remote request {REMOTE}/x.js",
