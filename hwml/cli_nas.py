@@ -2,7 +2,7 @@
 
     hwml nas benchmark --out DIR [--device cuda] [--n-archs 256] [--batches 1,64]
                        [--epochs 5] [--workers 4] [--time-limit-s S] ...
-    hwml nas summary   --out DIR
+    hwml nas summary   --out DIR [--readme]
     hwml nas price     --model NET.json [--n 1000] [--batches 1,64]
     hwml nas search    --benchmark DIR --model NET.json [--terms none,flops,predicted,measured]
                        [--controllers evolution,nsga] [--targets runtime:1,energy:64]
@@ -148,6 +148,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     from hwml.nas.table import load_nas_benchmark
 
+    if args.readme:
+        from hwml.nas.benchmark import write_benchmark_readme
+
+        write_benchmark_readme(args.out)
     bench = load_nas_benchmark(args.out)
     nets = bench.networks
     print(f"{bench.folder}: {len(nets)} networks, {int(nets['complete'].sum())} complete")
@@ -298,6 +302,11 @@ def register(subparsers: Any) -> None:
 
     s = sub.add_parser("summary", help="summarize a benchmark folder")
     s.add_argument("--out", required=True, help="benchmark folder")
+    s.add_argument(
+        "--readme",
+        action="store_true",
+        help="rewrite its README.md first (e.g. after adding NOTES.md)",
+    )
     s.set_defaults(func=_guarded(_cmd_summary))
 
     p = sub.add_parser("price", help="time the predictor's pricing of random candidates")

@@ -77,6 +77,9 @@ def model(tmp_path_factory) -> Path:
 def test_summary(folder: Path, capsys) -> None:
     assert main(["nas", "summary", "--out", str(folder)]) == 0
     assert "60 networks, 60 complete" in capsys.readouterr().out
+    (folder / "NOTES.md").write_text("## Notes\n\n- a note about the runs")
+    assert main(["nas", "summary", "--out", str(folder), "--readme"]) == 0
+    assert "a note about the runs" in (folder / "README.md").read_text()
 
 
 def test_search_writes_runs_and_verdict(folder: Path, model: Path, tmp_path: Path, capsys) -> None:

@@ -60,7 +60,7 @@ from hwml.profile import SweepOptions, failed_measurement, measure_module
 from hwml.tasks.images import DATASET_CHANNELS, load_data
 from hwml.tasks.training import train_module
 
-__all__ = ["BenchmarkSettings", "Network", "build_benchmark", "networks"]
+__all__ = ["BenchmarkSettings", "Network", "build_benchmark", "networks", "write_benchmark_readme"]
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,9 @@ def _facts(dev: Device, space: NASSpace, s: BenchmarkSettings, dtype: str) -> di
     }
 
 
-def _write_readme(folder: Path) -> None:
+def write_benchmark_readme(folder: str | os.PathLike[str]) -> None:
+    """(Re)write a benchmark folder's README.md from its provenance, tables and NOTES.md."""
+    folder = Path(folder)
     prov = read_provenance(folder)
     device = prov.get("gpu_name") or prov.get("device_name") or "unknown device"
     batches = ", ".join(str(b) for b in prov.get("batches", []))
@@ -488,7 +490,7 @@ def build_benchmark(
         facts,
         run,
         identity=IDENTITY_FACTS,
-        on_exit=lambda: _write_readme(folder),
+        on_exit=lambda: write_benchmark_readme(folder),
         lock_name="nas-benchmark",
         tables=[folder / "measured.csv", folder / "trained.csv"],
     ) as log:
