@@ -40,7 +40,7 @@ reproduce: $(STAMP)
 	  $(MAKE) measure && \
 	  slug=$$($(PY) -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))') && \
 	  $(PY) book/build.py run --set dataset=$$slug --set benchmark=hyperpower-$$slug-cued-digits \
-	    --set stages=deploy-$$slug-cued-digits; \
+	    --set stages=deploy-$$slug-cued-digits --set nas_benchmark=nas-$$slug-cued-digits; \
 	else \
 	  echo "no GPU found (nvidia-smi -L): the book is rebuilt from the data in data/"; \
 	  $(PY) book/build.py run; \
@@ -50,13 +50,15 @@ reproduce: $(STAMP)
 # Every dataset anew on this machine: layers and networks on its GPUs (one process per
 # GPU) into data/<gpu name>/, the HyperPower CNN benchmark (cued digits) into
 # data/hyperpower-<gpu name>-cued-digits/, the stage-by-stage savings and the co-search
-# cost table on its networks into data/deploy-<gpu name>-cued-digits/ (resumable), and
-# its host CPU (measure-cpu).
+# cost table on its networks into data/deploy-<gpu name>-cued-digits/ (resumable), the
+# platform-aware NAS benchmark into data/nas-<gpu name>-cued-digits/, and its host CPU
+# (measure-cpu).
 measure: $(STAMP)
 	PY=$(abspath $(PY)) scripts/measure.sh
 	PY=$(abspath $(PY)) scripts/benchmark.sh
 	slug=$$($(PY) -c 'import torch; from hwml.data import slugify; print(slugify(torch.cuda.get_device_name(0)))') && \
 	  $(PY) -m hwml.deploy.stages --folder hyperpower-$$slug-cued-digits --out data/deploy-$$slug-cued-digits
+	PY=$(abspath $(PY)) scripts/nas_benchmark.sh
 	$(MAKE) measure-cpu
 
 # This machine's CPU as a platform of its own (runtime of layers and networks, no energy

@@ -11,7 +11,7 @@ Layers of the package (lower ones never import upper ones)::
     zoo                                   networks, described
     predict/, profile/, measurements      use the ground floor
     tasks/, validation                    what searches train; the meter checked
-    hyperpower/                           HyperPower: constraints, objective, benchmark
+    hyperpower/, deploy/, nas/            HyperPower; deployment levels; platform-aware NAS
     cli_args, notebook, cli_*, cli        the faces (tests/test_layering.py has the floors)
 """
 

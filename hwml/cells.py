@@ -74,11 +74,14 @@ class CellNet:
 
     Attributes:
         stages: The stages in order.
-        stem: Channels of the stride-2 3x3 stem convolution.
+        stem: Channels of the 3x3 stem convolution.
         head: Channels of the final 1x1 convolution before pooling (0: none).
         activation: ``relu``, ``relu6``, ``hardswish`` or ``silu``.
         num_classes: Classifier outputs.
         in_channels: Input channels.
+        stem_stride: Stride of the stem convolution: 2 for ImageNet-sized inputs (the
+            default, as in MobileNetV2), 1 for small images (e.g. 24x24, where a halving
+            at the stem would leave little for the stages to see).
     """
 
     stages: tuple[Stage, ...]
@@ -87,10 +90,13 @@ class CellNet:
     activation: str = "relu6"
     num_classes: int = 1000
     in_channels: int = 3
+    stem_stride: int = 2
 
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("a CellNet needs at least one stage")
+        if self.stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(
                 f"unknown activation {self.activation!r}; supported: {', '.join(_ACTIVATIONS)}"
@@ -142,7 +148,9 @@ class CellNet:
     def build(self) -> nn.Module:
         """A fresh ``nn.Module`` with random weights, in eval mode."""
         act = _ACTIVATIONS[self.activation]
-        layers: list[nn.Module] = [_conv_bn_act(self.in_channels, self.stem, 3, 2, act)]
+        layers: list[nn.Module] = [
+            _conv_bn_act(self.in_channels, self.stem, 3, self.stem_stride, act)
+        ]
         channels = self.stem
         for stage in self.stages:
             for j in range(stage.depth):

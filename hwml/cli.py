@@ -6,6 +6,7 @@ hwml profile calibrate|layers|nets|net-layers [--out DIR] [--device cuda] [--clu
 hwml fit --data DATASET --out MODEL.json
 hwml predict --model MODEL.json --net NAME --batch B
 hwml optimize ...
+hwml nas benchmark|summary|price|search ...
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hwml import cli_args, cli_optimize, cli_predict
+from hwml import cli_args, cli_nas, cli_optimize, cli_predict
 
 __all__ = ["main", "build_parser"]
 
@@ -350,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(sub)
     cli_predict.register(sub)  # fit, predict
     cli_optimize.register(sub)  # optimize
+    cli_nas.register(sub)  # nas
     return p
 
 

@@ -69,3 +69,19 @@ def test_cells_spec_and_network_set():
     assert "torchvision:resnet50" not in names  # the zoo's resnet50 is not listed twice
     assert names[-1] == "torchvision:vit_h_14"  # the heaviest come last
     assert len(names) == len(set(names))
+
+
+def test_stem_stride_one_keeps_small_images_whole():
+    net = CellNet(
+        stages=(Stage("conv", 8, 1, stride=2),),
+        stem=4,
+        head=0,
+        num_classes=10,
+        in_channels=1,
+        stem_stride=1,
+    )
+    d = describe(net.build(), (1, 1, 24, 24))
+    assert d.layers[0].out_shape == (1, 4, 24, 24)
+    assert net.build()(torch.randn(2, 1, 24, 24)).shape == (2, 10)
+    with pytest.raises(ValueError, match="stem_stride"):
+        CellNet(stages=(Stage("conv", 8, 1),), stem_stride=3)

@@ -6,10 +6,11 @@
 2  predict/, profile, measurements          (use the ground floor)
 3  tasks, validation                        (data and CNN families to train; meter checks)
 4  hyperpower                               (HyperPower: constraints, objective, benchmark)
+4  nas/                                     (platform-aware architecture search; beside hyperpower)
 5  deploy/                                  (deployment levels of a trained CNN, walked over
                                              networks of the HyperPower benchmark)
 6  cli_args, notebook                       (argument types of the faces; notebook helpers)
-7  cli_predict, cli_optimize                (the faces' sub-commands)
+7  cli_predict, cli_optimize, cli_nas       (the faces' sub-commands)
 8  cli                                      (the `hwml` command: describe, profile, and the above)
 9  __main__
 """
@@ -39,10 +40,12 @@ FLOORS = {
     "validation": 3,
     "hyperpower": 4,
     "deploy": 5,
+    "nas": 4,
     "cli_args": 6,
     "notebook": 6,
     "cli_predict": 7,
     "cli_optimize": 7,
+    "cli_nas": 7,
     "cli": 8,
     "__main__": 9,
 }

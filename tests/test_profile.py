@@ -266,3 +266,11 @@ def test_sweep_on_two_worker_processes_writes_every_row_once_and_resumes(tmp_pat
     runs = json.loads((tmp_path / "provenance.json").read_text())["runs"]
     assert [r["cluster"] for r in runs] == ["local:2"] * 3
     assert [r["rows_written"] for r in runs] == [4, 2, 0]
+
+
+def test_measure_module_measures_any_module_on_the_given_input() -> None:
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    row = profile.measure_module(module, (3, 1, 8, 8), cpu_device(), FAST)
+    assert row["runtime_ms"] > 0 and row["status"] == "no_power"
+    assert math.isnan(row["peak_mem_bytes"]) or row["peak_mem_bytes"] >= 0
+    assert not module.training  # measured in eval mode

@@ -38,7 +38,7 @@ fully or warm-started, as :class:`GPWarmStart` decides), the acquisitions of
 Modules: :mod:`~hwml.optimize.space` (dimensions, unit cube), :mod:`~hwml.optimize.bo`
 (GP, EI, HW-IECI, warm start), :mod:`~hwml.optimize.candidates` (observations, candidate
 sets), :mod:`~hwml.optimize.feasible` (searching the constraint models),
-:mod:`~hwml.optimize.baselines` (random search, GA), :mod:`~hwml.optimize.search` (the
+:mod:`~hwml.optimize.baselines` (random search, GA, aging evolution), :mod:`~hwml.optimize.search` (the
 loop), :mod:`~hwml.optimize.batch` (``q`` evaluations in flight: kriging believer,
 asynchronous or synchronous, on an executor or a simulated clock),
 :mod:`~hwml.optimize.incumbent` (the reported best: posterior or observed),
@@ -53,17 +53,13 @@ warm start's benchmark).
 
 from __future__ import annotations
 
-from hwml.optimize.analysis import (
-    best_so_far,
-    evals_to_reach,
-    hypervolume_2d,
-    hypervolume_curve,
-    mean_band,
-    on_grid,
-    pareto_front,
-    pareto_rows,
+from hwml.optimize.baselines import (
+    AgingSettings,
+    GASettings,
+    propose_aging,
+    propose_ga,
+    propose_random,
 )
-from hwml.optimize.baselines import GASettings, propose_ga, propose_random
 from hwml.optimize.batch import BATCH_METHODS, BATCH_MODES, minimize_batch
 from hwml.optimize.bo import (
     BO_KINDS,
@@ -93,35 +89,8 @@ from hwml.optimize.constraints import (
     InfeasibleBudgetError,
     predict_constraints,
 )
-from hwml.optimize.experiments import (
-    Speedup,
-    SpeedupInterval,
-    batch_label,
-    batch_summary,
-    compare_final,
-    history_file,
-    reach_summary,
-    reach_times,
-    run_batch_searches,
-    run_pareto_searches,
-    run_searches,
-    speedup,
-    speedup_interval,
-    tolerance_sweep,
-)
 from hwml.optimize.feasible import FeasibilitySettings, FeasibleRegion, find_feasible
 from hwml.optimize.history import HistoryError, history_columns, read_history
-from hwml.optimize.incumbent import INCUMBENT_KINDS, Incumbent, find_incumbent, incumbent_curve
-from hwml.optimize.multiobjective import (
-    PARETO_METHODS,
-    ParetoSettings,
-    chebyshev,
-    crowding_distance,
-    expected_hypervolume_improvement,
-    minimize_pareto,
-    nondominated_ranks,
-    nsga_fitness,
-)
 from hwml.optimize.search import (
     METHODS,
     EvaluationError,
@@ -134,20 +103,66 @@ from hwml.optimize.seeding import derive_seed, seed_everything
 from hwml.optimize.space import Categorical, Dimension, Integer, LogReal, Real, Space, SpecError
 from hwml.optimize.tabular import TabularObjective
 
+_LAZY: dict[str, str] = {
+    "best_so_far": "analysis",
+    "evals_to_reach": "analysis",
+    "hypervolume_2d": "analysis",
+    "hypervolume_curve": "analysis",
+    "mean_band": "analysis",
+    "on_grid": "analysis",
+    "pareto_front": "analysis",
+    "pareto_rows": "analysis",
+    "Speedup": "experiments",
+    "SpeedupInterval": "experiments",
+    "batch_label": "experiments",
+    "batch_summary": "experiments",
+    "compare_final": "experiments",
+    "history_file": "experiments",
+    "reach_summary": "experiments",
+    "reach_times": "experiments",
+    "run_batch_searches": "experiments",
+    "run_pareto_searches": "experiments",
+    "run_searches": "experiments",
+    "speedup": "experiments",
+    "speedup_interval": "experiments",
+    "tolerance_sweep": "experiments",
+    "INCUMBENT_KINDS": "incumbent",
+    "Incumbent": "incumbent",
+    "find_incumbent": "incumbent",
+    "incumbent_curve": "incumbent",
+    "PARETO_METHODS": "multiobjective",
+    "ParetoSettings": "multiobjective",
+    "chebyshev": "multiobjective",
+    "crowding_distance": "multiobjective",
+    "expected_hypervolume_improvement": "multiobjective",
+    "minimize_pareto": "multiobjective",
+    "nondominated_ranks": "multiobjective",
+    "nsga_fitness": "multiobjective",
+}
+"""Names imported from their module on first use: the modules that need pymoo (Pareto
+fronts, hypervolume) and those built on them, so that importing the package (e.g. for
+:class:`Space` on a GPU machine without pymoo) does not need it."""
+
 _BENCH = ("proposal_overhead", "step_overhead")
 
 
 def __getattr__(name: str) -> object:
-    """The timing functions of :mod:`hwml.optimize.bench`, imported on first use (importing
-    the module with the package would make ``python -m hwml.optimize.bench`` warn)."""
+    """Names imported on first use: the timing functions of :mod:`hwml.optimize.bench`
+    (importing the module with the package would make ``python -m hwml.optimize.bench``
+    warn) and the names of :data:`_LAZY`."""
     if name in _BENCH:
         from hwml.optimize import bench
 
         return getattr(bench, name)
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"hwml.optimize.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "AgingSettings",
     "BATCH_METHODS",
     "BATCH_MODES",
     "BOSettings",
@@ -218,6 +233,7 @@ __all__ = [
     "predict_constraints",
     "proposal_overhead",
     "propose_bo",
+    "propose_aging",
     "propose_ga",
     "propose_random",
     "random_candidates",

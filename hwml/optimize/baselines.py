@@ -2,6 +2,11 @@
 
 * Random search draws uniformly; its *filtered* variant draws only configurations the
   constraint models accept (an a-priori filter without a surrogate).
+* Aging (regularized) evolution (Real et al., 2019), the controller of many architecture
+  searches: the population is the ``population`` most recent evaluations; each child
+  mutates the best of ``sample`` members drawn at random from it, and the oldest member
+  leaves as the child joins, so that no early lucky evaluation rules the search forever.
+  Like the GA, its population is a function of the history (the order of evaluations).
 * The genetic algorithm works on the unit-cube encoding. It is steady-state: the
   population is the ``population`` best evaluations so far; each new child comes from two
   parents picked by tournament selection, uniform crossover and per-gene mutation. Because
@@ -24,7 +29,7 @@ from hwml.optimize.candidates import FeasibilityFn, Observations, draw_random, n
 from hwml.optimize.feasible import FeasibleRegion
 from hwml.optimize.space import Categorical, Space
 
-__all__ = ["GASettings", "propose_ga", "propose_random"]
+__all__ = ["AgingSettings", "GASettings", "propose_aging", "propose_ga", "propose_random"]
 
 
 def propose_random(
@@ -170,3 +175,77 @@ def propose_ga(
             continue
         return Proposal(child)
     return propose_random(space, obs, rng, feasibility, pool, region=region)
+
+
+@dataclass(frozen=True)
+class AgingSettings:
+    """Knobs of aging evolution.
+
+    Attributes:
+        population: the most recent successful evaluations that form the population.
+        sample: members drawn (without replacement) to pick each parent from.
+        mutation_rate: per-gene mutation probability (``None``: ``1 / d``; at least one
+            gene always mutates).
+        mutation_scale: standard deviation of a mutation step, unit-cube units (integer
+            genes move by at least one level; categorical genes are re-drawn).
+        max_tries: children drawn before falling back to a random point.
+    """
+
+    population: int = 10
+    sample: int = 3
+    mutation_rate: float | None = None
+    mutation_scale: float = 0.1
+    max_tries: int = 100
+
+    def __post_init__(self) -> None:
+        if self.population < 1 or self.sample < 1:
+            raise ValueError(
+                f"population and sample must be >= 1, got {self.population}, {self.sample}"
+            )
+
+
+def propose_aging(
+    space: Space,
+    obs: Observations,
+    rng: np.random.Generator,
+    settings: AgingSettings | None = None,
+    pool: np.ndarray | None = None,
+) -> Proposal | None:
+    """Mutate the best of a random sample of the most recent evaluations (aging evolution).
+
+    Until ``settings.population`` evaluations have succeeded, a random point is proposed
+    (the initial population). ``obs`` must hold the evaluations in the order they were
+    made: the population is the last ``population`` successful ones.
+
+    Args:
+        space: the search space.
+        obs: observations so far, in evaluation order (lower value is better).
+        rng: random generator.
+        settings: the knobs.
+        pool: optional finite set of allowed points; a child is replaced by the nearest
+            not-yet-evaluated pool point.
+
+    Returns:
+        The proposal, or ``None`` when no new point is left.
+    """
+    settings = settings or AgingSettings()
+    ok = np.flatnonzero(obs.ok)
+    if len(ok) < settings.population:
+        return propose_random(space, obs, rng, None, pool)
+    members = ok[-settings.population :]
+    picked = rng.choice(members, size=min(settings.sample, len(members)), replace=False)
+    parent = obs.points[picked[np.argmin(obs.values[picked])]]
+    rate = settings.mutation_rate if settings.mutation_rate is not None else 1.0 / space.n_dims
+
+    allowed = None
+    if pool is not None:
+        allowed = pool[not_evaluated(pool, obs.points)]
+        if len(allowed) == 0:
+            return None
+    for _ in range(settings.max_tries):
+        child = _mutate(space, parent, rng, rate, settings.mutation_scale)
+        if allowed is not None:
+            return Proposal(allowed[np.argmin(np.linalg.norm(allowed - child, axis=1))])
+        if not_evaluated(child[None, :], obs.points)[0]:
+            return Proposal(child)
+    return propose_random(space, obs, rng, None, pool)

@@ -23,6 +23,9 @@ reader never sees half a file and two writers never mix theirs.
 
 The saved file also records how long the fit took when it was made (``fit_s``), which a
 chapter reports as the cost of fitting, not the cost of loading.
+
+:func:`fit_pipeline_cached` does the same for the host + device pipeline model of whole
+networks (:mod:`hwml.predict.pipeline`), whose cost is describing every measured network.
 """
 
 from __future__ import annotations
@@ -50,9 +53,12 @@ from hwml.predict.paleo import Paleo
 __all__ = [
     "CACHE_FORMAT",
     "CACHE_FORMAT_VERSION",
+    "PIPELINE_CACHE_FORMAT",
     "LayerModelFit",
+    "PipelineFit",
     "cache_key",
     "fit_layer_models_cached",
+    "fit_pipeline_cached",
 ]
 
 #: Value of the ``format`` key of a cache file.
@@ -274,3 +280,96 @@ def fit_layer_models_cached(
         }
         _write(path, doc)
     return LayerModelFit(models, fit_s, False, path)
+
+
+class PipelineFit(NamedTuple):
+    """A fitted pipeline model and how it was obtained.
+
+    Attributes:
+        model: the :class:`~hwml.predict.pipeline.PipelineModel`, with its held-out errors
+            (``held_out_error_pct``, leave one network out).
+        fit_s: seconds the features, fit and held-out evaluation took when made.
+        loaded: True when read from the cache.
+        path: the cache file; None when caching is off.
+        networks: measured networks it was fitted on.
+    """
+
+    model: Any
+    fit_s: float
+    loaded: bool
+    path: Path | None
+    networks: int
+
+
+#: Value of the ``format`` key of a pipeline-model cache file.
+PIPELINE_CACHE_FORMAT = "hwml.pipeline_cache"
+
+
+def fit_pipeline_cached(
+    nets: pd.DataFrame,
+    provenance: Mapping[str, Any],
+    *,
+    cache_dir: str | os.PathLike[str] | None,
+    device: str = "",
+    key_extra: Mapping[str, Any] | None = None,
+) -> PipelineFit:
+    """The pipeline model of :mod:`hwml.predict.pipeline` fitted on measured networks,
+    read from ``cache_dir`` when these inputs were fitted before.
+
+    Describing every measured network for its features takes a minute or two; the model
+    itself fits in milliseconds. The key covers the network rows, the provenance, hwml's
+    source and the libraries (as :func:`cache_key` does for the layer models), so a stale
+    file is never read.
+
+    Args:
+        nets: measured network rows (``nets.csv``, e.g. ``measurements.load(...).network_set``).
+        provenance: the dataset's provenance (measured ceilings, idle power).
+        cache_dir: folder of the cache files; None or ``""``: fit every time.
+        device: the GPU's name, recorded in the model.
+        key_extra: further JSON-able facts the key covers.
+
+    Returns:
+        :class:`PipelineFit`.
+    """
+    from hwml.predict import pipeline as P
+
+    path: Path | None = None
+    key = ""
+    if cache_dir is not None and str(cache_dir) != "":
+        inputs = _key_inputs(nets, provenance, {"model": "pipeline", "device": device}, key_extra)
+        key = _digest(inputs)
+        path = Path(cache_dir) / f"pipeline-{key}.json"
+        if path.exists():
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                if doc.get("format") != PIPELINE_CACHE_FORMAT or doc.get("key") != key:
+                    raise ValueError(f"{path}: not the pipeline cache file of this key")
+                model = P.PipelineModel.load_dict(doc["model"])
+                return PipelineFit(model, float(doc["fit_s"]), True, path, int(doc["networks"]))
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                warnings.warn(
+                    f"refitting: cannot use the cached pipeline model ({err})", stacklevel=2
+                )
+    t0 = time.perf_counter()
+    table = P.measured_features(nets, provenance, progress=False)
+    idle = P.idle_power(provenance)
+    dtypes = sorted(table["dtype"].unique())
+    model = P.PipelineModel().fit(
+        table, idle_w=idle, ceilings=P.ceilings_of(provenance, dtypes), device=device
+    )
+    model.held_out_error_pct = P.held_out_errors(P.leave_out(table, "network", idle_w=idle))
+    fit_s = time.perf_counter() - t0
+    n_networks = int(table["network"].nunique())
+    if path is not None:
+        _write(
+            path,
+            {
+                "format": PIPELINE_CACHE_FORMAT,
+                "key": key,
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                "fit_s": fit_s,
+                "networks": n_networks,
+                "model": json.loads(json.dumps(model.to_dict(), allow_nan=False, default=float)),
+            },
+        )
+    return PipelineFit(model, fit_s, False, path, n_networks)

@@ -51,6 +51,7 @@ from hwml.predict.base import DTYPE_BYTES, KIND_GROUPS, TRIVIAL_GROUP, Predictor
 __all__ = [
     "FEATURE_COLUMNS",
     "GROUPS",
+    "SUM_COLUMNS",
     "PipelineModel",
     "FORMAT",
     "ceilings_of",
@@ -60,6 +61,8 @@ __all__ = [
     "leave_out",
     "measured_features",
     "network_features",
+    "feature_sums",
+    "finish_features",
 ]
 
 #: Layer groups the model prices, in a fixed order: the layer models' groups
@@ -121,19 +124,49 @@ def network_features(net: Network, dtype: str, ceilings: tuple[float, float]) ->
     Raises:
         PredictorError: for a layer of kind ``other`` (nothing to price it by).
     """
-    rate, bandwidth = ceilings
-    db = DTYPE_BYTES.get(dtype)
-    if db is None:
-        raise PredictorError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_BYTES)}")
-    feats = dict.fromkeys(FEATURE_COLUMNS, 0.0)
-    compute_ms = 0.0
     unpriced = [layer.name for layer in net.layers if layer.kind not in KIND_GROUPS]
     if unpriced:
         raise PredictorError(
             f"{net.name}: {len(unpriced)} layer(s) of kind 'other' cannot be priced "
             f"({', '.join(unpriced[:5])}{'...' if len(unpriced) > 5 else ''})"
         )
-    for layer in net.layers:
+    return finish_features(feature_sums(net.layers, dtype, ceilings))
+
+
+#: The additive sums :func:`feature_sums` returns: :data:`FEATURE_COLUMNS` without
+#: ``flop_share``, plus ``compute_ms`` (the FLOP-bound part of ``roof_ms``).
+SUM_COLUMNS: tuple[str, ...] = (
+    *(c for c in FEATURE_COLUMNS if c != "flop_share"),
+    "compute_ms",
+)
+
+
+def feature_sums(
+    layers: Iterable[Any], dtype: str, ceilings: tuple[float, float]
+) -> dict[str, float]:
+    """The additive part of :func:`network_features` over some layers.
+
+    Every value is a sum over layers, so the sums of parts of a network (its blocks, say)
+    add up to the sums of the network: a search that prices many networks built from the
+    same blocks computes each block once and adds (:func:`finish_features` then gives the
+    features). Layers of kind ``other`` are skipped (:func:`network_features` refuses them).
+
+    Args:
+        layers: :class:`~hwml.describe.Layer` objects.
+        dtype: ``float32``, ``float16``, ``bfloat16``...
+        ceilings: (matrix rate in FLOP/s, copy bandwidth in B/s) for ``dtype``.
+
+    Returns:
+        One value per name of :data:`SUM_COLUMNS`.
+    """
+    rate, bandwidth = ceilings
+    db = DTYPE_BYTES.get(dtype)
+    if db is None:
+        raise PredictorError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_BYTES)}")
+    feats = dict.fromkeys(SUM_COLUMNS, 0.0)
+    for layer in layers:
+        if layer.kind not in KIND_GROUPS:
+            continue
         group = _group(layer)
         flops = layer.flops
         # every byte count is elements x bytes per element: rescale instead of rebuilding
@@ -145,11 +178,18 @@ def network_features(net: Network, dtype: str, ceilings: tuple[float, float]) ->
             feats[f"flop_ms_{group}"] += flops_ms
             feats[f"byte_ms_{group}"] += bytes_ms
             feats["roof_ms"] += max(flops_ms, bytes_ms)
-            compute_ms += flops_ms if flops_ms > bytes_ms else 0.0
+            feats["compute_ms"] += flops_ms if flops_ms > bytes_ms else 0.0
         feats["flops"] += flops
         feats["total_bytes"] += total_bytes
-    feats["flop_share"] = compute_ms / feats["roof_ms"] if feats["roof_ms"] else 0.0
     return feats
+
+
+def finish_features(sums: Mapping[str, float]) -> dict[str, float]:
+    """:func:`network_features` from the sums of :func:`feature_sums` (of one network)."""
+    feats = {c: float(sums[c]) for c in FEATURE_COLUMNS if c != "flop_share"}
+    roof = float(sums["roof_ms"])
+    feats["flop_share"] = float(sums["compute_ms"]) / roof if roof else 0.0
+    return {c: feats[c] for c in FEATURE_COLUMNS}
 
 
 @dataclass
@@ -392,7 +432,14 @@ class PipelineModel:
         data = json.loads(Path(path).read_text())
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise PredictorError(f"{path}: not a pipeline model file (format {FORMAT})")
-        data.pop("format")
+        return cls.load_dict(data)
+
+    @classmethod
+    def load_dict(cls, data: Mapping[str, Any]) -> PipelineModel:
+        """The model of a :meth:`to_dict` document."""
+        data = dict(data)
+        if data.pop("format", FORMAT) != FORMAT:
+            raise PredictorError(f"not a pipeline model document (format {FORMAT})")
         data["busy_w"] = {k: tuple(v) for k, v in data.get("busy_w", {}).items()}
         data["ceilings"] = {k: tuple(v) for k, v in data.get("ceilings", {}).items()}
         return cls(**data)

@@ -42,6 +42,7 @@ from hwml.profile.measure import (
     eager_peak_memory,
     measure_callable,
     measure_layer,
+    measure_module,
     measure_network,
     model_inputs,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "measure_callable",
     "measure_ceilings",
     "measure_layer",
+    "measure_module",
     "measure_network",
     "model_inputs",
     "measure_task",

@@ -30,6 +30,7 @@ __all__ = [
     "eager_peak_memory",
     "measure_callable",
     "measure_layer",
+    "measure_module",
     "measure_network",
     "model_inputs",
 ]
@@ -223,6 +224,50 @@ def measure_layer(
     return row
 
 
+def measure_module(
+    module: torch.nn.Module,
+    input_shape: Sequence[int],
+    device: Device,
+    opts: SweepOptions | None = None,
+) -> dict[str, Any]:
+    """Measure a module's forward pass on one random input: runtime, power, energy, memory.
+
+    The module is moved to the device in ``opts.dtype`` and run in eval mode under
+    ``torch.inference_mode``; peak memory is read from eager calls before the runtime and
+    power measurement (:func:`eager_peak_memory`), counted from what was allocated before
+    the module was moved.
+
+    Args:
+        module: The network (moved to the device in place).
+        input_shape: The input's shape, batch first.
+        device: An opened :class:`~hwml.hardware.Device`.
+        opts: Measurement options.
+
+    Returns:
+        The measured columns of :func:`measure_callable` plus ``peak_mem_bytes``,
+        ``used_mem_bytes``, ``sm_clock_mhz`` and, where energies were measured,
+        ``energy_per_image_mj`` and ``eager_energy_per_image_mj`` (per sample of the batch).
+    """
+    opts = opts or SweepOptions()
+    dtype = DTYPES[opts.dtype]
+    device.reset_peak_memory()
+    before = device.allocated_memory_bytes()
+    module = module.to(device.torch_device, dtype).eval()
+    x = model_inputs([tuple(input_shape)], device, dtype)[0]
+    with torch.inference_mode():
+        peak = eager_peak_memory(lambda: module(x), device, before)
+        row = _measure_callable(lambda: module(x), device, opts)
+        device.synchronize()
+    row["peak_mem_bytes"] = peak
+    row["used_mem_bytes"] = device.used_memory_bytes()
+    row["sm_clock_mhz"] = device.sm_clock_mhz()
+    batch = int(input_shape[0])
+    for col in ("energy_mj", "eager_energy_mj"):
+        if row.get(col) is not None:
+            row[col.replace("_mj", "_per_image_mj")] = row[col] / batch
+    return row
+
+
 def measure_network(
     name: str,
     batch: int,
@@ -233,25 +278,12 @@ def measure_network(
     """Measure a network's forward pass at ``batch``: runtime, power, energy, memory.
 
     ``name`` is any spec :func:`hwml.zoo.entry` takes; ``sample_shape`` is one input's
-    shape without the batch (required for ``package.module:callable``).
+    shape without the batch (required for ``package.module:callable``). See
+    :func:`measure_module`.
     """
-    opts = opts or SweepOptions()
-    dtype = DTYPES[opts.dtype]
-    device.reset_peak_memory()
-    before = device.allocated_memory_bytes()
-    module = _built(name, sample_shape).to(device.torch_device, dtype)
-    x = model_inputs([zoo.input_shape(name, batch, sample_shape)], device, dtype)[0]
-    with torch.inference_mode():
-        peak = eager_peak_memory(lambda: module(x), device, before)
-        row = _measure_callable(lambda: module(x), device, opts)
-        device.synchronize()
-    row["peak_mem_bytes"] = peak
-    row["used_mem_bytes"] = device.used_memory_bytes()
-    row["sm_clock_mhz"] = device.sm_clock_mhz()
-    for col in ("energy_mj", "eager_energy_mj"):
-        if row.get(col) is not None:
-            row[col.replace("_mj", "_per_image_mj")] = row[col] / batch
-    return row
+    return measure_module(
+        _built(name, sample_shape), zoo.input_shape(name, batch, sample_shape), device, opts
+    )
 
 
 _LAST_BUILT: dict[str, torch.nn.Module] = {}

@@ -4,7 +4,9 @@
   ``cued-digits`` generated from them, a task where larger networks reach clearly lower
   error; MNIST and CIFAR-10 when torchvision finds them on disk) as tensors, split once;
 * :mod:`~hwml.tasks.cnn` — HyperPower's two-convolution CNN family: its search space,
-  the network, its training, and its size features in closed form.
+  the network, its training, and its size features in closed form;
+* :mod:`~hwml.tasks.training` — the SGD training and testing of any classifier
+  (:func:`train_module`).
 
 These know nothing about power or budgets: :mod:`hwml.hyperpower` turns them into the
 hardware-constrained search problem of survey section 4.3.
@@ -26,6 +28,7 @@ from hwml.tasks.images import (
     ImageData,
     load_data,
 )
+from hwml.tasks.training import train_module
 
 __all__ = [
     "CNN",
@@ -40,4 +43,5 @@ __all__ = [
     "load_data",
     "structural_features",
     "train_cnn",
+    "train_module",
 ]

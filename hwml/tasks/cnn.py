@@ -33,11 +33,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from hwml.hardware import Device, as_torch_device, is_oom, release_memory, rng_devices, wait_for
 from hwml.optimize import Categorical, Integer, LogReal, Real, Space
 from hwml.tasks.images import ImageData, check_image_size, load_data
+from hwml.tasks.training import sgd_epochs, test_error
 
 __all__ = [
     "CNN",
@@ -225,61 +225,6 @@ def _training_value(config: Mapping[str, Any], name: str) -> float:
     return value
 
 
-def _train_epochs(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    order_gen: torch.Generator,
-    lr: float,
-    epochs: int,
-    batch_size: int,
-    out: dict[str, Any],
-) -> None:
-    """The SGD epochs of :func:`train_cnn` (cosine decay of ``lr`` to zero over all
-    steps); updates ``out`` after each epoch and stops at a NaN or infinite epoch loss."""
-    dev = x_train.device
-    n_train = len(y_train)
-    steps_per_epoch = n_train // batch_size
-    total_steps = steps_per_epoch * epochs
-    model.train()
-    step = 0
-    for epoch in range(epochs):
-        order = torch.randperm(n_train, generator=order_gen)[: steps_per_epoch * batch_size]
-        order = order.to(dev).view(steps_per_epoch, batch_size)
-        loss_sum = torch.zeros((), device=dev)
-        for idx in order:
-            for group in opt.param_groups:
-                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            step += 1
-        epoch_loss = float(loss_sum.item()) / steps_per_epoch  # one sync per epoch
-        out.update(train_loss=epoch_loss, epochs_run=epoch + 1, steps=step)
-        if not math.isfinite(epoch_loss):
-            out.update(
-                status="failed",
-                diverged=True,
-                reason=f"diverged: training loss {epoch_loss} in epoch {epoch + 1}",
-            )
-            return
-
-
-def _test_error(model: nn.Module, data: ImageData, dev: torch.device) -> float:
-    """Fraction of ``data``'s test images that ``model`` misclassifies."""
-    model.eval()
-    errors = 0
-    with torch.inference_mode():
-        for i in range(0, len(data.y_test), 1024):
-            xb = data.x_test[i : i + 1024].to(dev)
-            yb = data.y_test[i : i + 1024].to(dev)
-            errors += int((model(xb).argmax(dim=1) != yb).sum().item())
-    return errors / len(data.y_test)
-
-
 def train_cnn(
     config: Mapping[str, Any],
     *,
@@ -367,9 +312,9 @@ def train_cnn(
             opt = torch.optim.SGD(
                 model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
             )
-            _train_epochs(model, opt, x_train, y_train, order_gen, lr, int(epochs), batch_size, out)
+            sgd_epochs(model, opt, x_train, y_train, order_gen, lr, int(epochs), batch_size, out)
             if out["status"] == "ok":
-                out["test_error"] = _test_error(model, data, dev)
+                out["test_error"] = test_error(model, data, dev)
                 if return_model:
                     out["model"] = model
     except (RuntimeError, MemoryError) as err:  # torch.cuda.OutOfMemoryError is a RuntimeError

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hwml.optimize import (
     Constraint,
+    Integer,
     Real,
     SearchExhaustedWarning,
     SearchSettings,
@@ -184,3 +186,33 @@ def test_unaware_bo_pays_for_violations(
     best = best_so_far(history)["best_objective"].iloc[-1]
     assert best == pytest.approx(history.loc[history["feasible"], "objective"].min())
     assert best >= BRANIN_MIN - 1e-6
+
+
+def test_aging_evolution_mutates_the_best_of_a_sample_of_the_newest() -> None:
+    from hwml.optimize import AgingSettings, propose_aging
+
+    space = Space([Integer("a", 0, 9), Integer("b", 0, 9)])
+    pool = space.encode(
+        pd.DataFrame({"a": np.repeat(np.arange(10), 10), "b": np.tile(np.arange(10), 10)})
+    )
+    rng = np.random.default_rng(0)
+    settings = AgingSettings(population=4, sample=4)
+    # fewer than `population` evaluations: a random pool point
+    obs = Observations(pool[:2], np.array([1.0, 2.0]), np.ones(2, dtype=bool))
+    first = propose_aging(space, obs, rng, settings, pool)
+    assert first is not None and not np.any(np.all(np.isclose(pool[:2], first.point), axis=1))
+    # the oldest evaluation is the best, but it has aged out of the population of 4
+    points = pool[[0, 55, 56, 57, 58]]
+    values = np.array([-100.0, 5.0, 4.0, 0.0, 3.0])
+    obs = Observations(points, values, np.ones(5, dtype=bool))
+    children = [
+        propose_aging(space, obs, np.random.default_rng(s), settings, pool) for s in range(20)
+    ]
+    parent = pool[57]
+    dist = [np.abs(c.point - parent).max() for c in children]
+    assert max(dist) <= 0.35  # mutations of 57 (sample = population: always the best member)
+    assert all(not np.any(np.all(np.isclose(points, c.point), axis=1)) for c in children)
+    with pytest.raises(ValueError):
+        AgingSettings(population=0)
+    everything = Observations(pool, np.zeros(len(pool)), np.ones(len(pool), dtype=bool))
+    assert propose_aging(space, everything, rng, settings, pool) is None

@@ -148,3 +148,26 @@ def test_a_failed_write_leaves_no_file(train, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         fit_layer_models_cached(train, PROV, cache_dir=tmp_path / "m", **{**FIT, "degrees": (1,)})
     assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_pipeline_fit_is_cached_and_read_back(tmp_path) -> None:
+    from hwml import measurements
+    from hwml.predict.model_cache import fit_pipeline_cached
+
+    gpu = measurements.load("nvidia-h200")
+    nets = gpu.network_set
+    few = nets[nets["network"].isin(["cells:0", "cells:1", "cells:2"])]
+    first = fit_pipeline_cached(few, gpu.provenance, cache_dir=tmp_path, device="NVIDIA H200")
+    assert not first.loaded and first.path is not None and first.path.exists()
+    assert first.networks == 3 and set(first.model.held_out_error_pct) >= {"runtime"}
+    again = fit_pipeline_cached(few, gpu.provenance, cache_dir=tmp_path, device="NVIDIA H200")
+    assert again.loaded and again.model == first.model and again.fit_s == first.fit_s
+    other = fit_pipeline_cached(
+        few.iloc[:-1], gpu.provenance, cache_dir=tmp_path, device="NVIDIA H200"
+    )
+    assert not other.loaded and other.path != first.path
+    first.path.write_text("{}")
+    with pytest.warns(UserWarning, match="refitting"):
+        assert not fit_pipeline_cached(
+            few, gpu.provenance, cache_dir=tmp_path, device="NVIDIA H200"
+        ).loaded

@@ -148,3 +148,22 @@ def test_unfitted_model_and_missing_columns_say_so():
 )
 def test_families(spec, family):
     assert zoo.family(spec) == family
+
+
+def test_feature_sums_add_up_over_parts_of_a_network():
+    net = describe(zoo.get("cells:3"), (2, 3, 64, 64), name="cells:3")
+    whole = P.network_features(net, "float32", CEIL)
+    half = len(net.layers) // 2
+    a = P.feature_sums(net.layers[:half], "float32", CEIL)
+    b = P.feature_sums(net.layers[half:], "float32", CEIL)
+    added = P.finish_features({k: a[k] + b[k] for k in P.SUM_COLUMNS})
+    assert added.keys() == whole.keys()
+    assert all(added[k] == pytest.approx(whole[k], rel=1e-12) for k in whole)
+
+
+def test_load_dict_reads_to_dict():
+    table = synthetic()
+    model = P.PipelineModel().fit(table, idle_w=100.0, ceilings={"float32": CEIL})
+    assert P.PipelineModel.load_dict(model.to_dict()) == model
+    with pytest.raises(PredictorError, match="not a pipeline model document"):
+        P.PipelineModel.load_dict({"format": "other"})

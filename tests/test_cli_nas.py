@@ -1,0 +1,122 @@
+"""Tests of `hwml nas`: summary, search and price on a made-up benchmark folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwml.cli import main
+from hwml.nas.space import NASSpace
+from hwml.nas.table import MEASURED_COLUMNS, TRAINED_COLUMNS
+from hwml.predict.pipeline import GROUPS, PipelineModel
+
+SPACE = NASSpace()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A benchmark folder of 60 architectures with made-up numbers (a test fixture)."""
+    out = tmp_path_factory.mktemp("nas")
+    archs = SPACE.sample(60, 0)
+    rng = np.random.default_rng(0)
+    trained, measured = [], []
+    for i, a in enumerate(archs):
+        key = SPACE.key(a)
+        layers = sum(st.depth for st in a)
+        trained.append(
+            {
+                "key": key,
+                "index": i,
+                "kind": "space",
+                "test_error": 0.05 + 0.2 * rng.random(),
+                "status": "ok",
+            }
+        )
+        for b in (1, 64):
+            runtime = 0.1 * layers * (1 + 0.01 * b) * (1 + 0.1 * rng.random())
+            measured.append(
+                {
+                    "key": f"{key}@b{b}",
+                    "arch": key,
+                    "index": i,
+                    "kind": "space",
+                    "batch": b,
+                    "runtime_ms": runtime,
+                    "power_w": 200.0,
+                    "energy_mj": 0.2 * runtime,
+                    "energy_per_image_mj": 0.2 * runtime / b,
+                    "status": "ok",
+                }
+            )
+    pd.DataFrame(trained, columns=TRAINED_COLUMNS).to_csv(out / "trained.csv", index=False)
+    pd.DataFrame(measured, columns=MEASURED_COLUMNS).to_csv(out / "measured.csv", index=False)
+    (out / "provenance.json").write_text(json.dumps({"space": SPACE.to_spec(), "batches": [1, 64]}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    priced = [g for g in GROUPS if g != "trivial"]
+    m = PipelineModel(
+        host_cost_ms=dict.fromkeys(GROUPS, 0.01),
+        device_scale={
+            "float32": {"flop": dict.fromkeys(priced, 1.0), "byte": dict.fromkeys(priced, 1.0)}
+        },
+        device_fixed_ms={"float32": dict.fromkeys(priced, 0.002)},
+        idle_w=100.0,
+        busy_w={"float32": (300.0, 50.0, 10.0)},
+        ceilings={"float32": (5e13, 3e12)},
+    )
+    return m.save(tmp_path_factory.mktemp("model") / "net.json")
+
+
+def test_summary(folder: Path, capsys) -> None:
+    assert main(["nas", "summary", "--out", str(folder)]) == 0
+    assert "60 networks, 60 complete" in capsys.readouterr().out
+    (folder / "NOTES.md").write_text("## Notes\n\n- a note about the runs")
+    assert main(["nas", "summary", "--out", str(folder), "--readme"]) == 0
+    assert "a note about the runs" in (folder / "README.md").read_text()
+
+
+def test_search_writes_runs_and_verdict(folder: Path, model: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "runs.csv"
+    argv = [
+        "nas",
+        "search",
+        "--benchmark",
+        str(folder),
+        "--model",
+        str(model),
+        "--seeds",
+        "0-1",
+        "--n-evals",
+        "12",
+        "--targets",
+        "runtime:1,energy:64",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    runs = pd.read_csv(out)
+    verdict = pd.read_csv(out.with_suffix(".verdict.csv"))
+    assert set(runs["term"]) == {"none", "flops", "predicted", "measured"}
+    assert runs.groupby(["metric", "batch", "term", "controller", "seed"]).size().eq(12).all()
+    assert len(verdict) == 2 * 2 * (4 * 2 + 1)
+    assert "hv_front_pct" in capsys.readouterr().out
+
+
+def test_price(model: Path, capsys) -> None:
+    assert main(["nas", "price", "--model", str(model), "--space", "tiny", "--n", "50"]) == 0
+    assert "candidates at batch 1,64" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_refused(folder: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(
+            ["nas", "search", "--benchmark", str(folder), "--targets", "power:1", "--out", "x.csv"]
+        )
+    assert main(["nas", "summary", "--out", str(folder / "missing")]) == 2
