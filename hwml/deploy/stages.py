@@ -96,6 +96,17 @@ ERROR_COLUMNS = [
 ]
 """``errors.csv``: one row per (network, deployment, training seed)."""
 
+_MEASURED = (
+    "runtime_ms",
+    "runtime_per_image_ms",
+    "power_w",
+    "energy_per_image_mj",
+    "busy_fraction",
+    "power_mode",
+    "status",
+)
+"""What :func:`~hwml.deploy.measure_deployment` returns that a cost row keeps."""
+
 COST_COLUMNS = [
     "key",
     "structure_key",
@@ -105,13 +116,7 @@ COST_COLUMNS = [
     "execution",
     "batch",
     "weights",
-    "runtime_ms",
-    "runtime_per_image_ms",
-    "power_w",
-    "energy_per_image_mj",
-    "busy_fraction",
-    "power_mode",
-    "status",
+    *_MEASURED,
     "reason",
     "gpu_uuid",
     "date",
@@ -693,16 +698,7 @@ class GpuEvaluator:
 
 def _measured(fn: Callable, x: torch.Tensor, device: Any) -> dict[str, Any]:
     r = measure_deployment(fn, x, device)
-    keep = (
-        "runtime_ms",
-        "runtime_per_image_ms",
-        "power_w",
-        "energy_per_image_mj",
-        "busy_fraction",
-        "power_mode",
-        "status",
-    )
-    return {k: r.get(k) for k in keep} | {"reason": r.get("reason", "")}
+    return {k: r.get(k) for k in _MEASURED} | {"reason": r.get("reason", "")}
 
 
 def _info_json(info: dict[str, Any]) -> str:

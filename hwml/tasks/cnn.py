@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,10 +33,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from hwml.hardware import Device, as_torch_device, is_oom, release_memory, rng_devices, wait_for
+from hwml.hardware import Device
 from hwml.optimize import Categorical, Integer, LogReal, Real, Space
 from hwml.tasks.images import ImageData, check_image_size, load_data
-from hwml.tasks.training import sgd_epochs, test_error
+from hwml.tasks.training import train_module
 
 __all__ = [
     "CNN",
@@ -285,52 +284,22 @@ def train_cnn(
     _structure(config)
     if data is None:
         data = load_data(dataset, image_size=image_size, data_root=data_root)
-    dev = as_torch_device(device)
-    n_train = len(data.y_train)
-    batch_size = min(int(batch_size), n_train)
-
-    out: dict[str, Any] = {
-        "test_error": math.nan,
-        "train_loss": math.nan,
-        "train_time_s": math.nan,
-        "epochs_run": 0,
-        "steps": 0,
-        "status": "ok",
-        "reason": "",
-        "diverged": False,
-    }
-    fork_devices = rng_devices(dev)
-    start = time.perf_counter()
-    try:
-        with torch.random.fork_rng(devices=fork_devices):
-            torch.manual_seed(int(seed))
-            order_gen = torch.Generator().manual_seed(int(seed))
-            model = build_cnn(
-                config, data.image_size, in_channels=data.in_channels, n_classes=data.n_classes
-            ).to(dev)
-            x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
-            opt = torch.optim.SGD(
-                model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-            )
-            sgd_epochs(model, opt, x_train, y_train, order_gen, lr, int(epochs), batch_size, out)
-            if out["status"] == "ok":
-                out["test_error"] = test_error(model, data, dev)
-                if return_model:
-                    out["model"] = model
-    except (RuntimeError, MemoryError) as err:  # torch.cuda.OutOfMemoryError is a RuntimeError
-        if not is_oom(err):
-            raise
-        out.update(
-            status="oom",
-            reason=f"out of memory: {str(err).splitlines()[0][:200]}",
-            test_error=math.nan,
-        )
-        release_memory(dev)
-    finally:
-        wait_for(dev)
-        out["train_time_s"] = time.perf_counter() - start
-    if return_model:
-        out.setdefault("model", None)
+    out = train_module(
+        lambda: build_cnn(
+            config, data.image_size, in_channels=data.in_channels, n_classes=data.n_classes
+        ),
+        data,
+        device=device,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        nesterov=False,
+        seed=seed,
+        return_model=return_model,
+    )
+    out.pop("params", None)  # train_cnn's rows have always been without it
     return out
 
 

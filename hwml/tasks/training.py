@@ -113,6 +113,7 @@ def train_module(
     weight_decay: float = 4e-5,
     nesterov: bool = True,
     seed: int = 0,
+    return_model: bool = False,
 ) -> dict[str, Any]:
     """Build a network, train it from scratch on ``data`` and measure its test error.
 
@@ -136,6 +137,8 @@ def train_module(
         weight_decay: L2 weight decay.
         nesterov: Nesterov momentum.
         seed: seed of the initial weights and the batch order.
+        return_model: also return the trained network (``model``, on ``device``, in eval
+            mode; None unless ``status`` is ok).
 
     Returns:
         ``test_error`` (NaN unless ``status`` is ok), ``train_loss`` (mean loss of the last
@@ -189,6 +192,8 @@ def train_module(
             )
             if out["status"] == "ok":
                 out["test_error"] = test_error(model, data, dev)
+                if return_model:
+                    out["model"] = model
     except (RuntimeError, MemoryError) as err:  # torch.cuda.OutOfMemoryError is a RuntimeError
         if not is_oom(err):
             raise
@@ -201,4 +206,6 @@ def train_module(
     finally:
         wait_for(dev)
         out["train_time_s"] = time.perf_counter() - start
+    if return_model:
+        out.setdefault("model", None)
     return out
