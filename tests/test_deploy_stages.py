@@ -304,10 +304,13 @@ def test_cost_table_measures_each_pair_once(tmp_path) -> None:
 @pytest.mark.skipif(not (STAGE_DATA / "costs.csv").exists(), reason="no committed stage run")
 def test_the_committed_run_replays_without_a_gpu() -> None:
     nets = json.loads((STAGE_DATA / "networks.json").read_text())
+    from hwml.data import read_provenance
+
     walk = run_stages(
         TableEvaluator(STAGE_DATA),
         nets["baseline"]["structure_key"],
         [c["structure_key"] for c in nets["candidates"]],
+        StageSettings.from_dict(read_provenance(STAGE_DATA)["settings"]),
         n_test=2000,
     )
     chain = stage_savings(walk).query("track == 'together'")
@@ -347,3 +350,25 @@ def test_command_line_table_phase_writes_into_out_table(tmp_path) -> None:
     assert not (tmp_path / "costs.csv").exists()
     readme = (tmp_path / "table" / "README.md").read_text()
     assert "## `cost_table.csv`" in readme and "not documented" not in readme
+
+
+def test_settings_round_trip_and_a_pruning_may_switch_precision() -> None:
+    from dataclasses import asdict
+
+    s = StageSettings()
+    assert StageSettings.from_dict(json.loads(json.dumps(asdict(s)))) == s
+    # an older run's recorded settings are walked as recorded, not as today's defaults
+    old = StageSettings.from_dict({"prunings": ["2:4"], "batches": [256]})
+    assert old.prunings == ("2:4",) and old.batches == (256,)
+    tf32 = Deployment(precision="tf32")
+    tried = StageSettings(prunings=("2:4", "2:4@fp16")).variants("pruning", tf32)
+    assert [d.label for d in tried] == [
+        "none/tf32/eager/b64",
+        "2:4/tf32/eager/b64",
+        "2:4/fp16/eager/b64",
+    ]
+    # already in half precision: the two 2:4 variants are one
+    half = StageSettings(prunings=("2:4", "2:4@fp16")).variants(
+        "pruning", Deployment(precision="fp16")
+    )
+    assert len(half) == 2

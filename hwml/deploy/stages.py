@@ -177,7 +177,9 @@ class StageSettings:
         base: the baseline deployment (PyTorch defaults a user starts from).
         tol_sigma: the noise band in standard deviations of the baseline's error over seeds.
         precisions, prunings, executions, batches: the variants of each level besides the
-            baseline's.
+            baseline's. A pruning ``<prune>@<precision>`` also switches the precision:
+            ``2:4@fp16`` runs the 2:4 network on the sparse kernels, which take half
+            precision only, whatever precision the walk kept before.
     """
 
     base: Deployment = field(default_factory=Deployment)
@@ -185,6 +187,7 @@ class StageSettings:
     precisions: tuple[str, ...] = ("tf32", "bf16", "fp16", "fp8")
     prunings: tuple[str, ...] = (
         "2:4",
+        "2:4@fp16",
         "channels:0.75",
         "channels:0.5",
         "channels:0.25",
@@ -193,17 +196,38 @@ class StageSettings:
     executions: tuple[str, ...] = ("cuda-graph", "compile")
     batches: tuple[int, ...] = (256, 1024)
 
+    @classmethod
+    def from_dict(cls, facts: dict[str, Any]) -> StageSettings:
+        """The settings a run recorded (``provenance.json``'s ``settings``), so that a
+        replay walks exactly what the run walked, whatever today's defaults are."""
+        base = facts.get("base", {})
+        return cls(
+            base=Deployment(**base) if isinstance(base, dict) else base,
+            tol_sigma=float(facts.get("tol_sigma", 2.0)),
+            precisions=tuple(facts.get("precisions", cls.precisions)),
+            prunings=tuple(facts.get("prunings", cls.prunings)),
+            executions=tuple(facts.get("executions", cls.executions)),
+            batches=tuple(int(b) for b in facts.get("batches", cls.batches)),
+        )
+
     def variants(self, stage: str, current: Deployment) -> list[Deployment]:
-        """The deployments a stage tries from ``current`` (``current`` first)."""
+        """The deployments a stage tries from ``current`` (``current`` first, no repeats)."""
         if stage == "precision":
-            return [current] + [replace(current, precision=p) for p in self.precisions]
-        if stage == "pruning":
-            return [current] + [replace(current, prune=p) for p in self.prunings]
-        if stage == "execution":
-            return [current] + [replace(current, execution=e) for e in self.executions]
-        if stage == "batch":
-            return [current] + [replace(current, batch=b) for b in self.batches]
-        raise ValueError(f"unknown stage {stage!r}; stages with variants: {STAGES[1:]}")
+            tried = [replace(current, precision=p) for p in self.precisions]
+        elif stage == "pruning":
+            tried = []
+            for p in self.prunings:
+                prune, _, precision = p.partition("@")
+                tried.append(
+                    replace(current, prune=prune, precision=precision or current.precision)
+                )
+        elif stage == "execution":
+            tried = [replace(current, execution=e) for e in self.executions]
+        elif stage == "batch":
+            tried = [replace(current, batch=b) for b in self.batches]
+        else:
+            raise ValueError(f"unknown stage {stage!r}; stages with variants: {STAGES[1:]}")
+        return list(dict.fromkeys([current, *tried]))
 
 
 class Evaluator(Protocol):
@@ -973,6 +997,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / ".gitignore").write_text("weights/\n")
     device = open_device(args.device, power=args.device != "cpu")
+    settings = StageSettings()
     facts = {
         "benchmark": str(args.folder),
         "dataset": prov.get("dataset"),
@@ -980,7 +1005,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_test": len(data.y_test),
         "seeds": args.seeds,
         "epochs": args.epochs,
-        "settings": asdict(StageSettings()),
+        "settings": asdict(settings),
         **{k: v for k, v in device.info.items() if isinstance(v, str | int | float)},
     }
     commit = args.git_commit or git_commit() or "unknown"
@@ -1016,6 +1041,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 evaluator,
                 base["structure_key"],
                 [c["structure_key"] for c in candidates],
+                settings,
                 n_test=len(data.y_test),
             )
             print(stage_savings(walk).to_string(), flush=True)
