@@ -60,6 +60,7 @@ from hwml.deploy.pruning import (
     prune_unstructured,
     to_semi_structured,
 )
+from hwml.tasks.cnn import STRUCTURAL, TRAINING
 
 __all__ = [
     "COST_COLUMNS",
@@ -407,16 +408,7 @@ def pick_networks(
         & (best["energy_per_image_mj"] < base["energy_per_image_mj"])
         & (best["structure_key"] != base["structure_key"])
     ].sort_values("energy_per_image_mj")
-    fields = [
-        "structure_key",
-        "conv1_filters",
-        "conv2_filters",
-        "kernel_size",
-        "dense_units",
-        "learning_rate",
-        "momentum",
-        "weight_decay",
-    ]
+    fields = ["structure_key", *STRUCTURAL, *TRAINING]
 
     def as_config(r: pd.Series) -> dict[str, Any]:
         return {f: (r[f].item() if hasattr(r[f], "item") else r[f]) for f in fields}
@@ -551,13 +543,8 @@ class GpuEvaluator:
                 "key",
                 "structure_key",
                 "seed",
-                "conv1_filters",
-                "conv2_filters",
-                "kernel_size",
-                "dense_units",
-                "learning_rate",
-                "momentum",
-                "weight_decay",
+                *STRUCTURAL,
+                *TRAINING,
                 "epochs",
                 "test_error",
                 "train_time_s",
