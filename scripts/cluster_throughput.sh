@@ -18,7 +18,9 @@
 #                   WORKERS workers of its own (--cluster local:WORKERS), as
 #                   scripts/benchmark.sh did (with a process pool) before --cluster.
 # Prints one line per run and writes OUT_DIR/throughput.csv: what, how, rows, seconds,
-# rows_per_s. Environment: PY (python, default python3), LAYERS, CONFIGS, EPOCHS, WORKERS.
+# rows_per_s (appended to when it exists, so parts can be run in separate calls).
+# Environment: PY (python, default python3), PARTS (default "layers train"), LAYERS,
+# CONFIGS, EPOCHS, WORKERS.
 set -euo pipefail
 PY=${PY:-python3}
 NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
@@ -31,8 +33,9 @@ LAYERS=${LAYERS:-400}
 CONFIGS=${CONFIGS:-96}
 EPOCHS=${EPOCHS:-10}
 WORKERS=${WORKERS:-4}
+PARTS=${PARTS:-layers train}
 mkdir -p "$OUT"
-echo "what,how,gpus,rows,seconds,rows_per_s" > "$OUT/throughput.csv"
+[ -f "$OUT/throughput.csv" ] || echo "what,how,gpus,rows,seconds,rows_per_s" > "$OUT/throughput.csv"
 half=$((LAYERS / 2))
 
 rows() { [ -f "$1" ] && $PY -c "import pandas as pd, sys; print(len(pd.read_csv(sys.argv[1])))" "$1" || echo 0; }
@@ -49,33 +52,37 @@ per_gpu() {  # per_gpu CMD...: one process per GPU, each on its share (--shard i
     CUDA_VISIBLE_DEVICES=$i "$@" --shard "$i/$NGPU" &
     pids+=($!)
   done
-  trap 'kill -TERM "${pids[@]}" 2>/dev/null; exit 143' INT TERM
+  trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait; exit 143' INT TERM
   local rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   trap - INT TERM
   return $rc
 }
 
-layers=(layers --kinds conv2d,linear --samples "conv2d=$half,linear=$((LAYERS - half))" --seed 7
-        --device cuda --no-progress)
-start=$SECONDS
-$PY -m hwml profile "${layers[@]}" --out "$OUT/layers-dask" --cluster local
-record layers dask "$OUT/layers-dask/layers.csv" $((SECONDS - start))
-start=$SECONDS
-per_gpu $PY -m hwml profile "${layers[@]}" --out "$OUT/layers-shard" --cluster process
-record layers shard "$OUT/layers-shard/layers.csv" $((SECONDS - start))
+if [[ " $PARTS " == *" layers "* ]]; then
+  layers=(layers --kinds conv2d,linear --samples "conv2d=$half,linear=$((LAYERS - half))" --seed 7
+          --device cuda --no-progress)
+  start=$SECONDS
+  $PY -m hwml profile "${layers[@]}" --out "$OUT/layers-dask" --cluster local
+  record layers dask "$OUT/layers-dask/layers.csv" $((SECONDS - start))
+  start=$SECONDS
+  per_gpu $PY -m hwml profile "${layers[@]}" --out "$OUT/layers-shard" --cluster process
+  record layers shard "$OUT/layers-shard/layers.csv" $((SECONDS - start))
+fi
 
-# train takes its space and data set from the folder's provenance: seed both folders alike
-for how in dask shard; do
-  mkdir -p "$OUT/train-$how"
-  $PY -c "from hwml.data import update_provenance; import sys; update_provenance(sys.argv[1], {'dataset': 'cued-digits', 'image_size': 24})" "$OUT/train-$how"
-done
-train=(optimize benchmark train --n-configs "$CONFIGS" --epochs "$EPOCHS" --workers "$WORKERS"
-       --device cuda --no-progress)
-start=$SECONDS
-$PY -m hwml "${train[@]}" --out "$OUT/train-dask" --cluster local
-record train dask "$OUT/train-dask/configs.csv" $((SECONDS - start))
-start=$SECONDS
-per_gpu $PY -m hwml "${train[@]}" --out "$OUT/train-shard" --cluster "local:$WORKERS"
-record train shard "$OUT/train-shard/configs.csv" $((SECONDS - start))
+if [[ " $PARTS " == *" train "* ]]; then
+  # train takes its space and data set from the folder's provenance: seed both folders alike
+  for how in dask shard; do
+    mkdir -p "$OUT/train-$how"
+    $PY -c "from hwml.data import update_provenance; import sys; update_provenance(sys.argv[1], {'dataset': 'cued-digits', 'image_size': 24})" "$OUT/train-$how"
+  done
+  train=(optimize benchmark train --n-configs "$CONFIGS" --epochs "$EPOCHS" --workers "$WORKERS"
+         --device cuda --no-progress)
+  start=$SECONDS
+  $PY -m hwml "${train[@]}" --out "$OUT/train-dask" --cluster local
+  record train dask "$OUT/train-dask/configs.csv" $((SECONDS - start))
+  start=$SECONDS
+  per_gpu $PY -m hwml "${train[@]}" --out "$OUT/train-shard" --cluster "local:$WORKERS"
+  record train shard "$OUT/train-shard/configs.csv" $((SECONDS - start))
+fi
 echo "== $OUT/throughput.csv" >&2

@@ -62,9 +62,18 @@ CLUSTER=${CLUSTER:-local}
 
 sharded() {  # run "hwml profile ..." once; its rows are spread over the GPUs by --cluster
   # (each worker measures on its own GPU with its share of the host's cores; this process
-  # alone appends the rows, so an interruption keeps every finished row)
+  # alone appends the rows, so an interruption keeps every finished row). A stop (TERM or
+  # INT, e.g. from `timeout`) is passed on, and this script waits until the sweep has
+  # recorded its rows and its run before it exits, so that whatever runs next (a copy of
+  # the folder) sees the finished files.
   $PY -m hwml profile "$@" --out "$OUT" --device cuda --cluster "$CLUSTER" \
-    --no-progress --git-commit "$COMMIT"
+    --no-progress --git-commit "$COMMIT" &
+  local child=$!
+  trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 143' TERM INT
+  local rc=0
+  wait "$child" || rc=$?
+  trap - TERM INT
+  return $rc
 }
 
 for phase in $PHASES; do
