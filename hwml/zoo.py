@@ -420,6 +420,8 @@ def describe_net(
             module = get(name, sample_shape)
     except (NotImplementedError, RuntimeError):
         # Some constructors compute sizes from tensor data (torchvision's RegNet calls
-        # .tolist()), which the meta device does not hold: build those on the CPU.
-        module = get(name, sample_shape)
+        # .tolist()), which the meta device does not hold: build those on the CPU, then
+        # move them to the meta device, so that describing never runs a real forward pass
+        # (RegNetY-128GF at batch 128 would need tens of GB of activations on the CPU).
+        module = get(name, sample_shape).to("meta")
     return describe(module, shape, name=name, dtype_bytes=dtype_bytes)

@@ -296,6 +296,23 @@ def test_load_live_runs(small_h200, tmp_path_factory) -> None:
         load_live_runs(empty)
 
 
+def test_load_live_runs_reads_the_batch_searches_beside_the_sequential_ones() -> None:
+    folder = dataset_path("hyperpower-nvidia-h200-cued-digits")
+    if not (folder / "live-batch").exists():
+        pytest.skip("the committed batch-parallel live searches are not in data/")
+    batch, info = load_live_runs(folder, subfolder="live-batch")
+    sequential, _ = load_live_runs(folder)
+    assert set(info) == {p.stem for p in (folder / "live-batch").glob("*.csv")}
+    assert {meta["batch"] for meta in info.values()} == {2}
+    assert batch["method"].unique().tolist() == ["hw-ieci"]
+    # a different set of searches from live/: the batch runs' histories are not the sequential ones
+    assert not batch[["seed", "iteration", "objective"]].equals(
+        sequential.loc[sequential["method"] == "hw-ieci", ["seed", "iteration", "objective"]]
+    )
+    with pytest.raises(DatasetError, match="under nothing-here/"):
+        load_live_runs(folder, subfolder="nothing-here")
+
+
 _STOPPABLE_TRAINING = """
 import sys, torch
 from hwml.hyperpower import train_configs

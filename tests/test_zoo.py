@@ -79,3 +79,20 @@ def test_specs_beyond_the_zoo():
 def test_bad_specs_say_what_was_given_and_what_is_supported(spec, shape, message):
     with pytest.raises(zoo.UnknownNetworkError, match=re.escape(message)):
         zoo.entry(spec, shape)
+
+
+def test_a_network_built_on_the_cpu_is_still_described_on_the_meta_device(monkeypatch):
+    # torchvision's RegNet cannot be built on the meta device; describing it without
+    # weights must still not run a real forward pass (the large RegNets at batch 128 need
+    # tens of GB of activations on the CPU)
+    seen = []
+    real_describe = zoo.describe
+
+    def spy(module, *args, **kwargs):
+        seen.append({p.device.type for p in module.parameters()})
+        return real_describe(module, *args, **kwargs)
+
+    monkeypatch.setattr(zoo, "describe", spy)
+    net = zoo.describe_net("torchvision:regnet_x_400mf", 4, weights=False)
+    assert seen == [{"meta"}]
+    assert net.totals()["params"] == pytest.approx(5.50e6, rel=0.01)

@@ -22,11 +22,16 @@ __all__ = ["live_best_so_far", "load_live_runs"]
 
 def load_live_runs(
     folder: str | os.PathLike[str],
+    *,
+    subfolder: str = "live",
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The live searches of a benchmark folder: ``live/*.csv`` with their JSON sidecars.
 
     Args:
         folder: a benchmark folder, or its name under ``data/``.
+        subfolder: where the histories lie in it: ``"live"`` (one training at a time, the
+            default) or ``"live-batch"`` (several in flight, ``scripts/benchmark.sh``'s
+            ``live-batch`` phase; each sidecar's ``batch`` says how many).
 
     Returns:
         ``(histories, info)``: the histories concatenated (columns of
@@ -38,9 +43,11 @@ def load_live_runs(
         DatasetError: the folder has no live runs.
     """
     path = dataset_path(folder)
-    files = sorted((path / "live").glob("*.csv"))
+    files = sorted((path / subfolder).glob("*.csv"))
     if not files:
-        raise DatasetError(f"{path}: no live searches under live/ (run `hwml optimize live`)")
+        raise DatasetError(
+            f"{path}: no live searches under {subfolder}/ (run `hwml optimize live`)"
+        )
     space = benchmark_space(path)
     parts, info = [], {}
     for file in files:
