@@ -19,9 +19,9 @@
 #               search on as many workers (local:LIVE_BATCH; LIVE_BATCH_CLUSTER to change),
 #               one search per seed in LIVE_SEEDS -> live-batch/hw-ieci-q<Q>-s<seed>.csv
 #   mobo        live multi-objective searches (test error, energy per image, runtime):
-#               HW-EHVI and ParEGO on GPU 0, NSGA-II and random on GPU 1 (all on GPU 0
-#               when there is one), MOBO_SEEDS seeds (default 3) of LIVE_EVALS
-#               evaluations -> mobo-live/<method>-s<seed>.csv
+#               HW-EHVI, ParEGO, NSGA-II and random, MOBO_SEEDS seeds (default 3) of
+#               LIVE_EVALS evaluations, each run a task of the workers (one per GPU)
+#               -> mobo-live/<method>-s<seed>.csv
 # Every phase is resumable: rerun the same command after an interruption. The tabular
 # searches (hwml optimize run, hwml optimize parallel) need no GPU and run from the
 # committed tables. CLUSTER (hwml --cluster, default local: one Dask worker per GPU) says
@@ -123,20 +123,10 @@ for phase in $PHASES; do
       q=${LIVE_BATCH:-2}
       live hw-ieci "$q" "$OUT/live-batch/{method}-q$q-s{seed}.csv" "${LIVE_BATCH_CLUSTER:-local:$q}" ;;
     mobo)
-      mobo() {  # mobo GPU METHOD...
-        local gpu=$1; shift
-        CUDA_VISIBLE_DEVICES=$gpu $PY -m hwml.hyperpower.mobo_bench --folder "$OUT" \
-          --live "$OUT/mobo-live" --device "$DEVICE" --methods "$@" --seeds "${MOBO_SEEDS:-3}" \
-          --evals "$LIVE_EVALS" --init 5 --epochs "$EPOCHS"
-      }
-      if [ "$NGPU" -ge 2 ]; then
-        mobo 0 hw-ehvi parego & a=$!
-        mobo 1 nsga random & b=$!
-        rc=0; wait $a || rc=1; wait $b || rc=1
-        [ $rc -eq 0 ]
-      else
-        mobo 0 hw-ehvi parego nsga random
-      fi ;;
+      # every (method, seed) run is a task of the cluster: one run per GPU at a time
+      $PY -m hwml.hyperpower.mobo_bench --folder "$OUT" --live "$OUT/mobo-live" \
+        --device "$DEVICE" --cluster "$CLUSTER" --methods hw-ehvi parego nsga random \
+        --seeds "${MOBO_SEEDS:-3}" --evals "$LIVE_EVALS" --init 5 --epochs "$EPOCHS" ;;
     *) echo "benchmark.sh: unknown phase $phase" >&2; exit 2 ;;
   esac
   echo "== $phase done in $((SECONDS - start)) s" >&2

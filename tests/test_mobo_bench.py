@@ -176,3 +176,43 @@ def test_read_mobo_live_scores_the_written_runs_on_the_table_scale(small_cued, t
     assert got == pytest.approx(direct)
     table = pd.read_csv(small_cued / "structures.csv")
     assert 10 ** live.scale.lo[1] == pytest.approx(table["energy_per_image_mj"].min())
+
+
+def test_mobo_live_spreads_its_runs_over_the_workers_and_writes_them_here(small_cued, tmp_path):
+    from hwml.cluster import open_cluster
+    from hwml.hyperpower.mobo_bench import mobo_live
+
+    out = tmp_path / "live"
+    kwargs = dict(methods=["random", "nsga"], n_evals=4, n_init=2, settings=FAST, git_commit="abc")
+    with open_cluster("local:2", device="cpu", threads_per_worker=1) as two:
+        written = mobo_live(
+            small_cued, out, seeds=[0, 1], objective=_FakeTraining(), cluster=two, **kwargs
+        )
+    assert sorted(p.name for p in written) == [
+        "nsga-s0.csv",
+        "nsga-s1.csv",
+        "random-s0.csv",
+        "random-s1.csv",
+    ]
+    import json
+
+    workers = {json.loads(p.with_suffix(".json").read_text())["worker"] for p in written}
+    assert "process" not in workers and len(workers) >= 1
+    # the same run in this process gives the same history: where it ran does not matter
+    here = mobo_live(
+        small_cued,
+        tmp_path / "here",
+        seeds=[1],
+        objective=_FakeTraining(),
+        cluster="process",
+        **kwargs,
+    )
+    for path in here:
+        pd.testing.assert_frame_equal(
+            pd.read_csv(path).drop(
+                columns=["overhead_s", "eval_time_s", "cumulative_time_s"], errors="ignore"
+            ),
+            pd.read_csv(out / path.name).drop(
+                columns=["overhead_s", "eval_time_s", "cumulative_time_s"], errors="ignore"
+            ),
+        )

@@ -375,6 +375,7 @@ def mobo_live(
     features: str | Sequence[str] = "derived",
     objective: Any = None,
     git_commit: str | None = None,
+    cluster: Any = None,
 ) -> list[Path]:
     """Live multi-objective searches: every chosen network is trained and measured.
 
@@ -386,7 +387,11 @@ def mobo_live(
     linear models fitted on the folder's ``structures.csv``. Each run writes
     ``OUT/<method>-s<seed>.csv`` (the history) and a ``.json`` beside it (command, date,
     commit, settings, the models' cross-validated errors). A run whose CSV exists is
-    skipped, so an interrupted call resumes at the first unfinished run.
+    skipped, so an interrupted call resumes at the first unfinished run. The runs are
+    tasks of ``cluster`` (:func:`hwml.cluster.open_cluster`: one Dask worker per GPU by
+    default, each run on one worker, several runs side by side); this process alone
+    writes their files, as each finishes. A run that fails (or whose worker dies) is
+    reported with its reason and left for the next call.
 
     Args:
         folder: the benchmark folder (or its name under ``data/``).
@@ -401,24 +406,115 @@ def mobo_live(
         features: feature set of the linear hardware models.
         objective: the objective to use instead of training for real (tests).
         git_commit: recorded in the sidecar (default: the repository's HEAD, ``unknown`` without git).
+        cluster: where the runs go: a ``--cluster`` string or an open
+            :class:`~hwml.cluster.Cluster`; None: ``"local"`` for ``cuda``, this process
+            otherwise (and always with a given ``objective``, which stays in this process).
 
     Returns:
         The history files of the runs made by this call (skipped runs not included).
     """
     import json
     from datetime import datetime
+    from functools import partial
 
+    from hwml.cluster import Cluster, open_cluster
     from hwml.data import git_commit as current_commit
+
+    path = Path(dataset_path(folder))
+    if git_commit is None:
+        git_commit = current_commit() or "unknown"
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for method in methods:
+        for seed in seeds:
+            csv_path = out_dir / f"{method}-s{int(seed)}.csv"
+            if csv_path.exists():
+                print(f"{csv_path} exists: skipped", file=sys.stderr)
+            else:
+                todo.append(((method, int(seed)), (method, int(seed))))
+    if not todo:
+        return []
+    run = partial(
+        _mobo_live_run,
+        str(path),
+        n_evals=n_evals,
+        n_init=n_init,
+        device=device,
+        epochs=epochs,
+        settings=settings,
+        features=features,
+        objective=objective,
+    )
+    if cluster is None:
+        cluster = "local" if device == "cuda" and objective is None else "process"
+    own = not isinstance(cluster, Cluster)
+    where = open_cluster(cluster, device=device) if own else cluster
+    written = []
+    try:
+        if not where.in_process:
+            print(f"{len(todo)} run(s) on {where.describe()}", file=sys.stderr)
+        for result in where.map_unordered(run, todo):
+            method, seed = result.key
+            csv_path = out_dir / f"{method}-s{seed}.csv"
+            if not result.ok:
+                print(f"{csv_path}: run failed ({result.error}); rerun to retry", file=sys.stderr)
+                continue
+            history, run_s, models_cv = result.value
+            partial_path = csv_path.with_suffix(".csv.partial")
+            history.to_csv(partial_path, index=False)
+            partial_path.replace(csv_path)  # a run is either complete on disk or absent
+            facts = {
+                "command": " ".join(sys.argv),
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "git_commit": git_commit,
+                "folder": str(path),
+                "method": method,
+                "seed": seed,
+                "n_evals": n_evals,
+                "n_init": n_init,
+                "device": device,
+                "epochs": epochs,
+                "run_s": run_s,
+                "worker": result.worker,
+                "models_cv": models_cv,
+            }
+            csv_path.with_suffix(".json").write_text(json.dumps(facts, indent=1, default=float))
+            written.append(csv_path)
+            print(f"{csv_path}: {len(history)} evaluations in {run_s:.0f} s", file=sys.stderr)
+    finally:
+        if own:
+            where.close()
+    return written
+
+
+def _mobo_live_run(
+    folder: str,
+    method: str,
+    seed: int,
+    *,
+    n_evals: int,
+    n_init: int,
+    device: str,
+    epochs: int,
+    settings: ParetoSettings | None,
+    features: str | Sequence[str],
+    objective: Any,
+) -> tuple[pd.DataFrame, float, dict[str, Any]]:
+    """One live run of :func:`mobo_live` (a task: it runs where the cluster puts it).
+
+    Returns:
+        The history, the run's wall time (s) and the hardware models' cross-validated
+        errors.
+    """
     from hwml.data import read_provenance
     from hwml.hyperpower.table import benchmark_space
 
-    path = Path(dataset_path(folder))
+    path = Path(folder)
     structures = read_table(path, "structures")
     models = fit_hardware_models(
         structures, features=features, targets={n: n for n in MOBO_OBJECTIVES[1:]}
     )
-    space = benchmark_space(path)
-    prov = read_provenance(path)
     if objective is None:
         from hwml.hyperpower.objective import CNNObjective
 
@@ -426,59 +522,25 @@ def mobo_live(
             device,
             epochs=epochs,
             image_size=int(structures["image_size"].iloc[0]),
-            dataset=prov.get("dataset", "digits"),
+            dataset=read_provenance(path).get("dataset", "digits"),
             inference_batch=int(structures["batch"].iloc[0]),
         )
-    if git_commit is None:
-        git_commit = current_commit() or "unknown"
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for method in methods:
-        for seed in seeds:
-            csv_path = out_dir / f"{method}-s{int(seed)}.csv"
-            if csv_path.exists():
-                print(f"{csv_path} exists: skipped", file=sys.stderr)
-                continue
-            start = time.perf_counter()
-            history = minimize_pareto(
-                objective,
-                space,
-                objectives=MOBO_OBJECTIVES,
-                method=method,
-                n_evals=n_evals,
-                n_init=n_init,
-                seed=int(seed),
-                settings=settings,
-                predictors=dict(models) if method == "hw-ehvi" else None,
-            )
-            partial = csv_path.with_suffix(".csv.partial")
-            history.to_csv(partial, index=False)
-            partial.replace(csv_path)  # a run is either complete on disk or absent
-            facts = {
-                "command": " ".join(sys.argv),
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "git_commit": git_commit,
-                "folder": str(path),
-                "method": method,
-                "seed": int(seed),
-                "n_evals": n_evals,
-                "n_init": n_init,
-                "device": device,
-                "epochs": epochs,
-                "run_s": time.perf_counter() - start,
-                "models_cv": {
-                    n: m.model.cv_summary()
-                    for n, m in models.items()
-                    if hasattr(m.model, "cv_summary")
-                },
-            }
-            csv_path.with_suffix(".json").write_text(json.dumps(facts, indent=1, default=float))
-            written.append(csv_path)
-            print(
-                f"{csv_path}: {len(history)} evaluations in {facts['run_s']:.0f} s", file=sys.stderr
-            )
-    return written
+    start = time.perf_counter()
+    history = minimize_pareto(
+        objective,
+        benchmark_space(path),
+        objectives=MOBO_OBJECTIVES,
+        method=method,
+        n_evals=n_evals,
+        n_init=n_init,
+        seed=int(seed),
+        settings=settings,
+        predictors=dict(models) if method == "hw-ehvi" else None,
+    )
+    models_cv = {
+        n: m.model.cv_summary() for n, m in models.items() if hasattr(m.model, "cv_summary")
+    }
+    return history, time.perf_counter() - start, models_cv
 
 
 def read_mobo_live(
@@ -549,6 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="cuda", help="--live: cuda, cuda:N or cpu")
     parser.add_argument("--epochs", type=int, default=10, help="--live: training epochs")
+    parser.add_argument(
+        "--cluster",
+        help="--live: where the runs go (hwml --cluster: local = one Dask worker per GPU, "
+        "the default with --device cuda; local:N; process; tcp://HOST:PORT)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.evals, args.init = 3, 20, 5
@@ -562,6 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_init=args.init,
             device=args.device,
             epochs=args.epochs,
+            cluster=args.cluster,
         )
         return 0
     bench = mobo_benchmark(
