@@ -53,7 +53,7 @@ from hwml.data import (
     write_readme,
 )
 from hwml.hardware import Device, cudnn_autotune, open_device, use_device
-from hwml.nas.references import REFERENCES, build_reference, reference_key
+from hwml.nas.references import BN_MOMENTUM, REFERENCES, build_reference, reference_key
 from hwml.nas.space import NASSpace, StageChoice
 from hwml.nas.table import IDENTITY_FACTS, MEASURED_COLUMNS, TRAINED_COLUMNS, column_docs
 from hwml.profile import SweepOptions, failed_measurement, measure_module
@@ -451,6 +451,7 @@ def build_benchmark(
         "time_limit_s": time_limit_s,
         "power_periods": opts.periods if opts.power else None,
         "energy_meter": type(dev.meter).__name__,
+        "reference_bn_momentum": BN_MOMENTUM,
     }
     if opts.power and dev.meter.available:
         run["counter_update_period_s"] = dev.meter.update_period_s(samples=5)
