@@ -20,8 +20,9 @@ mode, not the weights, is what fails.
 PyTorch's default momentum, 0.1); ``torchvision`` keeps torchvision's momenta (MNASNet's
 0.0003), as the benchmark's references were built before this was fixed. The
 ``torchvision`` variant is trained only where it differs (MNASNet). Rows already in
-``trainings.csv`` are skipped, so the script can be rerun with more settings; every call
-is appended to ``OUT/runs.json`` and ``OUT/README.md`` is rewritten.
+``trainings.csv`` are skipped, so the script can be rerun with more settings or resumed;
+every call is recorded in ``OUT/runs.json`` when it starts (and updated after each row)
+and ``OUT/README.md`` is rewritten from it.
 
 Nothing here is measured on the benchmark's GPU: these are CPU trainings (float32;
 results differ from a GPU's in the last bits, and trainings on the edge of divergence
@@ -69,7 +70,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "test error in eval mode after the batch norms' running statistics were recomputed "
         "over the training images (weights unchanged)",
     ),
-    "train_time_s": ("s", "seconds to build, train and test"),
+    "train_time_s": ("s", "seconds to build, train and test (other work shared the CPU)"),
+    "run": ("-", "the call (`runs.json`, table below) that wrote the row"),
     "timestamp": ("-", "UTC time the row was written"),
 }
 
@@ -105,8 +107,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _readme(out: Path) -> None:
-    runs = json.loads((out / "runs.json").read_text())
+def _save_runs(out: Path, runs: list[dict[str, Any]]) -> None:
+    (out / "runs.json").write_text(json.dumps(runs, indent=2) + "\n")
+    _readme(out, runs)
+
+
+def _readme(out: Path, runs: list[dict[str, Any]]) -> None:
     lines = [
         "# Reference networks on the proxy task, trained again on a CPU",
         "",
@@ -117,12 +123,13 @@ def _readme(out: Path) -> None:
         "",
         "## Runs",
         "",
-        "| date | command | rows | commit | host | torch |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| run | date | command | rows | outcome | commit | host | torch |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in runs:
         lines.append(
-            f"| {r['date']} | `{r['command']}` | {r['rows']} | {r['git_commit']} | "
+            f"| {r['run']} | {r['date']} | `{r['command']}` | {r['rows']} | {r['outcome']} | "
+            f"{r['git_commit']} | "
             f"{r['cpu']} ({r['threads']} threads, {r['elapsed_s']} s) | {r['torch']} |"
         )
     lines += ["", "## `trainings.csv`", "", "| column | unit | meaning |", "| --- | --- | --- |"]
@@ -157,6 +164,23 @@ def main(argv: list[str] | None = None) -> int:
     bns = args.bn.split(",")
 
     args.out.mkdir(parents=True, exist_ok=True)
+    runs_path = args.out / "runs.json"
+    runs = json.loads(runs_path.read_text()) if runs_path.exists() else []
+    entry: dict[str, Any] = {
+        "run": len(runs),
+        "date": started,
+        "command": "python scripts/nas_reference_check.py " + shlex.join(argv or sys.argv[1:]),
+        "outcome": "running (no end recorded: killed, or still running)",
+        "rows": 0,
+        "git_commit": commit,
+        "cpu": _cpu_name(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "benchmark": str(args.benchmark),
+        "elapsed_s": 0,
+    }
+    runs.append(entry)
+    _save_runs(args.out, runs)
     table = args.out / "trainings.csv"
     done: set[tuple[str, str, float, int]] = set()
     if table.exists():
@@ -230,33 +254,21 @@ def main(argv: list[str] | None = None) -> int:
                             row["test_error_recalibrated"] = _recalibrated_error(
                                 model, data, int(prov["train_batch_size"])
                             )
+                        row["run"] = entry["run"]
                         row["timestamp"] = now_iso()
                         writer.writerow(row)
                         f.flush()
                         rows += 1
+                        entry.update(rows=rows, elapsed_s=round(time.time() - t0))
+                        _save_runs(args.out, runs)
                         print(
                             f"{key} bn={bn} lr={lr} epochs={ep}: loss {r['train_loss']:.3f}, "
                             f"test error {r['test_error']:.3f}",
                             file=sys.stderr,
                             flush=True,
                         )
-    runs_path = args.out / "runs.json"
-    runs = json.loads(runs_path.read_text()) if runs_path.exists() else []
-    runs.append(
-        {
-            "date": started,
-            "command": "python scripts/nas_reference_check.py " + shlex.join(argv or sys.argv[1:]),
-            "rows": rows,
-            "git_commit": commit,
-            "cpu": _cpu_name(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "benchmark": str(args.benchmark),
-            "elapsed_s": round(time.time() - t0),
-        }
-    )
-    runs_path.write_text(json.dumps(runs, indent=2) + "\n")
-    _readme(args.out)
+    entry.update(outcome="complete", rows=rows, elapsed_s=round(time.time() - t0))
+    _save_runs(args.out, runs)
     return 0
 
 
