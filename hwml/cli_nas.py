@@ -71,12 +71,15 @@ def _names(choices: tuple[str, ...]) -> Any:
 
 def _targets(text: str) -> list[tuple[str, int]]:
     """``"runtime:1,energy:64"`` -> ``[("runtime", 1), ("energy", 64)]``."""
+    from hwml.nas.table import METRICS
+
     out = []
     for part in text.split(","):
         metric, _, batch = part.partition(":")
-        if metric not in ("runtime", "energy") or not batch.isdigit() or int(batch) < 1:
+        if metric not in METRICS or not batch.isdigit() or int(batch) < 1:
             raise argparse.ArgumentTypeError(
-                f"expected METRIC:BATCH pairs like runtime:1,energy:64, got {text!r}"
+                f"expected METRIC:BATCH pairs like runtime:1,energy:64 (metrics: "
+                f"{', '.join(METRICS)}), got {text!r}"
             )
         out.append((metric, int(batch)))
     return out
@@ -345,7 +348,8 @@ def register(subparsers: Any) -> None:
         "--targets",
         type=_targets,
         default=[("runtime", 1)],
-        help="METRIC:BATCH list (default runtime:1)",
+        help="METRIC:BATCH list (default runtime:1); metrics: runtime (eager latency), "
+        "gpu_time (CUDA-graph replay), energy (per image)",
     )
     r.add_argument("--seeds", type=_seeds, default=list(range(10)), help="seeds (default 0-9)")
     r.add_argument("--n-evals", type=int, default=40, help="trainings per search (default 40)")

@@ -13,7 +13,10 @@
 # default), SPACE (default | tiny), N_ARCHS (256), EPOCHS (5), BATCHES (1,64), WORKERS
 # (4), CHUNK (32), TIME_LIMIT_S (start no new work after this many seconds, keeping the rows
 # so far: rerun the same command to finish; default none), POWER_PERIODS (energy-counter updates per power window, 2), REFERENCES
-# (all | none | names). The searches (hwml nas search) need no GPU and run from the table.
+# (all | none | names), REFERENCE_RATES (learning rates at which the reference networks are
+# trained again, each into OUT_DIR/references-gpu/lr<rate>, after the pool is complete;
+# default "0.1 0.03 0.01" on a GPU, none with DEVICE=cpu). The searches (hwml nas search)
+# need no GPU and run from the table.
 set -euo pipefail
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
@@ -23,6 +26,7 @@ if [ "$DEVICE" = cpu ]; then
   EPOCHS=${EPOCHS:-1}
   WORKERS=${WORKERS:-1}
   REFERENCES=${REFERENCES:-none}
+  REFERENCE_RATES=${REFERENCE_RATES:-}
   LIMIT=${TIME_LIMIT_S:-}
 else
   if ! nvidia-smi -L >/dev/null 2>&1; then
@@ -30,6 +34,7 @@ else
     exit 1
   fi
   LIMIT=${TIME_LIMIT_S:-}
+  REFERENCE_RATES=${REFERENCE_RATES-0.1 0.03 0.01}
 fi
 OUT=${1:-}
 if [ -z "$OUT" ]; then
@@ -50,3 +55,22 @@ start=$SECONDS
 $PY -m hwml nas benchmark "${args[@]}"
 echo "== done in $((SECONDS - start)) s $(date -u +%FT%TZ): $OUT" >&2
 $PY -m hwml nas summary --out "$OUT"
+# The references once more, alone, at each learning rate: the pool's recipe trains the deep
+# references poorly, and these rows show how much a gentler rate changes (chapter 11).
+if [ -n "${REFERENCE_RATES:-}" ] && [ "${REFERENCES:-all}" != none ]; then
+  if [ -n "$LIMIT" ] && [ $((SECONDS - start)) -ge "$LIMIT" ]; then
+    echo "== time limit reached: the references at other rates are left for a rerun" >&2
+    exit 0
+  fi
+  for lr in $REFERENCE_RATES; do
+    ref_args=("${args[@]}")
+    for i in "${!ref_args[@]}"; do
+      case "${ref_args[$i]}" in
+        --out) ref_args[$((i + 1))]="$OUT/references-gpu/lr$lr" ;;
+        --n-archs) ref_args[$((i + 1))]=0 ;;
+      esac
+    done
+    echo "== references at learning rate $lr $(date -u +%FT%TZ)" >&2
+    $PY -m hwml nas benchmark "${ref_args[@]}" --learning-rate "$lr" --workers 5
+  done
+fi

@@ -46,6 +46,7 @@ def folder(tmp_path_factory) -> Path:
                     "kind": "space",
                     "batch": b,
                     "runtime_ms": runtime,
+                    "runtime_graph_ms": 0.5 * runtime,
                     "power_w": 200.0,
                     "energy_mj": 0.2 * runtime,
                     "energy_per_image_mj": 0.2 * runtime / b,
@@ -96,7 +97,7 @@ def test_search_writes_runs_and_verdict(folder: Path, model: Path, tmp_path: Pat
         "--n-evals",
         "12",
         "--targets",
-        "runtime:1,energy:64",
+        "runtime:1,gpu_time:1,energy:64",
         "--out",
         str(out),
     ]
@@ -104,8 +105,9 @@ def test_search_writes_runs_and_verdict(folder: Path, model: Path, tmp_path: Pat
     runs = pd.read_csv(out)
     verdict = pd.read_csv(out.with_suffix(".verdict.csv"))
     assert set(runs["term"]) == {"none", "flops", "predicted", "measured"}
+    assert set(runs["metric"]) == {"runtime", "gpu_time", "energy"}
     assert runs.groupby(["metric", "batch", "term", "controller", "seed"]).size().eq(12).all()
-    assert len(verdict) == 2 * 2 * (4 * 2 + 1)
+    assert len(verdict) == 3 * 2 * (4 * 2 + 1)
     assert "hv_front_pct" in capsys.readouterr().out
 
 
@@ -119,4 +121,42 @@ def test_bad_arguments_are_refused(folder: Path, capsys) -> None:
         main(
             ["nas", "search", "--benchmark", str(folder), "--targets", "power:1", "--out", "x.csv"]
         )
+    assert "gpu_time" in capsys.readouterr().err  # the refusal lists the metrics it knows
     assert main(["nas", "summary", "--out", str(folder / "missing")]) == 2
+
+
+def test_a_target_the_benchmark_did_not_measure_is_refused(
+    folder: Path, tmp_path: Path, capsys
+) -> None:
+    measured = pd.read_csv(folder / "measured.csv")
+    measured["runtime_graph_ms"] = np.nan  # measured without CUDA graphs
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    measured.to_csv(bare / "measured.csv", index=False)
+    for name in ("trained.csv", "provenance.json"):
+        (bare / name).write_text((folder / name).read_text())
+    argv = ["nas", "search", "--benchmark", str(bare), "--targets", "gpu_time:1", "--out"]
+    assert main([*argv, str(tmp_path / "runs.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no measured gpu_time at batch 1" in err and "runtime:1" in err
+    assert not (tmp_path / "runs.csv").exists()
+
+
+def test_gpu_time_is_the_graph_replay_column_measured_and_predicted(
+    folder: Path, model: Path
+) -> None:
+    from hwml.nas.pricing import ArchPricer
+    from hwml.nas.search import NASProblem
+    from hwml.nas.table import load_nas_benchmark
+
+    bench = load_nas_benchmark(folder)
+    pricer = ArchPricer(bench.space, PipelineModel.load(model))
+    problem = NASProblem.from_benchmark(bench, pricer)
+    pool = bench.pool
+    graph = pool["runtime_graph_ms_b64"].to_numpy(float)
+    np.testing.assert_allclose(problem.measured[("gpu_time", 64)], graph)
+    assert not np.allclose(problem.measured[("runtime", 64)], graph)
+    predicted = pricer.predict([bench.space.parse(k) for k in pool["key"]], 64)
+    np.testing.assert_allclose(
+        problem.predicted[("gpu_time", 64)], predicted["runtime_graph_ms"].to_numpy(float)
+    )

@@ -57,6 +57,7 @@ from hwml.optimize import (
 
 __all__ = [
     "CONTROLLERS",
+    "EQUAL_ERROR_QUANTILES",
     "TERMS",
     "NASProblem",
     "SearchSettings",
@@ -79,6 +80,10 @@ TERMS: tuple[str, ...] = ("none", "flops", "predicted", "measured")
 (d) + measured cost."""
 
 CONTROLLERS: tuple[str, ...] = ("evolution", "nsga", "random")
+
+#: The quantiles of the pool's test error at which :func:`equal_error_ratio` compares
+#: two searches by default (5 %, 10 %, ..., 50 %).
+EQUAL_ERROR_QUANTILES: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 11))
 """Search controllers: aging evolution on MnasNet's reward, NSGA-II on (error, hardware),
 random draws."""
 
@@ -309,7 +314,22 @@ def run_searches(
 
     Returns:
         The rows of every search, concatenated.
+
+    Raises:
+        ValueError: a target the pool has no measured values of (e.g. ``gpu_time`` on a
+            benchmark measured without CUDA graphs), before any search runs.
     """
+    targets = list(targets)
+    for metric, batch in targets:
+        values = problem.measured.get((metric, batch))
+        if values is None or not np.isfinite(values).any():
+            have = sorted(
+                f"{m}:{b}" for (m, b), v in problem.measured.items() if np.isfinite(v).any()
+            )
+            raise ValueError(
+                f"no measured {metric} at batch {batch} in this pool; "
+                f"targets it can take: {', '.join(have) or 'none'}"
+            )
     parts = []
     for metric, batch in targets:
         for seed in seeds:
@@ -482,7 +502,7 @@ def equal_error_ratio(
         runs: :func:`run_searches` output.
         better, worse: the two terms to compare (e.g. ``predicted`` and ``flops``).
         metric, batch, controller: which searches.
-        levels: error levels (default: the pool's error quantiles 0.05, 0.1, ..., 0.5).
+        levels: error levels (default: the pool's error at ``EQUAL_ERROR_QUANTILES``).
 
     Returns:
         One row per level: ``error_level``, ``<better>_cost``, ``<worse>_cost`` (medians,
@@ -490,7 +510,7 @@ def equal_error_ratio(
     """
     meas = problem.measured[(metric, batch)]
     if levels is None:
-        levels = np.nanquantile(problem.error, np.arange(0.05, 0.51, 0.05))
+        levels = np.nanquantile(problem.error, EQUAL_ERROR_QUANTILES)
     sel = runs[
         (runs["metric"] == metric) & (runs["batch"] == batch) & (runs["controller"] == controller)
     ]
@@ -527,7 +547,7 @@ def targets_from(spec: Mapping[str, Sequence[int]]) -> list[tuple[str, int]]:
 
 def term_label(term: str, metric: str = "runtime") -> str:
     """``(a) accuracy only``, ``(b) + FLOPs``, ``(c) + predicted latency`` ... for a term."""
-    what = "latency" if metric == "runtime" else metric
+    what = {"runtime": "latency", "gpu_time": "GPU time"}.get(metric, metric)
     return {
         "none": "(a) accuracy only",
         "flops": "(b) + FLOPs",

@@ -156,6 +156,12 @@ MEASURED_COLUMNS: list[str] = list(_MEASURED_DOCS)
 #: predicted column of :meth:`hwml.nas.pricing.ArchPricer.predict`, unit, meaning).
 METRICS: dict[str, tuple[str, str, str, str]] = {
     "runtime": ("runtime_ms", "runtime_ms", "ms", "eager latency of one forward of the batch"),
+    "gpu_time": (
+        "runtime_graph_ms",
+        "runtime_graph_ms",
+        "ms",
+        "GPU time of one forward of the batch (CUDA-graph replay, no host issuing kernels)",
+    ),
     "energy": (
         "energy_per_image_mj",
         "graph_energy_per_image_mj",

@@ -137,6 +137,8 @@ def test_script_smoke_run_on_the_cpu(tmp_path: Path) -> None:
         "DEVICE": "cpu",
         "GIT_COMMIT": "test",
         "PYTHONPATH": str(REPO_ROOT),
+        "REFERENCES": "mnasnet-0.5",
+        "REFERENCE_RATES": "0.05",
     }
     done = subprocess.run(
         [str(REPO_ROOT / "scripts" / "nas_benchmark.sh"), str(tmp_path / "b")],
@@ -151,4 +153,13 @@ def test_script_smoke_run_on_the_cpu(tmp_path: Path) -> None:
     assert len(bench.pool) == 3 and bench.space == TINY
     prov = json.loads((tmp_path / "b" / "provenance.json").read_text())
     assert prov["runs"][0]["git_commit"] == "test"
-    assert "3 complete" in done.stdout
+    assert "4 complete" in done.stdout  # the 3 cells and the reference
+    # the reference trained once more, alone, at each of REFERENCE_RATES
+    again = load_nas_benchmark(tmp_path / "b" / "references-gpu" / "lr0.05")
+    assert list(again.references["key"]) == ["ref:mnasnet-0.5"] and len(again.pool) == 0
+    assert again.provenance["learning_rate"] == 0.05
+    assert (
+        pd.read_csv(tmp_path / "b" / "references-gpu" / "lr0.05" / "trained.csv")["learning_rate"]
+        .eq(0.05)
+        .all()
+    )

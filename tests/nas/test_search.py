@@ -146,6 +146,7 @@ def test_summary_and_median_front(problem: NASProblem) -> None:
     front = median_front(problem, runs, v, "predicted")
     assert front["measured"].is_monotonic_increasing and len(front) >= 1
     assert term_label("predicted", "energy") == "(c) + predicted energy"
+    assert term_label("measured", "gpu_time") == "(d) + measured GPU time"
     with pytest.raises(KeyError):
         median_front(problem, runs, v, "predicted", controller="nsga")
 
