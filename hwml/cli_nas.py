@@ -140,6 +140,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         command=_command(),
         git_commit=args.git_commit,
+        measure_only=args.measure_only,
     )
     print(
         f"measured {out['measured']} rows, trained {out['trained']} networks; "
@@ -299,6 +300,11 @@ def register(subparsers: Any) -> None:
         help="energy-counter updates per power window (default 2)",
     )
     b.add_argument("--no-power", action="store_true", help="measure runtime and memory only")
+    b.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="measure, never train: a second measurement of the networks, in a folder of its own",
+    )
     b.add_argument("--no-progress", action="store_true")
     b.add_argument("--git-commit", default=None, help="commit to record when the tree has no .git")
     b.set_defaults(func=_guarded(_cmd_benchmark))

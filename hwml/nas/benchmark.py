@@ -404,6 +404,7 @@ def build_benchmark(
     progress: bool = True,
     command: str | None = None,
     git_commit: str | None = None,
+    measure_only: bool = False,
 ) -> dict[str, int]:
     """Measure and train the benchmark's networks into ``folder`` (see the module docstring).
 
@@ -423,6 +424,9 @@ def build_benchmark(
         progress: show a progress bar.
         command: command line to record (default ``sys.argv``).
         git_commit: commit to record when the tree has no ``.git``.
+        measure_only: measure, never train (``trained.csv`` stays empty): a second
+            measurement of a benchmark's networks, into a folder of its own, to check
+            how well the first one repeats. A network counts as complete once measured.
 
     Returns:
         ``{"measured": rows, "trained": rows, "remaining": networks not yet complete}``.
@@ -452,6 +456,7 @@ def build_benchmark(
         "power_periods": opts.periods if opts.power else None,
         "energy_meter": type(dev.meter).__name__,
         "reference_bn_momentum": BN_MOMENTUM,
+        "measure_only": bool(measure_only),
     }
     if opts.power and dev.meter.available:
         run["counter_update_period_s"] = dev.meter.update_period_s(samples=5)
@@ -460,12 +465,18 @@ def build_benchmark(
     measured = AppendTable(folder / "measured.csv", MEASURED_COLUMNS)
     trained = AppendTable(folder / "trained.csv", TRAINED_COLUMNS)
     all_nets = networks(space, settings)
+
+    def incomplete(nets: Sequence[Network]) -> list[Network]:
+        done_m, done_t = measured.done_keys(), trained.done_keys()
+        return [
+            n
+            for n in nets
+            if (n.key not in done_t and not measure_only)
+            or any(f"{n.key}@b{b}" not in done_m for b in settings.batches)
+        ]
+
+    todo = incomplete(all_nets)
     done_m, done_t = measured.done_keys(), trained.done_keys()
-    todo = [
-        n
-        for n in all_nets
-        if n.key not in done_t or any(f"{n.key}@b{b}" not in done_m for b in settings.batches)
-    ]
     job = _TrainJob(
         device=str(dev.torch_device),
         space=space.to_spec(),
@@ -485,7 +496,7 @@ def build_benchmark(
     bar = tqdm(
         total=len(todo), desc="nas benchmark", unit="net", disable=not progress, file=sys.stderr
     )
-    trainers = _Trainers(job) if workers > 1 and len(todo) > 1 else None
+    trainers = _Trainers(job) if workers > 1 and len(todo) > 1 and not measure_only else None
     with RunLog(
         folder,
         facts,
@@ -515,10 +526,10 @@ def build_benchmark(
                         log.row()
                 if time.time() > deadline:
                     break
-                pending = [n for n in part if n.key not in done_t]
-                if trainers is not None:
+                pending = [] if measure_only else [n for n in part if n.key not in done_t]
+                if pending and trainers is not None:
                     trainers.run(pending, add_trained)
-                else:
+                elif pending:
                     if local_data is None:
                         local_data = load_data(settings.dataset, image_size=space.image_size)
                     threads = torch.get_num_threads()
@@ -545,12 +556,7 @@ def build_benchmark(
             bar.close()
             if trainers is not None:
                 trainers.close()
-    done_m, done_t = measured.done_keys(), trained.done_keys()
-    remaining = sum(
-        1
-        for n in all_nets
-        if n.key not in done_t or any(f"{n.key}@b{b}" not in done_m for b in settings.batches)
-    )
+    remaining = len(incomplete(all_nets))
     if remaining:
         print(
             f"nas benchmark: {remaining} of {len(all_nets)} networks not complete "

@@ -99,6 +99,19 @@ def test_rows_resume_and_provenance(tmp_path: Path) -> None:
     assert not bench.has_energy and bench.batches == (1, 64)
 
 
+def test_measure_only_measures_every_network_and_trains_none(tmp_path: Path) -> None:
+    out = _build(tmp_path, measure_only=True, workers=2)
+    assert out == {"measured": 6, "trained": 0, "remaining": 0}
+    assert _build(tmp_path, measure_only=True) == {"measured": 0, "trained": 0, "remaining": 0}
+    assert pd.read_csv(tmp_path / "trained.csv").empty
+    measured = pd.read_csv(tmp_path / "measured.csv")
+    assert measured["key"].is_unique and len(measured) == 6
+    prov = json.loads((tmp_path / "provenance.json").read_text())
+    assert [r["measure_only"] for r in prov["runs"]] == [True, True]
+    # the same folder without measure_only still owes its trainings
+    assert _build(tmp_path)["trained"] == 3
+
+
 def test_time_limit_stops_cleanly_and_a_rerun_finishes(tmp_path: Path) -> None:
     out = _build(tmp_path, time_limit_s=0.0)
     assert out == {"measured": 0, "trained": 0, "remaining": 3}
