@@ -160,3 +160,30 @@ def test_gpu_time_is_the_graph_replay_column_measured_and_predicted(
     np.testing.assert_allclose(
         problem.predicted[("gpu_time", 64)], predicted["runtime_graph_ms"].to_numpy(float)
     )
+
+
+def test_a_verdict_judged_on_a_second_measurement(folder: Path, tmp_path: Path) -> None:
+    from hwml.nas.search import NASProblem, SearchSettings, run_searches, verdict_frame
+    from hwml.nas.table import load_nas_benchmark, read_measurements
+
+    bench = load_nas_benchmark(folder)
+    problem = NASProblem.from_benchmark(bench, None)
+    again = pd.read_csv(folder / "measured.csv")
+    again["runtime_ms"] = again["runtime_ms"][::-1].to_numpy()  # a measurement that disagrees
+    (tmp_path / "again").mkdir()
+    again.to_csv(tmp_path / "again" / "measured.csv", index=False)
+    wide = read_measurements(tmp_path / "again")
+    judged = problem.judged_on(wide)
+    keys = pd.Index(problem.keys)
+    expected = again[again["batch"] == 1].set_index("arch").loc[keys, "runtime_ms"].to_numpy()
+    np.testing.assert_allclose(judged.measured[("runtime", 1)], expected)
+    np.testing.assert_allclose(judged.error, problem.error)  # only the measurements change
+    settings = SearchSettings(n_evals=12)
+    runs = run_searches(
+        problem, terms=("measured",), controllers=("nsga",), seeds=[0], settings=settings
+    )
+    first = verdict_frame(problem, runs, 0.3).set_index("controller")["hv_front_pct"]
+    second = verdict_frame(judged, runs, 0.3).set_index("controller")["hv_front_pct"]
+    assert first["nsga"] != pytest.approx(second["nsga"])  # judged on the other measurement
+    with pytest.raises(ValueError, match="none of this pool"):
+        problem.judged_on(wide.set_axis([f"x{i}" for i in range(len(wide))]))

@@ -34,7 +34,7 @@ and how far each pick's measured cost lands from the target.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -157,6 +157,30 @@ class NASProblem:
             measured=measured,
             predicted=predicted,
         )
+
+    def judged_on(self, wide: pd.DataFrame) -> NASProblem:
+        """The same pool with its measured quantities taken from another measurement.
+
+        ``wide`` is a second measurement in the wide form
+        (:func:`hwml.nas.table.read_measurements`). A search run on this problem sees
+        the first measurement; its verdict (:func:`verdict_frame`,
+        :func:`equal_error_ratio`) computed on the returned problem is judged on the
+        second, so a search on measured cost cannot score by the noise it was fed.
+        Quantities the second measurement lacks are NaN.
+
+        Raises:
+            ValueError: ``wide`` holds none of this pool's architectures.
+        """
+        rows = wide.reindex(self.keys)
+        if rows.isna().all(axis=None):
+            raise ValueError("the second measurement holds none of this pool's architectures")
+        measured = {}
+        for metric, batch in self.measured:
+            col = metric_column(metric, batch)
+            measured[(metric, batch)] = (
+                rows[col].to_numpy(float) if col in rows else np.full(len(self.keys), np.nan)
+            )
+        return replace(self, measured=measured, predicted=dict(self.predicted))
 
     def __len__(self) -> int:
         return len(self.keys)

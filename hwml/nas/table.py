@@ -22,6 +22,7 @@ A benchmark folder holds
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "column_docs",
     "load_nas_benchmark",
     "metric_column",
+    "read_measurements",
 ]
 
 IDENTITY_FACTS = (
@@ -251,6 +253,39 @@ def _last_usable(frame: pd.DataFrame, usable: tuple[str, ...]) -> pd.DataFrame:
     return frame.groupby("key", sort=False).tail(1).drop(columns=["_usable", "_order"])
 
 
+def _wide(measured: pd.DataFrame, batches: Sequence[int]) -> pd.DataFrame:
+    """One row per architecture (index ``arch``), ``<column>_b<batch>`` for every
+    measured column and batch: the last usable row of each key, runtimes NaN where the
+    row is not usable and power columns NaN where its power is not."""
+    m = _last_usable(measured, USABLE_STATUS)
+    parts = []
+    for b in batches:
+        rows = m[m["batch"] == b].set_index("arch")
+        part = rows[list(_PER_BATCH)].copy()
+        bad = ~part["status"].isin(USABLE_STATUS)
+        part.loc[bad, ["runtime_ms", "runtime_graph_ms", "host_dispatch_ms"]] = np.nan
+        no_power = ~part["status"].isin(USABLE_POWER_STATUS)
+        part.loc[no_power, list(_POWER_COLUMNS)] = np.nan
+        part.columns = [f"{c}_b{b}" for c in part.columns]
+        parts.append(part)
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame()
+
+
+def read_measurements(folder: str | os.PathLike[str]) -> pd.DataFrame:
+    """The measured rows of a benchmark folder in the wide form of
+    :attr:`NASBenchmark.networks` (index: architecture key; ``runtime_ms_b1`` ...), for
+    every batch it holds, whether or not its networks were trained: a second
+    measurement (``hwml nas benchmark --measure-only``) in the shape of the first.
+
+    Raises:
+        DatasetError: the folder has no ``measured.csv``.
+    """
+    from hwml.data import dataset_path
+
+    measured = read_table(dataset_path(folder), "measured")
+    return _wide(measured, sorted(int(b) for b in measured["batch"].unique()))
+
+
 def load_nas_benchmark(folder: str | os.PathLike[str]) -> NASBenchmark:
     """Read a benchmark folder (a name under ``data/`` or a path).
 
@@ -277,16 +312,9 @@ def load_nas_benchmark(folder: str | os.PathLike[str]) -> NASBenchmark:
     )
     nets.loc[nets["train_status"] != "ok", "test_error"] = np.nan
     complete = nets["train_status"] == "ok"
-    m = _last_usable(measured, USABLE_STATUS)
+    wide = _wide(measured, batches)
+    nets = nets.merge(wide, left_on="key", right_index=True, how="left")
     for b in batches:
-        rows = m[m["batch"] == b].set_index("arch")
-        part = rows[list(_PER_BATCH)].copy()
-        bad = ~part["status"].isin(USABLE_STATUS)
-        part.loc[bad, ["runtime_ms", "runtime_graph_ms", "host_dispatch_ms"]] = np.nan
-        no_power = ~part["status"].isin(USABLE_POWER_STATUS)
-        part.loc[no_power, list(_POWER_COLUMNS)] = np.nan
-        part.columns = [f"{c}_b{b}" for c in part.columns]
-        nets = nets.merge(part, left_on="key", right_index=True, how="left")
         complete &= nets[f"runtime_ms_b{b}"].notna().to_numpy()
     nets["complete"] = complete.to_numpy()
     return NASBenchmark(

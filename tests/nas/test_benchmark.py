@@ -19,7 +19,7 @@ from hwml.data import REPO_ROOT, DatasetError
 from hwml.hardware import CpuTimer, Device, PowerReading, open_device
 from hwml.nas.benchmark import BenchmarkSettings, build_benchmark, networks
 from hwml.nas.space import NASSpace
-from hwml.nas.table import MEASURED_COLUMNS, TRAINED_COLUMNS, load_nas_benchmark
+from hwml.nas.table import MEASURED_COLUMNS, TRAINED_COLUMNS, load_nas_benchmark, read_measurements
 from hwml.profile import SweepOptions
 
 TINY = NASSpace.tiny()
@@ -108,6 +108,9 @@ def test_measure_only_measures_every_network_and_trains_none(tmp_path: Path) -> 
     assert measured["key"].is_unique and len(measured) == 6
     prov = json.loads((tmp_path / "provenance.json").read_text())
     assert [r["measure_only"] for r in prov["runs"]] == [True, True]
+    wide = read_measurements(tmp_path)  # the second measurement, in the benchmark's shape
+    assert sorted(wide.index) == sorted(measured["arch"].unique())
+    assert {"runtime_ms_b1", "runtime_graph_ms_b64"} <= set(wide.columns)
     # the same folder without measure_only still owes its trainings
     assert _build(tmp_path)["trained"] == 3
 
