@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,9 @@ __all__ = [
     "TERMS",
     "NASProblem",
     "SearchSettings",
+    "dominated_count",
     "equal_error_ratio",
+    "equal_error_sentence",
     "equal_error_summary",
     "median_front",
     "mnas_reward",
@@ -664,3 +667,35 @@ def equal_error_summary(ratios: pd.DataFrame, tie_pct: float = 5.0) -> dict[str,
     tie = tie_pct / 100.0
     verdict = "ahead" if ratio < 1 - tie else "behind" if ratio > 1 + tie else "on par"
     return {"ratio": ratio, "pct": 100 * abs(1 - ratio), "levels": len(ratios), "verdict": verdict}
+
+
+_EQUAL_ERROR_WORDS = {
+    "ahead": "is ahead: at equal error its networks are {pct:.0f} % faster (measured) than the "
+    "FLOPs search's",
+    "on par": "is on par with the FLOPs search: at equal error its networks are {pct:.1f} % "
+    "{direction} (measured), within the {tie:.0f} % called a tie",
+    "behind": "is not ahead: at equal error its networks are {pct:.0f} % slower (measured) than "
+    "the FLOPs search's",
+    "not comparable": "could not be compared with the FLOPs search: their fronts share no error "
+    "level",
+}
+
+
+def equal_error_sentence(summary: Mapping[str, Any], tie_pct: float = 5.0) -> str:
+    """:func:`equal_error_summary`'s verdict of a search against the FLOPs search, as the
+    predicate of a sentence ("is ahead: at equal error its networks are 12 % faster ...")."""
+    ratio = float(summary["ratio"])
+    return _EQUAL_ERROR_WORDS[str(summary["verdict"])].format(
+        pct=summary["pct"], tie=tie_pct, direction="faster" if ratio < 1 else "slower"
+    )
+
+
+def dominated_count(
+    error: np.ndarray, cost: np.ndarray, others_error: np.ndarray, others_cost: np.ndarray
+) -> int:
+    """How many of the other points some point of (``error``, ``cost``) dominates: no
+    worse in both, better in one (e.g. reference networks beaten by a search's front)."""
+    e, c = np.asarray(error, float)[:, None], np.asarray(cost, float)[:, None]
+    oe, oc = np.asarray(others_error, float)[None, :], np.asarray(others_cost, float)[None, :]
+    beats = (e <= oe) & (c <= oc) & ((e < oe) | (c < oc))
+    return int(beats.any(axis=0).sum())

@@ -162,3 +162,34 @@ def test_equal_error_summary() -> None:
     assert equal_error_summary(pd.DataFrame({"ratio": [1.02, 0.99]}))["verdict"] == "on par"
     assert equal_error_summary(pd.DataFrame({"ratio": [2.0]}))["verdict"] == "behind"
     assert equal_error_summary(pd.DataFrame({"ratio": []}))["verdict"] == "not comparable"
+
+
+def test_equal_error_sentence_says_the_verdict_and_its_size() -> None:
+    from hwml.nas.search import equal_error_sentence, equal_error_summary
+
+    ahead = equal_error_summary(pd.DataFrame({"ratio": [0.8, 0.8]}))
+    assert equal_error_sentence(ahead).startswith(
+        "is ahead"
+    ) and "20 % faster" in equal_error_sentence(ahead)
+    par = equal_error_summary(pd.DataFrame({"ratio": [1.03]}), tie_pct=5)
+    assert "3.0 % slower" in equal_error_sentence(
+        par, 5
+    ) and "5 % called a tie" in equal_error_sentence(par, 5)
+    behind = equal_error_summary(pd.DataFrame({"ratio": [1.5]}))
+    assert "50 % slower" in equal_error_sentence(behind) and "not ahead" in equal_error_sentence(
+        behind
+    )
+    none = equal_error_summary(pd.DataFrame({"ratio": []}))
+    assert "share no error level" in equal_error_sentence(none)
+
+
+def test_dominated_count() -> None:
+    from hwml.nas.search import dominated_count
+
+    front_err, front_cost = np.array([0.1, 0.3]), np.array([2.0, 1.0])
+    stars_err = np.array([0.2, 0.1, 0.05, 0.3])
+    stars_cost = np.array([3.0, 2.0, 1.0, 0.5])
+    # (0.2, 3) is beaten by (0.1, 2); (0.1, 2) equals a front point: not beaten;
+    # (0.05, 1) and (0.3, 0.5) are better in one coordinate than every front point
+    assert dominated_count(front_err, front_cost, stars_err, stars_cost) == 1
+    assert dominated_count(front_err, front_cost, stars_err + 1, stars_cost + 5) == 4
