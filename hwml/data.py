@@ -61,6 +61,7 @@ __all__ = [
     "SweepBusyError",
     "git_commit",
     "now_iso",
+    "cpu_name",
     "write_readme",
     "json_safe",
     "DatasetError",
@@ -131,6 +132,17 @@ def list_datasets(kind: str | None = None) -> list[Path]:
 def now_iso() -> str:
     """Current UTC time, ISO 8601, seconds."""
     return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def cpu_name() -> str:
+    """The host CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def git_commit(root: Path = REPO_ROOT) -> str | None:

@@ -281,16 +281,6 @@ def _version(distribution: str) -> str:
         return "not installed"
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _gpu_name() -> str:
     try:
         from hwml.hardware import cuda_device_names  # noqa: PLC0415 (imports torch: heavy)
@@ -317,7 +307,7 @@ def collect_provenance(config: Any = None) -> dict[str, str]:
         "torch": _version("torch"),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "CPU": _cpu_name(),
+        "CPU": data.cpu_name(),
         "GPU": _gpu_name(),
         "date (UTC)": data.now_iso(),
     }

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import platform
 import shlex
 import sys
 import time
@@ -44,7 +43,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hwml.data import git_commit, now_iso, read_provenance
+from hwml.data import cpu_name, git_commit, now_iso, read_provenance
 from hwml.nas.references import BN_MOMENTUM, REFERENCES, build_reference
 from hwml.nas.space import NASSpace
 from hwml.nas.table import load_nas_benchmark
@@ -95,16 +94,6 @@ def _recalibrated_error(model: nn.Module, data: ImageData, batch_size: int) -> f
         for i in range(0, len(data.y_train), batch_size):
             model(data.x_train[i : i + batch_size])
     return test_error(model, data, torch.device("cpu"))
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _save_runs(out: Path, runs: list[dict[str, Any]]) -> None:
@@ -173,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "outcome": "running (no end recorded: killed, or still running)",
         "rows": 0,
         "git_commit": commit,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "threads": args.threads,
         "torch": torch.__version__,
         "benchmark": str(args.benchmark),

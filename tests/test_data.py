@@ -387,3 +387,22 @@ def test_concurrent_runs_keep_every_entry(tmp_path):
     runs = _runs(tmp_path)
     assert len(runs) == 32 and all(r["outcome"] == "completed" for r in runs)
     assert sorted(r["rows_written"] for r in runs) == sorted(list(range(8)) * 4)
+
+
+def test_cpu_name_reads_cpuinfo_and_falls_back_to_platform(monkeypatch) -> None:
+    import platform
+    from pathlib import Path
+
+    from hwml.data import cpu_name
+
+    monkeypatch.setattr(
+        Path, "read_text", lambda self, *a, **k: "cpu\t: 0\nmodel name\t: Test CPU 9000\n"
+    )
+    assert cpu_name() == "Test CPU 9000"
+
+    def missing(self, *a, **k):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(Path, "read_text", missing)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert cpu_name() == platform.machine()

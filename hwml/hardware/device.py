@@ -289,6 +289,8 @@ class Device:
 
 
 def _cpu_name() -> str:
+    """The host CPU's model name: :func:`hwml.data.cpu_name`'s twin, kept here because
+    ``hardware`` shares ``data``'s floor and may not import it (tests/test_layering.py)."""
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):

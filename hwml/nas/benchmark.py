@@ -526,6 +526,8 @@ def build_benchmark(
                         log.row()
                 if time.time() > deadline:
                     break
+                if measure_only:  # no trainings to count: the bar follows the measurements
+                    bar.update(len(part))
                 pending = [] if measure_only else [n for n in part if n.key not in done_t]
                 if pending and trainers is not None:
                     trainers.run(pending, add_trained)
